@@ -1,0 +1,98 @@
+"""hybridconn: a Python client for Azure Relay Hybrid Connections, with a local relay emulator.
+
+Synchronous and thread-based: a :class:`HybridConnectionListener` serves HTTP
+requests and WebSocket connections from a pool of handler threads, and a
+:class:`HybridConnectionClient` sends through the relay with plain blocking
+calls. :mod:`hybridconn.emulator` runs the service side locally.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .auth import (
+    CallableTokenProvider,
+    ConnectionString,
+    SasAuth,
+    SharedAccessKeyTokenProvider,
+    StaticTokenProvider,
+    TokenProvider,
+    generate_sas_token,
+    parse_sas_token,
+    verify_sas_token,
+)
+from .connection import HybridConnection
+from .exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ConfigurationError,
+    ConnectionClosed,
+    ConnectionRejectedError,
+    EndpointNotFoundError,
+    HandshakeError,
+    HybridConnectionError,
+    ListenerUnavailableError,
+    ProtocolError,
+    RelayConnectionError,
+    RelayTimeoutError,
+)
+from .relayed import RelayedRequest, RelayedResponse
+
+__version__ = "0.1.0"
+
+# Heavier modules load on first use, so `import hybridconn` stays cheap.
+_LAZY = {
+    "HybridConnectionListener": "hybridconn.listener",
+    "HybridConnectionClient": "hybridconn.client",
+    "serve_wsgi": "hybridconn.wsgi",
+    "RelayEmulator": "hybridconn.emulator",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import HybridConnectionClient
+    from .emulator import RelayEmulator
+    from .listener import HybridConnectionListener
+    from .wsgi import serve_wsgi
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hybridconn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
+    "CallableTokenProvider",
+    "ConfigurationError",
+    "ConnectionClosed",
+    "ConnectionRejectedError",
+    "ConnectionString",
+    "EndpointNotFoundError",
+    "HandshakeError",
+    "HybridConnection",
+    "HybridConnectionClient",
+    "HybridConnectionError",
+    "HybridConnectionListener",
+    "ListenerUnavailableError",
+    "ProtocolError",
+    "RelayConnectionError",
+    "RelayEmulator",
+    "RelayTimeoutError",
+    "RelayedRequest",
+    "RelayedResponse",
+    "SasAuth",
+    "SharedAccessKeyTokenProvider",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "generate_sas_token",
+    "parse_sas_token",
+    "serve_wsgi",
+    "verify_sas_token",
+    "__version__",
+]

@@ -1,0 +1,140 @@
+"""Opening WebSockets with websocket-client: the one place its errors are translated.
+
+Everything that crosses from websocket-client, ``socket`` or ``ssl`` into
+hybridconn on a handshake passes through :func:`open_websocket`, which raises
+only hybridconn errors (``raise ... from exc``) and never shows a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from urllib.parse import urlsplit
+
+import websocket
+
+from .addresses import redact_url
+from .exceptions import HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
+
+__all__ = ["open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify"]
+
+log = logging.getLogger(__name__)
+
+Verify = Union[bool, str]
+
+_warned_insecure = threading.Event()
+
+
+def warn_insecure_once() -> None:
+    """Log once per process that TLS verification is off."""
+    if not _warned_insecure.is_set():
+        _warned_insecure.set()
+        log.warning("TLS certificate verification is disabled (verify=False); use only against a test relay")
+
+
+def ws_ssl_options(verify: Verify) -> Dict[str, Any]:
+    """websocket-client ``sslopt`` for ``verify`` (True, False, or a CA bundle path)."""
+    if verify is False:
+        warn_insecure_once()
+        return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+    options: Dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}
+    if isinstance(verify, str):
+        options["ca_certs"] = verify
+    return options
+
+
+def ws_proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
+    """websocket-client proxy options for an explicit ``http://host:port`` proxy.
+
+    Without one, websocket-client reads ``https_proxy``/``http_proxy`` and
+    ``no_proxy`` from the environment itself.
+    """
+    if not proxy:
+        return {}
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    if not parts.hostname:
+        raise HybridConnectionError(f"proxy {proxy!r} has no host")
+    options: Dict[str, Any] = {
+        "http_proxy_host": parts.hostname,
+        "http_proxy_port": parts.port or 8080,
+        "proxy_type": "http",
+    }
+    if parts.username:
+        options["http_proxy_auth"] = (parts.username, parts.password or "")
+    return options
+
+
+def open_websocket(
+    url: str,
+    *,
+    headers: Optional[Mapping[str, str]] = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    timeout: Optional[float] = 30.0,
+    verify: Verify = True,
+    proxy: Optional[str] = None,
+    what: str = "connect",
+) -> websocket.WebSocket:
+    """Complete a WebSocket handshake, or raise a hybridconn error.
+
+    A refused handshake raises the error matching its status (see
+    :func:`~hybridconn.exceptions.error_for_status`); the caller decides what
+    a status means where it differs (a reject expects 410).
+    """
+    ws = websocket.WebSocket(
+        enable_multithread=True,
+        skip_utf8_validation=True,  # text is decoded (and so validated) in C by HybridConnection
+        sslopt=ws_ssl_options(verify) if url.startswith("wss:") else None,
+    )
+    header_list: List[str] = [f"{name}: {value}" for name, value in (headers or {}).items()]
+    options: Dict[str, Any] = {"header": header_list, "timeout": timeout, "suppress_origin": True}
+    if subprotocols:
+        options["subprotocols"] = list(subprotocols)
+    options.update(ws_proxy_options(proxy))
+    try:
+        ws.connect(url, **options)
+    except BaseException as exc:
+        _close_quietly(ws)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise translate_ws_error(exc, url, what) from exc
+    return ws
+
+
+def translate_ws_error(exc: BaseException, url: str = "", what: str = "connect") -> HybridConnectionError:
+    """The hybridconn error for a websocket-client, socket or ssl failure."""
+    where = redact_url(_without_query(url)) if url else "the relay"
+    if isinstance(exc, HybridConnectionError):
+        return exc
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        reason = exc.status_message or ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("latin-1")
+        return error_for_status(int(exc.status_code), redact_url(str(reason)))
+    if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout)):
+        return RelayTimeoutError(f"timed out during {what} to {where}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return RelayConnectionError(
+            f"TLS certificate verification failed for {where}: {exc.verify_message or exc.reason}; "
+            "pass verify='/path/to/ca.pem' to trust a self-signed relay (such as the emulator)"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return RelayConnectionError(f"TLS error during {what} to {where}: {exc.reason or exc}")
+    if isinstance(exc, websocket.WebSocketProxyException):
+        return RelayConnectionError(f"proxy refused the tunnel to {where}: {exc}")
+    if isinstance(exc, (ConnectionError, OSError, websocket.WebSocketException)):
+        return RelayConnectionError(f"could not {what} to {where}: {type(exc).__name__}: {exc}")
+    return RelayConnectionError(f"could not {what} to {where}: {type(exc).__name__}")
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _close_quietly(ws: websocket.WebSocket) -> None:
+    try:
+        ws.shutdown()
+    except Exception:  # noqa: BLE001 - best effort on a socket that failed already
+        pass

@@ -1,0 +1,1 @@
+"""Subcommands of the ``hybridconn`` console script (see :mod:`hybridconn.cli`)."""

@@ -1,0 +1,84 @@
+"""RelayedRequest and RelayedResponse: what an HTTP handler receives and returns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional, Union
+
+from requests.structures import CaseInsensitiveDict
+
+__all__ = ["RelayedRequest", "RelayedResponse", "ResponseBody"]
+
+ResponseBody = Union[bytes, str, Iterable[bytes]]
+
+
+@dataclass
+class RelayedRequest:
+    """An HTTP request that came through the relay.
+
+    :ivar id: the relay's request id.
+    :ivar method: ``GET``, ``POST``, ...
+    :ivar target: the request target as sent (``/hc1/suffix?x=1``), without ``sb-hc-*``.
+    :ivar path: the path suffix after the hybrid connection name (``/suffix``, or ``""``).
+    :ivar query: the query string without ``sb-hc-*`` parameters.
+    :ivar headers: the sender's headers, case-insensitive.
+    :ivar body: the whole request body.
+    :ivar via_rendezvous: True when the request arrived over a rendezvous socket.
+    """
+
+    id: str
+    method: str
+    target: str
+    path: str = ""
+    query: str = ""
+    headers: "CaseInsensitiveDict[str]" = field(default_factory=CaseInsensitiveDict)
+    body: bytes = b""
+    via_rendezvous: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, CaseInsensitiveDict):
+            self.headers = CaseInsensitiveDict(self.headers)
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body decoded as JSON."""
+        return json.loads(self.body.decode("utf-8"), **kwargs)
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"<RelayedRequest {self.method} {self.target} id={self.id} {len(self.body)} bytes>"
+
+
+@dataclass
+class RelayedResponse:
+    """A handler's answer.
+
+    ``body`` is ``bytes``, ``str`` (sent as UTF-8) or an iterable of ``bytes``
+    chunks, which is streamed over a rendezvous socket. Bodies over 64 kB go by
+    rendezvous automatically.
+    """
+
+    status: int = 200
+    headers: Optional[Mapping[str, str]] = None
+    body: ResponseBody = b""
+    reason: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.status, bool) or not isinstance(self.status, int) or not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status code (100-599), not {self.status!r}")
+        if isinstance(self.body, str):
+            self.body = self.body.encode("utf-8")
+        self.headers = dict(self.headers or {})
+
+    @property
+    def is_streamed(self) -> bool:
+        """True when the body is an iterable of chunks rather than bytes."""
+        return not isinstance(self.body, (bytes, bytearray, memoryview))
+
+    def __repr__(self) -> str:
+        size = "streamed" if self.is_streamed else f"{len(self.body)} bytes"  # type: ignore[arg-type]
+        return f"<RelayedResponse {self.status} {size}>"
