@@ -14,9 +14,11 @@ caller logs, and the assembler is ready for the next message.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
+from .addresses import redact
 from .exceptions import ProtocolError
 
 __all__ = [
@@ -168,6 +170,7 @@ _REQUIRED = {
     RenewToken: ("token",),
 }
 _HEADER_FIELDS = {"connect_headers", "request_headers", "response_headers"}
+_STATUS_TEXT = re.compile(r"\s*[0-9]{1,10}\s*")
 
 
 def parse_message(text: Union[str, bytes]) -> ControlMessage:
@@ -183,6 +186,8 @@ def parse_message(text: Union[str, bytes]) -> ControlMessage:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolError("control message is not valid UTF-8") from exc
+    if not isinstance(text, str):
+        raise ProtocolError(f"control message must be text, got {type(text).__name__}")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -191,7 +196,10 @@ def parse_message(text: Union[str, bytes]) -> ControlMessage:
         raise ProtocolError(f"control message must be a JSON object, got {type(document).__name__}")
     kinds = [key for key in document if key in _KINDS]
     if len(kinds) != 1:
-        found = ", ".join(sorted(map(str, document))) or "nothing"
+        names = sorted(map(str, document))
+        found = ", ".join(repr(name[:40]) for name in names[:8]) or "nothing"
+        if len(names) > 8:
+            found += f" and {len(names) - 8} more"
         raise ProtocolError(
             f"control message must hold exactly one of accept, request, response, renewToken; found {found}"
         )
@@ -219,6 +227,9 @@ def _build(cls: Type[Any], kind: str, body: Dict[str, Any]) -> ControlMessage:
         raise ProtocolError(f"{kind!r} message lacks required field(s): {', '.join(missing)}")
     if cls is Request:
         values.setdefault("address", "")
+    if cls is Accept:
+        # The id is informative (it repeats sb-hc-id of the address); don't drop an accept over it.
+        values.setdefault("id", "")
     return cls(**values, extra=extra)  # type: ignore[no-any-return]
 
 
@@ -235,7 +246,8 @@ def _coerce(kind: str, wire_name: str, name: str, value: Any) -> Any:
             raise ProtocolError(f"{where} must be a number, got {value!r}")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().isdigit():
+        # ASCII digits only: str.isdigit() also admits "²", which int() rejects.
+        if isinstance(value, str) and _STATUS_TEXT.fullmatch(value):
             return int(value.strip())
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -308,7 +320,8 @@ def fits_control_channel(body_length: int, headers: Optional[Mapping[str, str]] 
 
 
 def _preview(text: str, limit: int = 60) -> str:
-    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+    # A malformed renewToken frame may hold a token: scrub before showing any of it.
+    return repr(redact(text[:limit]) + ("..." if len(text) > limit else ""))
 
 
 # --------------------------------------------------------------------------------------
