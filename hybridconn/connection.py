@@ -300,6 +300,21 @@ class HybridConnection:
         self._closed.set()
         self._shutdown_socket()
 
+    def shutdown_send(self, code: int = 1000, reason: str = "", timeout: float = 2.0) -> None:
+        """Half-close: send a close frame now, but keep receiving until the peer's close.
+
+        Later sends raise :class:`ConnectionClosed`; :meth:`recv` keeps returning
+        the peer's messages until its close frame arrives (that close is not
+        echoed, it answers ours). Call :meth:`close` afterwards to release the
+        socket. This is how azbridge signals EOF on one direction of a stream.
+        """
+        with self._state_lock:
+            if self._close_sent or self.closed:
+                return
+            self._close_sent = True
+            self.close_code, self.close_reason = code, reason
+        self._try_send_close(code, reason, timeout=timeout)
+
     def _await_peer_close(self, deadline: float) -> None:
         # If no thread is reading, read the peer's answer ourselves; otherwise the reader will.
         if self._recv_lock.acquire(blocking=False):
