@@ -1,26 +1,74 @@
-"""pytest plugin: a ``relay_emulator`` fixture for testing your own listeners and senders offline.
+"""pytest plugin: test your own listeners and senders offline against a relay emulator.
 
-Installing hybridconn registers it (entry point ``pytest11``)::
+Installing hybridconn registers this plugin (entry point ``pytest11``), so the
+fixtures below are available in any project that has hybridconn installed::
 
-    def test_my_listener(relay_emulator):
-        cs = relay_emulator.connection_string("orders")
-        ...
+    import hybridconn
+
+    def test_my_listener_answers(relay_emulator):
+        cs = relay_emulator.connection_string("hc1")
+        listener = hybridconn.HybridConnectionListener.from_connection_string(cs)
+        listener.on_request(lambda req: hybridconn.RelayedResponse(body=b"pong"))
+        with listener:
+            listener.open(timeout=10)
+            client = hybridconn.HybridConnectionClient.from_connection_string(cs)
+            assert client.request("GET", "/ping", timeout=10).text == "pong"
+
+Fixtures (all function-scoped: every test gets a fresh relay on a free port):
+
+``relay_emulator``
+    A running :class:`~hybridconn.emulator.RelayEmulator` on 127.0.0.1, stopped
+    after the test. It has the hybrid connections named by
+    ``relay_emulator_options``; ``relay_emulator.connection_string(name)`` gives
+    a connection string with ``EntityPath=name`` that both sides can use.
+``relay_connection_string``
+    ``relay_emulator.connection_string("hc1")``: the shortest way in when one
+    hybrid connection is enough.
+``relay_emulator_options``
+    The keyword arguments the emulator is built with; by default
+    ``{"hybrid_connections": ["hc1"]}``. Override it in your ``conftest.py`` to
+    add hybrid connections or change other emulator options::
+
+        @pytest.fixture
+        def relay_emulator_options():
+            return {"hybrid_connections": ["orders", "invoices"]}
+
+These fixtures are always local: they never read ``HYBRIDCONN_CONNECTION_STRING``
+and never touch Azure.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Dict, Iterator
 
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .emulator import RelayEmulator
 
+#: The hybrid connection the fixtures create when ``relay_emulator_options`` is not overridden.
+DEFAULT_HYBRID_CONNECTION = "hc1"
+
 
 @pytest.fixture
-def relay_emulator() -> Iterator["RelayEmulator"]:
-    """A running :class:`~hybridconn.emulator.RelayEmulator` on 127.0.0.1 (any free port), stopped afterwards."""
+def relay_emulator_options() -> Dict[str, Any]:
+    """Keyword arguments for :class:`~hybridconn.emulator.RelayEmulator`; override to customise."""
+    return {"hybrid_connections": [DEFAULT_HYBRID_CONNECTION]}
+
+
+@pytest.fixture
+def relay_emulator(relay_emulator_options: Dict[str, Any]) -> Iterator["RelayEmulator"]:
+    """A running relay emulator on 127.0.0.1 (any free port), stopped after the test."""
     from .emulator import RelayEmulator
 
-    with RelayEmulator(hybrid_connections=("hc1",)) as relay:
+    options = dict(relay_emulator_options)
+    options.setdefault("hybrid_connections", [DEFAULT_HYBRID_CONNECTION])
+    with RelayEmulator(**options) as relay:
         yield relay
+
+
+@pytest.fixture
+def relay_connection_string(relay_emulator: "RelayEmulator", relay_emulator_options: Dict[str, Any]) -> str:
+    """A connection string (with EntityPath) for the emulator's first hybrid connection."""
+    names = list(relay_emulator_options.get("hybrid_connections") or [DEFAULT_HYBRID_CONNECTION])
+    return relay_emulator.connection_string(names[0])

@@ -1,0 +1,129 @@
+"""``hybridconn connect``: an interactive WebSocket through the relay, like websocat.
+
+Each line read from stdin is sent as one text message (``--binary``: binary);
+each message received is written to stdout, one per line. At the end of stdin
+the sending side is closed and the remaining replies are printed until the
+listener closes too; the exit code is 0 for a clean close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+from ..exceptions import ConfigurationError, ConnectionClosed, HybridConnectionError
+from ._common import add_connection_string
+from ._relay import add_path, required_relay
+
+NAME = "connect"
+HELP = "open a WebSocket through the relay: stdin lines -> messages, messages -> stdout"
+
+CLOSE_WAIT = 5.0  # seconds to wait for the listener's close after the end of stdin
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_connection_string(parser)
+    add_path(parser)
+    parser.add_argument("--suffix", default="", help="path after the hybrid connection name, e.g. /chat")
+    parser.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="connect header (repeatable)"
+    )
+    parser.add_argument("--binary", action="store_true", help="send each line as a binary message")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the connection (default: 30)")
+
+
+def parse_headers(values: List[str]) -> Dict[str, str]:
+    """``['Name: value', ...]`` as a dict; a malformed one is a ConfigurationError."""
+    headers: Dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition(":")
+        if not sep or not name.strip():
+            raise ConfigurationError(f"header {value!r:.60} is not 'Name: value'")
+        headers[name.strip()] = text.strip()
+    return headers
+
+
+def _write(message: Any) -> None:
+    if isinstance(message, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(message + b"\n")
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+
+class Session:
+    """Two threads: one prints what arrives, one sends what stdin gives."""
+
+    def __init__(self, conn: Any, binary: bool) -> None:
+        self.conn = conn
+        self.binary = binary
+        self.received = threading.Event()  # set when the receiving side has ended
+        self.stdin_ended = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    def receive(self) -> None:
+        try:
+            for message in self.conn:
+                _write(message)
+        except HybridConnectionError as exc:
+            self.error = exc
+        finally:
+            self.received.set()
+
+    def send(self) -> None:
+        try:
+            for line in sys.stdin:
+                text = line.rstrip("\r\n")
+                self.conn.send(text.encode("utf-8") if self.binary else text)
+            self.conn.shutdown_send(1000, "end of input")
+        except ConnectionClosed:
+            pass  # the listener closed first; the receiver reports it
+        finally:
+            self.stdin_ended.set()
+
+    def run(self) -> None:
+        receiver = threading.Thread(target=self.receive, name="hybridconn-connect-receive", daemon=True)
+        # stdin cannot be interrupted, so its reader is a daemon the process may leave behind at exit.
+        sender = threading.Thread(target=self.send, name="hybridconn-connect-stdin", daemon=True)
+        receiver.start()
+        sender.start()
+        try:
+            while not self.received.wait(1.0):
+                if self.stdin_ended.is_set():
+                    # Our close is sent; give the listener a moment to answer it and flush its replies.
+                    self.received.wait(CLOSE_WAIT)
+                    break
+        finally:
+            self.conn.close(timeout=CLOSE_WAIT)
+            receiver.join(CLOSE_WAIT)
+
+
+def run(args: argparse.Namespace) -> int:
+    import hybridconn
+
+    relay = required_relay(args)
+    headers = parse_headers(args.header)
+    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path)
+    conn = client.connect(headers=headers or None, suffix=args.suffix, timeout=args.timeout)
+    if args.verbose:
+        print(f"hybridconn connect: connected to {relay.description} id={conn.id}", file=sys.stderr)
+    session = Session(conn, args.binary)
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        conn.close(1001, "interrupted", timeout=2.0)
+        return 130
+    code = conn.close_code
+    if session.error is not None:
+        print(f"hybridconn connect: error: {session.error}", file=sys.stderr)
+        return 1
+    if code not in (None, 1000, 1001, 1005):
+        print(f"hybridconn connect: closed by the listener: {code} {conn.close_reason}".rstrip(), file=sys.stderr)
+        return 1
+    if args.verbose:
+        print(f"hybridconn connect: closed ({code})", file=sys.stderr)
+    return 0

@@ -1,0 +1,80 @@
+"""``hybridconn request METHOD SUFFIX``: send one HTTP request through the relay, like curl.
+
+The response body goes to stdout as it came; the status line and headers go
+to stderr with ``-v``. As with ``curl --fail``, a status of 400 or more exits
+with code 22 only when ``--fail`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from ..exceptions import ConfigurationError
+from ._common import add_connection_string
+from ._relay import add_path, required_relay
+from .connect import parse_headers
+
+NAME = "request"
+HELP = "send an HTTP request through the relay and print the response body (curl-like)"
+
+FAIL_EXIT = 22  # curl's exit code for --fail
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("method", metavar="METHOD", help="GET, POST, PUT, DELETE, ...")
+    parser.add_argument(
+        "suffix", metavar="SUFFIX", nargs="?", default="", help="path (and query) after the hybrid connection name"
+    )
+    add_connection_string(parser)
+    add_path(parser)
+    parser.add_argument(
+        "-d", "--data", default=None, help="request body; @FILE reads a file, @- reads stdin"
+    )
+    parser.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header (repeatable)"
+    )
+    parser.add_argument("--fail", "-f", action="store_true", help=f"exit with {FAIL_EXIT} on an HTTP status >= 400")
+    parser.add_argument("--timeout", type=float, default=70.0, help="seconds to wait for the response (default: 70)")
+
+
+def read_data(data: Optional[str]) -> Optional[bytes]:
+    """The body -d asked for: literal text, ``@file`` or ``@-`` (stdin)."""
+    if data is None:
+        return None
+    if data == "@-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        try:
+            with open(data[1:], "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {data[1:]!r}: {exc.strerror}") from exc
+    return data.encode("utf-8")
+
+
+def run(args: argparse.Namespace) -> int:
+    import hybridconn
+
+    relay = required_relay(args)
+    body = read_data(args.data)
+    headers = parse_headers(args.header)
+    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path)
+    suffix = args.suffix if not args.suffix or args.suffix.startswith("/") else "/" + args.suffix
+    response = client.request(args.method.upper(), suffix, data=body, headers=headers or None, timeout=args.timeout)
+    try:
+        if args.verbose:
+            print(f"HTTP {response.status_code} {response.reason or ''}".rstrip(), file=sys.stderr)
+            for name, value in response.headers.items():
+                print(f"{name}: {value}", file=sys.stderr)
+            sys.stderr.flush()
+        sys.stdout.flush()
+        sys.stdout.buffer.write(response.content)
+        sys.stdout.buffer.flush()
+    finally:
+        response.close()
+    if args.fail and response.status_code >= 400:
+        print(f"hybridconn request: HTTP {response.status_code} {response.reason or ''}".rstrip(), file=sys.stderr)
+        return FAIL_EXIT
+    return 0
