@@ -203,11 +203,19 @@ def reject_url(address: str, status_code: int, description: str) -> str:
 
 
 def rendezvous_request_url(address: str) -> str:
-    """A request's rendezvous address, with ``sb-hc-action=request`` ensured."""
+    """A request's rendezvous address, with ``sb-hc-action=request`` ensured.
+
+    The service's address is meant to be used as-is, so every other parameter
+    keeps its exact text and place (re-encoding could change ``+`` or ``%2B``).
+    """
     parts = urlsplit(address)
-    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "sb-hc-action"]
-    pairs.append(("sb-hc-action", "request"))
-    return urlunsplit(parts._replace(query=urlencode(pairs, quote_via=quote)))
+    items = [item for item in parts.query.split("&") if item]
+    action = [i for i, item in enumerate(items) if unquote(item.split("=", 1)[0]).lower() == "sb-hc-action"]
+    if len(action) == 1 and items[action[0]].split("=", 1)[-1] == "request":
+        return address
+    items = [item for i, item in enumerate(items) if i not in action]
+    items.append("sb-hc-action=request")
+    return urlunsplit(parts._replace(query="&".join(items)))
 
 
 def strip_relay_query(query: str) -> str:
@@ -288,8 +296,12 @@ def split_target(target: str, path: Optional[str] = None) -> Tuple[str, str]:
     return suffix, strip_relay_query(query)
 
 
-_SECRET_PARAMS = re.compile(r"(?i)((?:sb-hc-token|sig|signature|sharedaccesskey|sharedaccesssignature)=)[^&;\s\"']*")
-_SAS_HEADER = re.compile(r"(?i)(SharedAccessSignature\s+)\S+")
+# Also the percent-encoded forms ("sig%3D...", "SharedAccessSignature%20..."): a token nested
+# in another URL's query is encoded once more.
+_SECRET_PARAMS = re.compile(
+    r"(?i)((?:sb-hc-token|sig|signature|sharedaccesskey|sharedaccesssignature)(?:=|%3D))[^&;\s\"']*"
+)
+_SAS_HEADER = re.compile(r"(?i)(SharedAccessSignature(?:\s+|%20|\+))\S+")
 
 
 def redact(text: str) -> str:
