@@ -1,0 +1,112 @@
+"""Fixtures for the WSGI bridge tests: the Django project, the Flask app, and a direct caller.
+
+The directory holds ``django_project`` and ``wsgi_flask_app`` as importable
+top-level modules (the way ``hybridconn serve`` imports them from the cwd).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from urllib.parse import unquote
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from wsgiref.validate import validator
+
+import pytest
+
+from hybridconn.relayed import RelayedRequest, RelayedResponse
+from hybridconn.wsgi import build_environ, call_wsgi
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+DJANGO_SETTINGS = "django_project.settings"
+EMULATOR_NAMESPACE = "ws://127.0.0.1:9350"
+
+
+@pytest.fixture(scope="session")
+def django_application() -> Any:
+    """The Django project's ``application``, with settings loaded once for this test process.
+
+    DJANGO_SETTINGS_MODULE is set only while Django reads it and restored
+    afterwards, so other tests' environment is left as it was.
+    """
+    from django.conf import settings
+
+    if settings.configured and getattr(settings, "ROOT_URLCONF", None) != "django_project.urls":
+        pytest.fail("Django was already configured by another test with other settings")
+    previous = os.environ.get("DJANGO_SETTINGS_MODULE")
+    os.environ["DJANGO_SETTINGS_MODULE"] = DJANGO_SETTINGS
+    try:
+        from django_project.wsgi import application
+
+        assert settings.ROOT_URLCONF == "django_project.urls"
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        else:
+            os.environ["DJANGO_SETTINGS_MODULE"] = previous
+    return application
+
+
+@pytest.fixture(scope="session")
+def flask_application() -> Any:
+    from wsgi_flask_app import app
+
+    return app
+
+
+def make_request(
+    method: str = "GET",
+    suffix: str = "/",
+    query: str = "",
+    headers: Optional[Dict[str, str]] = None,
+    body: bytes = b"",
+    name: str = "hc1",
+) -> RelayedRequest:
+    """A RelayedRequest as the listener builds it for ``/{name}{suffix}?{query}``."""
+    target = f"/{name}{suffix}" + (f"?{query}" if query else "")
+    return RelayedRequest(
+        id="req-1",
+        method=method,
+        target=target,
+        path=unquote(suffix),
+        query=query,
+        headers=dict(headers or {}),
+        body=body,
+    )
+
+
+def body_of(response: RelayedResponse) -> bytes:
+    """The whole body; a streamed body is iterated to its end and closed."""
+    if not response.is_streamed:
+        return bytes(response.body)  # type: ignore[arg-type]
+    try:
+        return b"".join(response.body)  # type: ignore[arg-type]
+    finally:
+        close = getattr(response.body, "close", None)
+        if close is not None:
+            close()
+
+
+Caller = Callable[..., Tuple[RelayedResponse, bytes]]
+
+
+@pytest.fixture
+def call() -> Caller:
+    """``call(app, method, suffix, ...)`` -> (response, body), through wsgiref's validator."""
+
+    def _call(app: Any, *args: Any, namespace: str = EMULATOR_NAMESPACE, **kwargs: Any) -> Tuple[RelayedResponse, bytes]:
+        request = make_request(*args, **kwargs)
+        environ = build_environ(request, namespace, kwargs.get("name", "hc1"))
+        response = call_wsgi(validator(app), environ)
+        return response, body_of(response)
+
+    return _call
+
+
+@pytest.fixture
+def wsgi_errors_records(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level("DEBUG", logger="hybridconn.wsgi")
+    yield caplog
