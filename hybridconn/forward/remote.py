@@ -1,0 +1,245 @@
+"""RemoteForwarder: the listener side of port forwarding (azbridge ``-T``/``-R``).
+
+One :class:`~hybridconn.HybridConnectionListener` serves every logical port
+of a hybrid connection. For each relayed connection it reads the sender's
+preamble (as bytes, across message boundaries), picks the target by port name
+with azbridge's rule (one forwarder: any numeric name matches it; otherwise an
+exact, case-sensitive match), and answers as azbridge does:
+
+- unsupported version or mode: ``00 00 00``, then close;
+- unknown port name: close without a reply;
+- stream/datagram mismatch: ``00 00 FF`` (or ``00 00 01``), then close;
+- otherwise ``01 00 00`` *before* connecting to the target, as C# azbridge
+  does, so a refused target looks to the sender like "accepted, then closed
+  at once" and its local connection is closed promptly.
+
+Then bytes are pumped both ways (:mod:`hybridconn.forward.pump`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
+
+from ..connection import HybridConnection
+from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
+from ..listener import HybridConnectionListener
+from .preamble import (
+    MODE_STREAM,
+    PreambleParser,
+    UnsupportedPreamble,
+    accept_reply,
+    match_port_name,
+    reply_for,
+    validate_port_name,
+)
+from .pump import StreamBridge
+
+__all__ = ["RemoteForwarder"]
+
+log = logging.getLogger(__name__)
+
+Target = Tuple[str, int]
+
+#: Default handler pool: every forwarded connection holds one pool thread for its lifetime.
+DEFAULT_MAX_CONNECTIONS = 256
+
+
+class RemoteForwarder:
+    """Connect relayed connections on one hybrid connection to TCP targets.
+
+    :param listener: the listener for the hybrid connection (not yet opened).
+        Its ``max_workers`` bounds the concurrent forwarded connections.
+    :param targets: port name -> ``(host, port)``. azbridge's default name for
+        ``-T relay:22`` is ``"22"``.
+    :param preamble_timeout: seconds a sender has to send its preamble.
+    :param connect_timeout: seconds to connect to a target.
+    """
+
+    def __init__(
+        self,
+        listener: HybridConnectionListener,
+        targets: Mapping[str, Target],
+        preamble_timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+    ) -> None:
+        if not targets:
+            raise ValueError("a remote forwarder needs at least one target")
+        self.listener = listener
+        self.targets: Dict[str, Target] = {
+            validate_port_name(str(name)): (str(host), int(port)) for name, (host, port) in targets.items()
+        }
+        self.preamble_timeout = preamble_timeout
+        self.connect_timeout = connect_timeout
+        self.connections_total = 0
+        self._names = list(self.targets)
+        self._lock = threading.Lock()
+        self._bridges: Set[StreamBridge] = set()
+        self._pending: Set[HybridConnection] = set()
+        self._closing = threading.Event()
+        listener.on_connection(self._on_connection)
+
+    @classmethod
+    def from_connection_string(
+        cls,
+        connection_string: str,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        hybrid_connection: Optional[str] = None,
+        *,
+        port_name: Optional[str] = None,
+        targets: Optional[Mapping[str, Target]] = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        preamble_timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+        **listener_options: Any,
+    ) -> "RemoteForwarder":
+        """A forwarder to ``host:port`` (named ``port_name``, default the port), or to several ``targets``."""
+        all_targets: Dict[str, Target] = dict(targets or {})
+        if host is not None and port is not None:
+            all_targets[port_name if port_name is not None else str(port)] = (host, int(port))
+        listener_options.setdefault("max_workers", max_connections)
+        listener = HybridConnectionListener.from_connection_string(
+            connection_string, path=hybrid_connection, **listener_options
+        )
+        return cls(listener, all_targets, preamble_timeout=preamble_timeout, connect_timeout=connect_timeout)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{name}->{host}:{port}" for name, (host, port) in self.targets.items())
+        return f"<RemoteForwarder {names} active={self.active_connections}>"
+
+    def __enter__(self) -> "RemoteForwarder":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def active_connections(self) -> int:
+        with self._lock:
+            return len(self._bridges)
+
+    def start(self, timeout: float = 30.0) -> "RemoteForwarder":
+        """Open the listener; returns once it is online."""
+        self.listener.open(timeout=timeout)
+        log.info("forwarding %s from the relay", ", ".join(f"{n!r} to {h}:{p}" for n, (h, p) in self.targets.items()))
+        return self
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`close` is called (from another thread or a signal handler)."""
+        self._closing.wait()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End every forwarded connection and close the listener (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        self._closing.set()
+        with self._lock:
+            bridges = list(self._bridges)
+            pending = list(self._pending)
+        for bridge in bridges:
+            bridge.abort()
+        for conn in pending:
+            conn.abort()
+        for bridge in bridges:
+            bridge.wait(max(0.0, deadline - time.monotonic()))
+        self.listener.close(timeout=max(0.5, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ per connection
+
+    def _on_connection(self, conn: HybridConnection) -> None:
+        """Runs in a listener pool thread for the whole life of the forwarded connection."""
+        with self._lock:
+            if self._closing.is_set():
+                conn.abort()
+                return
+            self.connections_total += 1
+            name = f"R{self.connections_total}"
+            self._pending.add(conn)
+        try:
+            self._serve(conn, name)
+        except Exception:  # noqa: BLE001 - log, never leave the relayed socket open
+            log.exception("forward %s: unexpected error", name)
+            conn.abort()
+        finally:
+            with self._lock:
+                self._pending.discard(conn)
+
+    def _serve(self, conn: HybridConnection, name: str) -> None:
+        parser = PreambleParser()
+        deadline = time.monotonic() + self.preamble_timeout
+        try:
+            while parser.preamble is None:
+                message = conn.recv(timeout=max(0.0, deadline - time.monotonic()))
+                parser.feed(message.encode("utf-8") if isinstance(message, str) else message)
+        except UnsupportedPreamble as exc:
+            log.warning("forward %s: %s; answering 00 00 00", name, exc)
+            self._answer_and_close(conn, exc.reply)
+            return
+        except RelayTimeoutError:
+            log.warning("forward %s: no preamble within %.0f s", name, self.preamble_timeout)
+            conn.close(1000, timeout=2.0)
+            return
+        except ConnectionClosed:
+            log.debug("forward %s: closed before the preamble", name)
+            conn.close(timeout=1.0)
+            return
+        preamble = parser.preamble
+        matched = match_port_name(preamble.port_name, self._names)
+        if matched is None:
+            # azbridge closes without a reply; say it loudly here (azbridge issue #10).
+            log.warning(
+                "forward %s: unknown port name %r (this side forwards %s); closing",
+                name,
+                preamble.port_name,
+                ", ".join(repr(n) for n in self._names),
+            )
+            conn.close(1000, timeout=2.0)
+            return
+        reply = reply_for(preamble, MODE_STREAM)
+        if reply != accept_reply(preamble.mode):
+            log.warning("forward %s: port %r is a stream port; the sender asked for mode %d", name, matched, preamble.mode)
+            self._answer_and_close(conn, reply)
+            return
+        try:
+            conn.send(reply)
+        except ConnectionClosed:
+            return
+        sock = self._connect_target(name, matched)
+        if sock is None:
+            conn.close(1000, "Shutdown", timeout=2.0)  # the sender drops its local connection
+            return
+        bridge = StreamBridge(sock, conn, name)
+        with self._lock:
+            if self._closing.is_set():
+                bridge.abort()
+            self._bridges.add(bridge)
+            self._pending.discard(conn)
+        try:
+            bridge.run(initial_down=parser.remainder)
+        finally:
+            with self._lock:
+                self._bridges.discard(bridge)
+
+    def _connect_target(self, name: str, port_name: str) -> Optional[socket.socket]:
+        host, port = self.targets[port_name]
+        try:
+            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
+        except OSError as exc:
+            log.warning("forward %s: cannot connect to %s:%d for port %r: %s", name, host, port, port_name, exc)
+            return None
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as azbridge does on this side
+        log.debug("forward %s: connected to %s:%d", name, host, port)
+        return sock
+
+    @staticmethod
+    def _answer_and_close(conn: HybridConnection, reply: bytes) -> None:
+        try:
+            conn.send(reply)
+        except HybridConnectionError:
+            pass
+        conn.close(1000, "Shutdown", timeout=2.0)
