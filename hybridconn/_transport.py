@@ -46,6 +46,11 @@ def ws_ssl_options(verify: Verify) -> Dict[str, Any]:
     return options
 
 
+# A NO_PROXY list that matches no host name or address (websocket-client reads
+# the environment's list when given an empty one).
+_NO_HOST = ["-"]
+
+
 def ws_proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
     """websocket-client proxy options for an explicit ``http://host:port`` proxy.
 
@@ -61,6 +66,9 @@ def ws_proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
         "http_proxy_host": parts.hostname,
         "http_proxy_port": parts.port or 8080,
         "proxy_type": "http",
+        # An explicit proxy is used for every host, as requests does; without
+        # this, websocket-client would still skip it for hosts in NO_PROXY.
+        "http_no_proxy": _NO_HOST,
     }
     if parts.username:
         options["http_proxy_auth"] = (parts.username, parts.password or "")

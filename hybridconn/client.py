@@ -1,0 +1,341 @@
+"""HybridConnectionClient: the sender role, for blocking code.
+
+``connect()`` opens a relayed WebSocket (a :class:`~hybridconn.connection.HybridConnection`,
+the same type a listener accepts); ``request()`` and ``session()`` send HTTP
+through the relay with ``requests``, every request signed by :class:`~hybridconn.auth.SasAuth`.
+
+Telling the relay's refusals from the listener's
+-------------------------------------------------
+*HTTP*: the relay adds a ``Via`` header to every response that comes from a
+listener (spec, "HTTP request protocol"), so a response with ``Via`` is
+returned untouched whatever its status, and only a response without one is
+read as a relay error.
+
+*WebSocket*: a listener's reject reaches the sender as the failed handshake's
+status and description, so a status alone cannot say who refused. The relay's
+own refusals use a handful of statuses (401, 403, 404, 500, 502, 503, 504,
+408) and their descriptions carry a ``TrackingId``; anything else - another
+status, or one of those with the listener's bare description - is the
+listener's reject, :class:`~hybridconn.exceptions.ConnectionRejectedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import parse_qsl, quote, urlencode
+
+import requests
+
+from . import addresses
+from ._http import (
+    QueryTokenAuth,
+    RelaySession,
+    merged_headers,
+    relay_error,
+    scrub_secrets,
+    translate_requests_error,
+)
+from ._transport import Verify, open_websocket, warn_insecure_once
+from .addresses import Namespace, QueryArg, redact_url
+from .auth import AUTH_HEADER, ConnectionString, SasAuth, TokenProvider, TokenProviderLike, as_token_provider
+from .connection import HybridConnection
+from .exceptions import (
+    ConfigurationError,
+    ConnectionRejectedError,
+    HybridConnectionError,
+    RelayTimeoutError,
+)
+
+__all__ = ["HybridConnectionClient", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_HTTP_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+#: The relay waits up to 30 s for a listener to accept, plus network time; .NET's sender uses 70 s too.
+DEFAULT_CONNECT_TIMEOUT = 70.0
+#: requests' (connect, read) timeout when the caller gives none: the relay itself answers 504 after 60 s.
+DEFAULT_HTTP_TIMEOUT: Tuple[float, float] = (30.0, 70.0)
+
+# Statuses the relay refuses a connect handshake with; see the module docstring.
+_RELAY_HANDSHAKE_STATUSES = frozenset({401, 403, 404, 408, 500, 502, 503, 504})
+
+Pairs = List[Tuple[str, str]]
+
+
+class HybridConnectionClient:
+    """The sender side of one hybrid connection.
+
+    :param namespace: a host name (``contoso.servicebus.windows.net``) or a
+        base URL (``ws://127.0.0.1:9350``, ``wss://...``).
+    :param path: the hybrid connection's name.
+    :param token_provider: a :class:`~hybridconn.auth.TokenProvider`, a callable
+        ``audience -> (token, expires_on)``, or None for anonymous senders.
+    :param verify: TLS verification: True (system trust), a CA bundle path,
+        or False (logged once as a warning).
+    :param proxy: an ``http://[user:pass@]host:port`` proxy used for every
+        WebSocket and HTTP request. Without it, ``HTTPS_PROXY``/``HTTP_PROXY``
+        and ``NO_PROXY`` from the environment apply.
+    :param token_in_query: send the token as ``sb-hc-token`` in the query
+        string instead of the ``ServiceBusAuthorization`` header (for proxies
+        that strip headers).
+    :param raise_for_relay: raise typed errors for the relay's own HTTP error
+        responses (401/403/404/500/502/503/504 without ``Via``); False returns them.
+    :param session: a ``requests.Session`` to send HTTP through (for its
+        adapters or pooling). Its ``auth`` is set; it is not closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        namespace: Union[str, Namespace],
+        path: str,
+        token_provider: TokenProviderLike = None,
+        *,
+        verify: Verify = True,
+        proxy: Optional[str] = None,
+        token_in_query: bool = False,
+        raise_for_relay: bool = True,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        self.namespace = Namespace.parse(namespace)
+        if not isinstance(path, str) or not path.strip("/"):
+            raise ConfigurationError("hybrid connection path must be a non-empty string")
+        self.path = path.strip("/")
+        self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
+        self.verify = _check_verify(verify)
+        self.proxy = proxy or None
+        self.token_in_query = token_in_query
+        self.raise_for_relay = raise_for_relay
+        #: The audience every token is minted for: the hybrid connection, so it covers every suffix.
+        self.audience = addresses.token_audience(self.namespace, self.path)
+        self._user_session = session
+        self._session: Optional[requests.Session] = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_connection_string(
+        cls,
+        connection_string: Union[str, ConnectionString],
+        path: Optional[str] = None,
+        token_ttl: float = 3600,
+        **options: Any,
+    ) -> "HybridConnectionClient":
+        """A client from ``Endpoint=sb://...;SharedAccessKeyName=..;SharedAccessKey=..[;EntityPath=..]``.
+
+        ``path`` is needed when the connection string has no EntityPath. A
+        SharedAccessKey gives a provider minting tokens valid ``token_ttl`` seconds.
+        """
+        cs = connection_string if isinstance(connection_string, ConnectionString) else ConnectionString.parse(connection_string)
+        provider = options.pop("token_provider", None) or cs.token_provider(token_ttl)
+        return cls(cs.namespace, cs.resolve_path(path), provider, **options)
+
+    # ------------------------------------------------------------------ addresses
+
+    def ws_url(self, suffix: str = "", query: QueryArg = None, id: Optional[str] = None) -> str:
+        """The sender's WebSocket address (``.../$hc/{path}[/suffix]?...&sb-hc-action=connect``), no token."""
+        suffix_path, pairs = _split_suffix(suffix, query)
+        return addresses.connect_url(self.namespace, self.path, suffix=suffix_path, query=pairs, id=id)
+
+    def http_url(self, suffix: str = "", query: QueryArg = None) -> str:
+        """The HTTP address ``http[s]://ns/{path}[/suffix][?query]``.
+
+        ``suffix`` is a plain path (it is percent-encoded here) and may end in
+        ``?query``; ``query`` adds parameters. ``sb-hc-*`` names are refused:
+        the relay keeps them for itself.
+        """
+        suffix_path, pairs = _split_suffix(suffix, query)
+        return addresses.http_url(self.namespace, self.path, suffix=suffix_path, query=pairs)
+
+    # ------------------------------------------------------------------ WebSocket
+
+    def connect(
+        self,
+        headers: Optional[Mapping[str, str]] = None,
+        subprotocols: Union[None, str, Sequence[str]] = None,
+        suffix: str = "",
+        query: QueryArg = None,
+        id: Optional[str] = None,
+        timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+    ) -> HybridConnection:
+        """Open a relayed WebSocket to a listener.
+
+        :param headers: extra handshake headers; the listener sees them (``conn.headers``).
+        :param subprotocols: offered ``Sec-WebSocket-Protocol`` values; the
+            negotiated one is ``conn.subprotocol``.
+        :param suffix: a path after the hybrid connection's name (may end in ``?query``).
+        :param query: application query parameters (no ``sb-hc-*``).
+        :param id: the tracking id (``sb-hc-id``) the listener sees; a new UUID by default.
+        :param timeout: seconds to wait for the relay and the listener to complete the handshake.
+        :raises AuthenticationError: 401. :raises AuthorizationError: 403.
+        :raises EndpointNotFoundError: 404, no such hybrid connection or no listener.
+        :raises ConnectionRejectedError: the listener rejected the connection.
+        :raises RelayTimeoutError: the handshake did not complete in time.
+        :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
+        """
+        connection_id = id or str(uuid.uuid4())
+        suffix_path, pairs = _split_suffix(suffix, query)
+        token = self._token()
+        url = addresses.connect_url(
+            self.namespace,
+            self.path,
+            suffix=suffix_path,
+            query=pairs,
+            id=connection_id,
+            token=token if self.token_in_query else None,
+        )
+        auth_header = {AUTH_HEADER: token} if token and not self.token_in_query else None
+        offered = [subprotocols] if isinstance(subprotocols, str) else list(subprotocols or [])
+        log.debug("connecting to %s", redact_url(url))
+        try:
+            ws = open_websocket(
+                url,
+                # The caller's headers win: one may bring its own ServiceBusAuthorization.
+                headers=merged_headers(auth_header, headers),
+                subprotocols=offered,
+                timeout=timeout,
+                verify=self.verify,
+                proxy=self.proxy,
+                what="connect",
+            )
+        except HybridConnectionError as exc:
+            scrub_secrets(exc)
+            error = _connect_error(exc)
+            if error is exc:
+                raise
+            raise error from exc.__cause__
+        log.debug("connected to %s (id %s)", redact_url(url.split("?", 1)[0]), connection_id)
+        return HybridConnection(
+            ws,
+            id=connection_id,
+            path="/" + suffix_path.lstrip("/") if suffix_path.strip("/") else "",
+            query=urlencode(pairs, quote_via=quote),
+        )
+
+    # ------------------------------------------------------------------ HTTP
+
+    def session(self) -> requests.Session:
+        """The ``requests.Session`` this client sends through; it signs every request.
+
+        Use it with plain requests code (``client.session().get(client.http_url("/x"))``).
+        Responses come back as requests returns them; only :meth:`request`
+        turns relay errors into exceptions.
+        """
+        with self._lock:
+            if self._session is None:
+                session = self._user_session or RelaySession(proxy=self.proxy, verify=self.verify)
+                session.auth = self._requests_auth()
+                self._session = session
+            return self._session
+
+    def request(self, method: str, suffix: str = "", **kwargs: Any) -> requests.Response:
+        """Send an HTTP request to the listener and return its response.
+
+        ``kwargs`` are ``requests``' (``data``, ``json``, ``headers``,
+        ``params``, ``stream``, ``timeout``...). Redirects are not followed
+        unless ``allow_redirects=True``: the listener's response comes back as sent.
+
+        :raises AuthenticationError, AuthorizationError, EndpointNotFoundError:
+            the relay's 401/403/404.
+        :raises ListenerUnavailableError: 502/503, no listener is online.
+        :raises RelayTimeoutError: the relay's 504, or no answer within ``timeout``.
+        :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
+        """
+        url = self.http_url(suffix)
+        kwargs.setdefault("timeout", DEFAULT_HTTP_TIMEOUT)
+        kwargs.setdefault("allow_redirects", False)
+        if self.proxy:
+            kwargs.setdefault("proxies", {"http": self.proxy, "https": self.proxy})
+        if self.verify is not True:
+            kwargs.setdefault("verify", self.verify)
+        session = self.session()
+        log.debug("%s %s", method, redact_url(url))
+        try:
+            response = session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            error = translate_requests_error(exc, url, method)
+            scrub_secrets(exc)
+            raise error from exc
+        if self.raise_for_relay:
+            error = relay_error(response, read_body=not kwargs.get("stream"))
+            if error is not None:
+                response.close()
+                raise error
+        return response
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the HTTP session (unless the caller supplied it). Safe to call twice."""
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None and session is not self._user_session:
+            session.close()
+
+    def __enter__(self) -> "HybridConnectionClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HybridConnectionClient {self.namespace.ws_base}/{self.path}>"
+
+    # ------------------------------------------------------------------ internals
+
+    def _token(self) -> Optional[str]:
+        if self.token_provider is None:
+            return None
+        token, _ = self.token_provider.get_token(self.audience)
+        return token
+
+    def _requests_auth(self) -> Optional[requests.auth.AuthBase]:
+        if self.token_provider is None:
+            return None
+        if self.token_in_query:
+            return QueryTokenAuth(self.token_provider, self.audience)
+        return SasAuth(self.token_provider, audience=self.audience)
+
+
+def _check_verify(verify: Verify) -> Verify:
+    if verify is False:
+        warn_insecure_once()
+        return False
+    if verify is True:
+        return True
+    if isinstance(verify, (str, os.PathLike)):
+        path = os.fspath(verify)
+        if not os.path.isfile(path):
+            raise ConfigurationError(f"verify={path!r}: no such CA bundle file")
+        return path
+    raise ConfigurationError("verify must be True, False or the path of a CA bundle")
+
+
+def _split_suffix(suffix: str, query: QueryArg) -> Tuple[str, Pairs]:
+    """(path suffix, query pairs) from a suffix that may end in ``?query``, plus ``query``."""
+    if not isinstance(suffix, str):
+        raise ConfigurationError("suffix must be a string")
+    suffix_path, _, suffix_query = suffix.partition("?")
+    pairs: Pairs = parse_qsl(suffix_query, keep_blank_values=True)
+    if isinstance(query, str):
+        pairs += parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    elif isinstance(query, Mapping):
+        pairs += [(str(k), str(v)) for k, v in query.items()]
+    elif query is not None:
+        pairs += [(str(k), str(v)) for k, v in query]
+    return suffix_path, pairs
+
+
+def _connect_error(exc: HybridConnectionError) -> HybridConnectionError:
+    """The relay's error, or the listener's reject, for a refused connect handshake."""
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        return exc  # not a refusal: unreachable, TLS, proxy or timeout
+    reason: str = getattr(exc, "reason", "") or ""
+    tracking_id: Optional[str] = getattr(exc, "tracking_id", None)
+    if status in _RELAY_HANDSHAKE_STATUSES and tracking_id:
+        if status == 408:
+            return RelayTimeoutError(f"the relay timed out the connect: 408 {reason}")
+        return exc
+    return ConnectionRejectedError(status, reason, tracking_id)
