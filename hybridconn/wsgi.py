@@ -39,8 +39,6 @@ WSGIApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
 #: control channel when it fits); anything larger is streamed by rendezvous.
 BUFFER_LIMIT = CONTROL_CHANNEL_BODY_LIMIT
 
-_INTERNAL_ERROR_BODY = b"500 Internal Server Error\n"
-
 
 class ErrorsStream:
     """``wsgi.errors``: a text stream whose lines go to the ``hybridconn.wsgi.errors`` logger."""
@@ -311,7 +309,7 @@ class _StreamedBody:
             self.close()
             raise
         except BaseException:
-            log.exception("the WSGI application failed while streaming its response")
+            # Headers are out: the listener logs this and drops the rendezvous socket.
             self.close()
             raise
 
@@ -327,18 +325,22 @@ class _StreamedBody:
 
 
 def _internal_error(environ: Dict[str, Any]) -> RelayedResponse:
+    # Same shape as the listener's own 500 for a crashed handler: the tracking id
+    # ties the client's answer to the logged traceback, the exception stays here.
     tracking_id = uuid.uuid4().hex
     log.error(
-        "WSGI application failed on request %s (tracking id %s)",
-        environ.get("hybridconn.request_id", "?"),
+        "WSGI application failed on %s %s (TrackingId:%s)",
+        environ.get("REQUEST_METHOD"),
+        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
         tracking_id,
         exc_info=True,
     )
+    reason = f"Internal Server Error (TrackingId:{tracking_id})"
     return RelayedResponse(
         status=500,
-        headers={"Content-Type": "text/plain; charset=utf-8", "X-Tracking-Id": tracking_id},
-        body=_INTERNAL_ERROR_BODY,
-        reason="Internal Server Error",
+        headers={"Content-Type": "text/plain; charset=utf-8"},
+        body=reason.encode("utf-8"),
+        reason=reason,
     )
 
 
