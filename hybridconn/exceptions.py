@@ -11,7 +11,7 @@ pass descriptions that come from the service or from our own text, and
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 __all__ = [
     "HybridConnectionError",
@@ -54,11 +54,18 @@ class HandshakeError(HybridConnectionError):
         message: Optional[str] = None,
     ) -> None:
         self.status_code = status_code
-        self.reason = reason
-        self.tracking_id = tracking_id or _find_tracking_id(reason)
+        # The description comes from the far end; scrub it once here so no log shows a secret.
+        self.reason = _scrub(reason or "")
+        self.tracking_id = tracking_id or _find_tracking_id(self.reason)
         if message is None:
             message = self._default_message()
+        else:
+            message = _scrub(message)
         super().__init__(message)
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Exception pickling re-calls __init__ with self.args (just the message): pass ours.
+        return (type(self), (self.status_code, self.reason, self.tracking_id, str(self)))
 
     def _default_message(self) -> str:
         parts = []
@@ -109,11 +116,15 @@ class ConnectionClosed(HybridConnectionError):
 
     def __init__(self, code: Optional[int] = None, reason: str = "") -> None:
         self.code = code
-        self.reason = reason
+        self.reason = _scrub(reason or "")
+        reason = self.reason
         text = f"connection closed (code {code})" if code is not None else "connection closed"
         if reason:
             text += f": {reason}"
         super().__init__(text)
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.code, self.reason))
 
     @property
     def clean(self) -> bool:
@@ -150,6 +161,7 @@ def error_for_status(
     504 becomes :class:`RelayTimeoutError`; codes without a dedicated class
     become a plain :class:`HandshakeError`.
     """
+    reason = _scrub(reason or "")
     if status_code == 504:
         tid = tracking_id or _find_tracking_id(reason)
         text = f"the relay timed out waiting for the listener: 504 {reason}".rstrip()
@@ -162,6 +174,13 @@ def error_for_status(
         return error
     cls = _STATUS_ERRORS.get(status_code, HandshakeError)
     return cls(status_code, reason, tracking_id)
+
+
+def _scrub(text: str) -> str:
+    # addresses imports this module, so import its redact() lazily.
+    from .addresses import redact
+
+    return redact(text)
 
 
 def _find_tracking_id(text: str) -> Optional[str]:
