@@ -261,7 +261,8 @@ class HybridConnection:
         cont.add(frame)
         if not cont.is_fire(frame):
             return None
-        opcode, data = cont.extract(frame)
+        opcode, joined = cont.extract(frame)  # websocket-client returns the frame, its data joined
+        data = joined.data
         if opcode == ABNF.OPCODE_TEXT:
             try:
                 return bytes(data).decode("utf-8")
