@@ -214,3 +214,54 @@ def peer_args(**options: str) -> List[str]:
     for name, value in options.items():
         args += ["--" + name.replace("_", "-"), value]
     return args
+
+
+def pattern(size: int) -> bytes:
+    """The bytes https_listener.js's /big and /stream routes produce: (i * 31 + 7) & 0xff."""
+    return bytes((i * 31 + 7) & 0xFF for i in range(size)) if size < 4096 else _pattern_fast(size)
+
+
+def _pattern_fast(size: int) -> bytes:
+    period = bytes((i * 31 + 7) & 0xFF for i in range(256))  # the sequence repeats every 256 bytes
+    return (period * (size // 256 + 1))[:size]
+
+
+def text_payload(size: int) -> str:
+    """A str whose UTF-8 encoding is exactly ``size`` bytes, with multi-byte characters in it."""
+    unit = "relay \u2713 h\u00e9llo \U0001f310 "
+    encoded = (unit * (size // len(unit.encode("utf-8")) + 1)).encode("utf-8")[:size]
+    text = encoded.decode("utf-8", "ignore")
+    return text + "x" * (size - len(text.encode("utf-8")))
+
+
+def binary_payload(size: int) -> bytes:
+    """``size`` bytes covering every byte value (not valid UTF-8)."""
+    return bytes(((i * 131) ^ (i >> 8)) & 0xFF for i in range(min(size, 65536))) * (size // 65536) + bytes(
+        ((i * 131) ^ (i >> 8)) & 0xFF for i in range(size % 65536)
+    )
+
+
+def payload(kind: str, size: int) -> Any:
+    return text_payload(size) if kind == "text" else binary_payload(size)
+
+
+def as_bytes(message: Any) -> bytes:
+    return message.encode("utf-8") if isinstance(message, str) else bytes(message)
+
+
+def digest(message: Any) -> Dict[str, Any]:
+    """Type, size and SHA-256 of a message: what the assertions compare (readable on failure)."""
+    import hashlib
+
+    data = as_bytes(message)
+    return {"binary": not isinstance(message, str), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def send_command(message: Any) -> Dict[str, str]:
+    """The peers' ``send`` command fields for a str (text) or bytes (binary) message."""
+    return {"text": message} if isinstance(message, str) else {"b64": b64(message)}
+
+
+def event_message(event: Event) -> Any:
+    """A peer's full ``message`` event (ws_sender.js) back as str or bytes."""
+    return unb64(event["b64"]) if event["binary"] else event["text"]

@@ -4,7 +4,8 @@
 // the emulator. Requests run one after another.
 //   node http_sender.js --ns 127.0.0.1:PORT --hc hc1 --key-name NAME --key KEY [--token-uri URI]
 //   stdin: one JSON array of {method, target ("/echo?x=1", after /{hc}), headers,
-//          b64 (body), tokenIn ("header"|"query"|"none")}
+//          b64 (body), tokenIn ("header"|"query"|"none"), tokenUri (what to sign for),
+//          expirationSeconds (negative: an expired token), key (another key)}
 // Events: one {event:"response", index, status, statusMessage, headers, b64} per request
 // (or {event:"request-error", index, message}), then {event:"done"}.
 
@@ -14,13 +15,14 @@ const { parseArgs, emit, describe } = require('./common');
 
 const args = parseArgs(process.argv.slice(2));
 const [host, port] = args.ns.split(':');
-const token = https.createRelayToken(args.tokenUri || https.createRelayHttpsUri(args.ns, args.hc), args.keyName, args.key);
+const defaultTokenUri = args.tokenUri || https.createRelayHttpsUri(args.ns, args.hc);
 
 function send(index, spec) {
   return new Promise((resolve) => {
     const headers = Object.assign({}, spec.headers || {});
     let path = '/' + args.hc + (spec.target || '');
     const tokenIn = spec.tokenIn || 'header';
+    const token = https.createRelayToken(spec.tokenUri || defaultTokenUri, args.keyName, spec.key || args.key, spec.expirationSeconds);
     if (tokenIn === 'header') headers['ServiceBusAuthorization'] = token;
     if (tokenIn === 'query') path += (path.indexOf('?') === -1 ? '?' : '&') + 'sb-hc-token=' + encodeURIComponent(token);
     const body = spec.b64 !== undefined ? Buffer.from(spec.b64, 'base64') : null;

@@ -1,7 +1,8 @@
 'use strict';
 // hyco-ws sender (relayedConnect).
 //   node ws_sender.js --uri ws://127.0.0.1:PORT/$hc/hc1?sb-hc-action=connect
-//                     --key-name NAME --key KEY [--token-uri URI] [--token-in header|query]
+//                     --key-name NAME --key KEY [--token-uri URI] [--token-expiry SECONDS]
+//                     [--token-in header|query]
 // Events: open, message (full payload: text or b64), close, error.
 // Commands: {"cmd":"send","text"|"b64"}, {"cmd":"close","code","reason"}; stdin EOF exits.
 
@@ -9,7 +10,9 @@ const WebSocket = require('hyco-ws');
 const { parseArgs, emit, describe, onCommands, payloadOf, messageEvent } = require('./common');
 
 const args = parseArgs(process.argv.slice(2));
-const token = WebSocket.createRelayToken(args.tokenUri || args.uri, args.keyName, args.key);
+// --token-expiry -60 mints an expired token (0 would mean the default 3600, index.js:76-79).
+const expiry = args.tokenExpiry !== undefined ? parseInt(args.tokenExpiry, 10) : undefined;
+const token = WebSocket.createRelayToken(args.tokenUri || args.uri, args.keyName, args.key, expiry);
 let uri = args.uri;
 let headerToken = token;
 if (args.tokenIn === 'query') {
