@@ -67,6 +67,7 @@ _CS_KEYS = {
     "entitypath": "entity_path",
     "usedevelopmentemulator": "use_development_emulator",
 }
+_CS_SECRETS = ("shared_access_key", "shared_access_signature")
 _CS_WIRE = {
     "endpoint": "Endpoint",
     "shared_access_key_name": "SharedAccessKeyName",
@@ -98,12 +99,17 @@ class ConnectionString:
         if not isinstance(text, str) or not text.strip():
             raise ConfigurationError("connection string is empty")
         values: Dict[str, object] = {}
+        previous: Optional[str] = None
         for index, part in enumerate(p for p in text.strip().split(";") if p.strip()):
             name, sep, value = part.partition("=")
             attr = _CS_KEYS.get(name.strip().lower())
             if not sep or attr is None:
-                shown = name.strip() if sep else f"part {index + 1}"
-                raise ConfigurationError(f"connection string has an unknown or malformed part: {shown!r:.60}")
+                # Right after a key or signature, a "name" may be the tail of a secret that held a ';'.
+                shown = f"part {index + 1}"
+                if sep and previous not in _CS_SECRETS:
+                    shown += f" ({name.strip()[:40]!r})"
+                raise ConfigurationError(f"connection string has an unknown or malformed part: {shown}")
+            previous = attr
             value = value.strip()
             if attr == "use_development_emulator":
                 if value.lower() not in ("true", "false"):
@@ -146,11 +152,20 @@ class ConnectionString:
             raise ConfigurationError("no hybrid connection path: pass path= or add EntityPath to the connection string")
         return chosen.strip("/")
 
-    def __str__(self) -> str:
-        parts = [f"{wire}={getattr(self, attr)}" for attr, wire in _CS_WIRE.items() if getattr(self, attr)]
+    def to_connection_string(self, redact_secrets: bool = False) -> str:
+        """The connection string as text that :meth:`parse` reads back (secrets included by default)."""
+        parts = []
+        for attr, wire in _CS_WIRE.items():
+            value = getattr(self, attr)
+            if value:
+                parts.append(f"{wire}={'<redacted>' if redact_secrets and attr in _CS_SECRETS else value}")
         if self.use_development_emulator:
             parts.append("UseDevelopmentEmulator=true")
         return ";".join(parts)
+
+    def __str__(self) -> str:
+        # str() ends up in logs and f-strings: never the key. to_connection_string() has it.
+        return self.to_connection_string(redact_secrets=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -194,14 +209,7 @@ def parse_sas_token(token: str) -> SasToken:
     """Parse ``SharedAccessSignature sr=..&sig=..&se=..&skn=..`` (fields in any order)."""
     if not isinstance(token, str):
         raise AuthenticationError(401, "token is not a string")
-    text = token.strip()
-    if text[: len(SAS_PREFIX)].lower() == SAS_PREFIX.lower():
-        text = text[len(SAS_PREFIX) :].strip()
-    fields: Dict[str, str] = {}
-    for part in text.split("&"):
-        name, sep, value = part.partition("=")
-        if sep:
-            fields[name.strip().lower()] = value
+    fields = _token_fields(token)
     missing = [name for name in ("sr", "sig", "se", "skn") if not fields.get(name)]
     if missing:
         raise AuthenticationError(401, f"malformed token: missing {', '.join(missing)}")
@@ -214,6 +222,19 @@ def parse_sas_token(token: str) -> SasToken:
     )
 
 
+def _token_fields(token: str) -> Dict[str, str]:
+    """The ``name=value`` fields of a token, names lower-cased, values as written."""
+    text = token.strip()
+    if text[: len(SAS_PREFIX)].lower() == SAS_PREFIX.lower():
+        text = text[len(SAS_PREFIX) :].strip()
+    fields: Dict[str, str] = {}
+    for part in text.split("&"):
+        name, sep, value = part.partition("=")
+        if sep:
+            fields[name.strip().lower()] = value
+    return fields
+
+
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "sb": None}
 
 
@@ -223,7 +244,10 @@ def normalize_audience(uri: str) -> Tuple[str, str]:
     ``http://ns/hc1``, ``http://ns:443/hc1``, ``sb://ns/hc1`` and
     ``wss://NS/$hc/hc1/`` all become ``("ns", "/hc1")``.
     """
-    parts = urlsplit(unquote(uri).strip())
+    uri = uri.strip()
+    if "://" not in uri:
+        uri = unquote(uri)  # an sr value as written in a token: encodeURIComponent of the URI
+    parts = urlsplit(uri)
     if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
         raise ValueError("audience is not an absolute http, https, sb, ws or wss URI")
     host = parts.hostname.lower()
@@ -234,7 +258,8 @@ def normalize_audience(uri: str) -> Tuple[str, str]:
     # Microsoft's clients keep :443 on http:// audiences; both default ports mean "the namespace".
     if port is not None and port not in (80, 443):
         host = f"{host}:{port}"
-    segments = [s for s in parts.path.split("/") if s]
+    # Segments compared decoded, so "my%20hc" in a URI and "my hc" in a decoded sr agree.
+    segments = [unquote(s) for s in parts.path.split("/") if s]
     if segments and segments[0].lower() == "$hc":
         segments = segments[1:]
     return host, "/" + "/".join(segments)
@@ -270,7 +295,8 @@ def verify_sas_token(
     key = keys.get(parsed.key_name)
     if key is None:
         raise AuthenticationError(401, "unknown SharedAccessKeyName")
-    expected = _sign(key, parsed.resource, parsed.expiry)
+    # The signature covers sr and se exactly as written in the token (sr still encoded).
+    expected = _sign(key, parsed.resource, _token_fields(token)["se"])
     if not hmac.compare_digest(expected.encode("ascii"), parsed.signature.encode("utf-8", "replace")):
         raise AuthenticationError(401, "invalid signature")
     if parsed.expiry <= (time.time() if now is None else now):
