@@ -40,6 +40,7 @@ __all__ = [
     "as_token_provider",
     "SasAuth",
     "AUTH_HEADER",
+    "renewal_point",
 ]
 
 log = logging.getLogger(__name__)
@@ -326,7 +327,8 @@ class TokenProvider:
 
 
 class SharedAccessKeyTokenProvider(TokenProvider):
-    """Mints tokens from a key; each token is cached until its renewal point (80 % of its life)."""
+    """Mints tokens from a key; each token is cached until its renewal point (80 % of its life,
+    at least 30 s before expiry, never before half its life)."""
 
     def __init__(self, key_name: str, key: str, ttl: float = 3600, clock: Clock = time.time) -> None:
         if not key_name or not key:
@@ -348,11 +350,20 @@ class SharedAccessKeyTokenProvider(TokenProvider):
                 return cached[0], cached[1]
             token = generate_sas_token(audience, self.key_name, self._key, self.ttl, clock=lambda: now)
             expires_on = float(int(now + self.ttl))
-            self._cache[audience] = (token, expires_on, now + 0.8 * self.ttl)
+            self._cache[audience] = (token, expires_on, renewal_point(now, expires_on))
             return token, expires_on
 
     def __repr__(self) -> str:
         return f"SharedAccessKeyTokenProvider(key_name={self.key_name!r}, ttl={self.ttl})"
+
+
+def renewal_point(obtained_at: float, expires_on: float) -> float:
+    """80 % of a token's life, or 30 s before expiry if earlier, but not before half its life.
+
+    Short-lived tokens (seconds) would otherwise be handed out until moments before expiry.
+    """
+    life = max(0.0, expires_on - obtained_at)
+    return max(min(obtained_at + 0.8 * life, expires_on - 30.0), obtained_at + 0.5 * life)
 
 
 class StaticTokenProvider(TokenProvider):

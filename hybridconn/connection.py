@@ -140,9 +140,14 @@ class HybridConnection:
             previous = chunk
         self._write(ABNF.create_frame(previous or b"", opcode, fin=1))
 
-    def ping(self, payload: bytes = b"") -> None:
-        """Send a WebSocket ping."""
-        self._send_frames([ABNF.create_frame(payload, ABNF.OPCODE_PING)])
+    def ping(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
+        """Send a WebSocket ping.
+
+        :param timeout: longest wait for the send lock (another send in progress);
+            :class:`RelayTimeoutError` when it passes. None waits as long as it takes.
+        """
+        with _SendGuard(self, timeout):
+            self._write(ABNF.create_frame(payload, ABNF.OPCODE_PING))
 
     def _send_frames(self, frames: Iterable[ABNF]) -> None:
         with self._locked_send():
@@ -386,12 +391,14 @@ class HybridConnection:
 class _SendGuard:
     """Holds the connection's send lock; refuses to send on a closed connection."""
 
-    def __init__(self, conn: HybridConnection) -> None:
+    def __init__(self, conn: HybridConnection, timeout: Optional[float] = None) -> None:
         self._conn = conn
+        self._timeout = timeout
 
     def __enter__(self) -> None:
         conn = self._conn
-        conn._send_lock.acquire()
+        if not conn._send_lock.acquire(timeout=-1 if self._timeout is None else max(self._timeout, 0.0)):
+            raise RelayTimeoutError(f"another send held the connection for over {self._timeout} s")
         if conn.closed or conn._close_sent:
             conn._send_lock.release()
             raise ConnectionClosed(conn.close_code, conn.close_reason or "connection is closed")

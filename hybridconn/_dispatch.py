@@ -1,0 +1,359 @@
+"""The pool side of the listener: run a handler, write exactly one response.
+
+- :class:`WorkPool` is a ``ThreadPoolExecutor`` with a bounded backlog: when
+  it is full, :meth:`WorkPool.submit` says no at once and the caller answers
+  503, instead of queueing without bound.
+- :func:`call_handler` turns whatever a handler does into a response: a crash
+  is a 500 carrying a tracking id (never the exception text), no handler a 501,
+  a return value that is not a :class:`RelayedResponse` a 500.
+- :class:`Reply` writes the response where it must go: a body of at most
+  64 kB on the control channel (the JSON frame plus one binary message, as one
+  unit under the channel's send lock); a larger or streamed body, or any
+  answer to a request that came by rendezvous, over a rendezvous socket, the
+  body in binary fragments ending with FIN.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from .connection import HybridConnection
+from .exceptions import ConnectionClosed, HybridConnectionError, ProtocolError
+from .protocol import CONTROL_CHANNEL_BODY_LIMIT, Response, fits_control_channel, serialize_message, strip_hop_headers
+from .relayed import RelayedRequest, RelayedResponse
+
+__all__ = ["WorkPool", "Hook", "call_handler", "error_response", "Reply", "RequestHandler"]
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[[RelayedRequest], Any]
+RendezvousOpener = Callable[[str], HybridConnection]
+RendezvousAdopter = Callable[[HybridConnection], None]
+
+#: Bytes per fragment when a bytes body goes over a rendezvous socket.
+FRAGMENT = 64 * 1024
+
+
+# --------------------------------------------------------------------------------------
+# The pool
+
+
+class WorkPool:
+    """Handler threads with a bounded backlog and a count of work in flight.
+
+    ``capacity`` = ``max_workers`` running + ``max_pending`` waiting.
+    Work is tagged with a ``kind`` so :meth:`wait_idle` can wait for HTTP
+    handlers while WebSocket handlers (which run until their socket closes)
+    are still going.
+    """
+
+    def __init__(self, path: str, max_workers: int, max_pending: int, role: str = "handler") -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        if max_pending < 0:
+            raise ValueError("max_pending must not be negative")
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=f"hybridconn-{role}-{path}")
+        self.capacity = max_workers + max_pending
+        self._cond = threading.Condition()
+        self._counts = {"http": 0, "ws": 0}
+        self._mine = threading.local()
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return sum(self._counts.values())
+
+    def count(self, kind: str) -> int:
+        with self._cond:
+            return self._counts[kind]
+
+    def in_worker(self) -> bool:
+        """True when called from one of this pool's threads."""
+        return getattr(self._mine, "kind", None) is not None
+
+    def submit(self, kind: str, fn: Callable[..., None], *args: Any) -> bool:
+        """Queue ``fn(*args)``; False (and nothing queued) when the pool is full or closed."""
+        with self._cond:
+            if self._closed or sum(self._counts.values()) >= self.capacity:
+                return False
+            self._counts[kind] += 1
+        try:
+            future = self._executor.submit(self._run, kind, fn, *args)
+        except RuntimeError:  # shut down between the check and the submit
+            self._release(kind)
+            return False
+        future.add_done_callback(lambda f, k=kind: self._done(f, k))  # type: ignore[misc]
+        return True
+
+    def _run(self, kind: str, fn: Callable[..., None], *args: Any) -> None:
+        self._mine.kind = kind
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a task must never kill a pool thread silently
+            log.exception("unhandled error in a listener task")
+        finally:
+            self._mine.kind = None
+
+    def _done(self, future: "Future[None]", kind: str) -> None:
+        self._release(kind)
+
+    def _release(self, kind: str) -> None:
+        with self._cond:
+            self._counts[kind] -= 1
+            self._cond.notify_all()
+
+    def wait_idle(self, deadline: float, kinds: Iterable[str] = ("http", "ws")) -> bool:
+        """Wait until no work of ``kinds`` is in flight (the calling task itself excluded)."""
+        kinds = tuple(kinds)
+        own = getattr(self._mine, "kind", None)
+        with self._cond:
+            while True:
+                busy = sum(self._counts[k] for k in kinds) - (1 if own in kinds else 0)
+                if busy <= 0:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+
+    def close(self, deadline: float) -> bool:
+        """Take no more work, let queued and running work finish until ``deadline``.
+
+        True when every thread has finished. Work still queued at the deadline is
+        dropped; a handler still running is left to finish on its own.
+        """
+        with self._cond:
+            self._closed = True
+        idle = self.wait_idle(deadline)
+        if idle and not self.in_worker():
+            self._executor.shutdown(wait=True)
+            return True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Handler slots
+
+
+class Hook:
+    """A callback slot usable as a decorator (``@listener.on_request``) or assigned (``listener.on_request = f``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self if obj is None else BoundHook(obj, self.name)
+
+    def __set__(self, obj: Any, value: Optional[Callable[..., Any]]) -> None:
+        if isinstance(value, BoundHook):
+            value = value.handler
+        if value is not None and not callable(value):
+            raise TypeError(f"{self.name} must be callable")
+        obj._hooks[self.name] = value
+
+
+class BoundHook:
+    """A listener's hook: call it with a function to register that function."""
+
+    def __init__(self, listener: Any, name: str) -> None:
+        self._listener, self._name = listener, name
+
+    @property
+    def handler(self) -> Optional[Callable[..., Any]]:
+        return self._listener._hooks.get(self._name)
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(func):
+            raise TypeError(f"@{self._name} decorates a function")
+        self._listener._hooks[self._name] = func
+        return func
+
+    def __bool__(self) -> bool:
+        return self.handler is not None
+
+    def __repr__(self) -> str:
+        return f"<{self._name} hook: {self.handler!r}>"
+
+
+# --------------------------------------------------------------------------------------
+# Running a handler
+
+def error_response(status: int, text: str, tracking_id: Optional[str] = None) -> RelayedResponse:
+    """A small text response; ``text`` also becomes the status description."""
+    reason = f"{text} (TrackingId:{tracking_id})" if tracking_id else text
+    return RelayedResponse(status=status, headers={"Content-Type": "text/plain; charset=utf-8"},
+                           body=reason.encode("utf-8"), reason=reason)
+
+
+def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> RelayedResponse:
+    """Run ``handler`` and always come back with a response to send."""
+    if handler is None:
+        log.warning("no on_request handler: answering 501 to %s %s", request.method, request.target)
+        return error_response(501, "Not Implemented: this listener has no request handler")
+    try:
+        result = handler(request)
+    except Exception:  # noqa: BLE001 - any handler failure becomes a 500
+        tracking_id = uuid.uuid4().hex
+        log.exception("request handler failed on %s %s (TrackingId:%s)", request.method, request.target, tracking_id)
+        return error_response(500, "Internal Server Error", tracking_id)
+    if not isinstance(result, RelayedResponse):
+        tracking_id = uuid.uuid4().hex
+        log.error(
+            "request handler returned %s instead of a RelayedResponse for %s %s; answering 500 (TrackingId:%s)",
+            type(result).__name__, request.method, request.target, tracking_id,
+        )
+        return error_response(500, "Internal Server Error", tracking_id)
+    if result.status in (502, 504):
+        log.error("a listener may not answer %d (reserved for the relay); sending 500 instead", result.status)
+        return error_response(500, f"Internal Server Error (handler answered {result.status})")
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Writing the response
+
+
+class Reply:
+    """Where the one response to one request goes.
+
+    :param control: the control channel the request arrived on (None if it came by rendezvous).
+    :param rendezvous: the rendezvous socket the request arrived on, if any.
+    :param address: the request's rendezvous address, for upgrading a large response.
+    :param open_rendezvous: connects a rendezvous address (``sb-hc-action=request``).
+    :param adopt: takes a freshly opened rendezvous socket to serve the sender's later requests.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        *,
+        control: Optional[HybridConnection] = None,
+        rendezvous: Optional[HybridConnection] = None,
+        address: str = "",
+        open_rendezvous: Optional[RendezvousOpener] = None,
+        adopt: Optional[RendezvousAdopter] = None,
+    ) -> None:
+        self.request_id = request_id
+        self.control = control
+        self.rendezvous = rendezvous
+        self.address = address
+        self._open_rendezvous = open_rendezvous
+        self._adopt = adopt
+        self._sent = False
+        self._lock = threading.Lock()
+
+    @property
+    def sent(self) -> bool:
+        return self._sent
+
+    def send(self, response: RelayedResponse) -> bool:
+        """Write the response (once; a second call is ignored). False when it could not go out.
+
+        Failures are logged, never raised: a handler whose channel died must
+        not crash the pool.
+        """
+        with self._lock:
+            if self._sent:
+                log.error("a second response to request %s was dropped", self.request_id)
+                return False
+            self._sent = True
+        try:
+            return self._send(response)
+        except (ConnectionClosed, HybridConnectionError) as exc:
+            log.warning("could not deliver the response to request %s: %s", self.request_id, exc)
+            return False
+
+    def _send(self, response: RelayedResponse) -> bool:
+        headers = _response_headers(response)
+        body = response.body
+        chunks: Optional[Iterator[bytes]] = None
+        if response.is_streamed:
+            chunks, failed = _prefetch(body)  # type: ignore[arg-type]
+            if failed is not None:
+                response, headers, body, chunks = failed, _response_headers(failed), failed.body, None
+        if chunks is None:
+            size = len(body)  # type: ignore[arg-type]
+            if self.rendezvous is None and size <= CONTROL_CHANNEL_BODY_LIMIT and fits_control_channel(size, headers):
+                return self._on_control(response, headers, bytes(body) if size else None)  # type: ignore[arg-type]
+            chunks = _slices(bytes(body)) if size else None  # type: ignore[arg-type]
+        return self._on_rendezvous(response, headers, chunks)
+
+    def _head(self, response: RelayedResponse, headers: dict, has_body: bool) -> str:
+        return serialize_message(
+            Response(
+                request_id=self.request_id,
+                status_code=response.status,
+                status_description=response.reason,
+                response_headers=headers,
+                has_body=has_body,
+            )
+        )
+
+    def _on_control(self, response: RelayedResponse, headers: dict, body: Optional[bytes]) -> bool:
+        if self.control is None:
+            raise ProtocolError("no channel to respond on")
+        self.control.send_unit(self._head(response, headers, body is not None), body)
+        return True
+
+    def _on_rendezvous(self, response: RelayedResponse, headers: dict, chunks: Optional[Iterator[bytes]]) -> bool:
+        conn = self.rendezvous
+        fresh = False
+        if conn is None:
+            if self._open_rendezvous is None or not self.address:
+                raise ProtocolError(f"response to {self.request_id} needs a rendezvous but the request had no address")
+            conn = self._open_rendezvous(self.address)
+            fresh = True
+        try:
+            conn.send_unit(self._head(response, headers, chunks is not None), chunks)
+        except ConnectionClosed:
+            raise
+        except Exception:  # noqa: BLE001 - a streamed body failed midway: the response is broken
+            log.exception("streaming the response to request %s failed; dropping the rendezvous", self.request_id)
+            conn.abort()
+            return False
+        if fresh:
+            if self._adopt is not None:
+                self._adopt(conn)
+            else:
+                conn.close(1000, "", timeout=2.0)
+        return True
+
+
+def _response_headers(response: RelayedResponse) -> dict:
+    headers = {str(k): str(v) for k, v in (response.headers or {}).items()}
+    kept = strip_hop_headers(headers)
+    if len(kept) != len(headers):
+        log.debug("dropped connection headers from a response: %s", sorted(set(headers) - set(kept)))
+    return kept
+
+
+def _slices(body: bytes) -> Iterator[bytes]:
+    view = memoryview(body)
+    for start in range(0, len(view), FRAGMENT):
+        yield view[start : start + FRAGMENT]  # type: ignore[misc]
+
+
+def _prefetch(body: Iterable[bytes]) -> "tuple[Optional[Iterator[bytes]], Optional[RelayedResponse]]":
+    """Start a streamed body; if it fails before its first chunk, a 500 replaces the response."""
+    try:
+        iterator = iter(body)
+        first = next(iterator, None)
+    except Exception:  # noqa: BLE001 - the handler's generator failed before sending anything
+        tracking_id = uuid.uuid4().hex
+        log.exception("streamed response body failed before its first chunk (TrackingId:%s)", tracking_id)
+        return None, error_response(500, "Internal Server Error", tracking_id)
+    if first is None:
+        return iter(()), None
+
+    def chained() -> Iterator[bytes]:
+        yield first
+        yield from iterator
+
+    return chained(), None

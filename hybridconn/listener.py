@@ -1,0 +1,492 @@
+"""HybridConnectionListener: the control channel, its reader, dispatch, reconnect, lifecycle.
+
+One reader thread (``hybridconn-listener-<path>``) owns the control channel:
+it reads accepts and requests (with their body frames), hands them to the
+handler pool, and when the channel is lost it reports offline, backs off
+with jitter and reconnects. A timer thread (:mod:`hybridconn._keepalive`)
+pings and renews the token. Responses are written by :mod:`hybridconn._dispatch`,
+rendezvous sockets kept by :mod:`hybridconn._rendezvous`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+from requests.structures import CaseInsensitiveDict
+
+from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response
+from ._keepalive import KeepAlive
+from ._accepting import Acceptor, ConnectionRequest
+from ._rendezvous import MessageReader, RendezvousSet, open_request_socket, refuse_request
+from ._transport import Verify, open_websocket
+from .addresses import Namespace, listen_url, split_target, token_audience
+from .auth import AUTH_HEADER, ConnectionString, TokenProviderLike, as_token_provider
+from .connection import HybridConnection
+from .exceptions import (
+    AuthenticationError, ConfigurationError, ConnectionClosed, EndpointNotFoundError, HybridConnectionError,
+    RelayTimeoutError,
+)
+from .protocol import CONTROL_CHANNEL_BODY_LIMIT, Accept, MessageReceived, ProtocolViolation, Request
+from .relayed import RelayedRequest
+
+__all__ = ["HybridConnectionListener", "ConnectionRequest"]
+
+log = logging.getLogger(__name__)
+
+#: A channel that stayed up this long resets the backoff to its first step.
+STABLE_AFTER = 5.0
+_READ_POLL = 5.0  # the reader re-checks its state at least this often
+
+
+@dataclass
+class _Channel:
+    conn: HybridConnection
+    expires_on: Optional[float]
+    obtained_at: float
+    opened_at: float = field(default_factory=time.monotonic)
+    dead_error: Optional[HybridConnectionError] = None
+
+
+class HybridConnectionListener:
+    """Listens on a hybrid connection and serves its HTTP requests and WebSocket connections.
+
+    :param namespace: host name or base URL (``ws://127.0.0.1:9350`` for the emulator).
+    :param path: the hybrid connection's name.
+    :param token_provider: a TokenProvider, a callable ``audience -> (token, expires_on)``, or None.
+    :param max_workers: handler threads. :param max_pending: work queued beyond them before
+        requests are answered 503 and sockets rejected 503 (also bounds the accept queue).
+    :param ping_interval: seconds between pings on the control channel; :param ping_timeout: seconds
+        without any frame after a ping before the channel is declared dead and replaced.
+    :param retry_on_open: keep trying in ``open()`` instead of raising on 401/403/unreachable.
+    :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter`` (a fraction).
+    :param subprotocols: WebSocket subprotocols this application speaks, in no order.
+    :param token_in_query: send the token as ``sb-hc-token`` instead of the ``ServiceBusAuthorization`` header.
+    :param io_timeout: socket timeout for a stalled frame read or send.
+    """
+
+    on_request = Hook()
+    on_connection = Hook()
+    on_accept = Hook()
+    on_online = Hook()
+    on_offline = Hook()
+    on_connecting = Hook()
+
+    def __init__(
+        self,
+        namespace: Union[str, Namespace],
+        path: str,
+        token_provider: TokenProviderLike = None,
+        *,
+        max_workers: int = 16,
+        max_pending: int = 256,
+        max_rendezvous: int = 128,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 10.0,
+        retry_on_open: bool = False,
+        backoff: Sequence[float] = (0, 1, 2, 5, 10, 30),
+        jitter: float = 0.2,
+        subprotocols: Optional[Sequence[str]] = None,
+        verify: Verify = True,
+        proxy: Optional[str] = None,
+        token_in_query: bool = False,
+        io_timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+        name: Optional[str] = None,
+    ) -> None:
+        self.namespace = Namespace.parse(namespace)
+        if not isinstance(path, str) or not path.strip("/"):
+            raise ConfigurationError("path must name a hybrid connection")
+        self.path = path.strip("/")
+        self.name = name or self.path
+        self._provider = as_token_provider(token_provider)
+        self._audience = token_audience(self.namespace, self.path)
+        self.retry_on_open, self.backoff, self.jitter = retry_on_open, tuple(backoff), jitter
+        self.verify, self.proxy, self.token_in_query = verify, proxy, token_in_query
+        self.io_timeout, self.connect_timeout = io_timeout, connect_timeout
+        self._hooks: Dict[str, Optional[Callable[..., Any]]] = {}
+        self._lock = threading.RLock()
+        self._state = "new"
+        self._stopping = threading.Event()
+        self._online = threading.Event()
+        self._closed = threading.Event()
+        self._channel: Optional[_Channel] = None
+        self._reader: Optional[threading.Thread] = None
+        self._attempt = 0
+        self.last_error: Optional[BaseException] = None
+        self._fatal: Optional[BaseException] = None
+        self._pool = WorkPool(self.name, max_workers, max_pending)
+        self._overflow = WorkPool(self.name, 2, 32, role="overflow")
+        self._rendezvous = RendezvousSet(self.name, self._on_rendezvous_request, max_rendezvous)
+        self._acceptor = Acceptor(self.path, self._hooks, self._rendezvous, self._stopping,
+                                  queue_size=max_pending, subprotocols=subprotocols or (),
+                                  connect_timeout=connect_timeout, io_timeout=io_timeout, verify=verify, proxy=proxy)
+        renewable = self._provider is not None and self._provider.renewable
+        self._keepalive = KeepAlive(self.name, ping_interval, ping_timeout, self._fresh_token if self._provider else None,
+                                    renewable, self._channel_dead)
+        self._stats = {"requests": 0, "busy": 0, "connects": 0}
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, path: Optional[str] = None, token_ttl: float = 3600,
+                               **options: Any) -> "HybridConnectionListener":
+        """A listener from ``Endpoint=...;SharedAccessKeyName=...;SharedAccessKey=...[;EntityPath=...]``."""
+        cs = ConnectionString.parse(connection_string)
+        return cls(cs.namespace, cs.resolve_path(path), cs.token_provider(ttl=token_ttl), **options)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def is_online(self) -> bool:
+        return self._online.is_set()
+
+    @property
+    def state(self) -> str:
+        """``new``, ``online``, ``offline`` (reconnecting), ``closing`` or ``closed``."""
+        return self._state
+
+    @property
+    def stats(self) -> Dict[str, int]:
+        """Counters: requests served, busy (503) answers, sockets accepted/rejected, control-channel connects."""
+        return dict(self._stats, accepted=self._acceptor.accepted, rejected=self._acceptor.rejected,
+                    in_flight=self._pool.in_flight, rendezvous_opened=self._rendezvous.opened,
+                    sockets=self._rendezvous.sockets, renewals=self._keepalive.renewals)
+
+    def __repr__(self) -> str:
+        return (f"<HybridConnectionListener path={self.path!r} namespace={self.namespace.ws_base} state={self._state} "
+                f"in_flight={self._pool.in_flight} sockets={self._rendezvous.sockets}>")
+
+    def __enter__(self) -> "HybridConnectionListener":
+        if self._state == "new":
+            self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _notify(self, hook: str, *args: Any) -> None:
+        handler = self._hooks.get(hook)
+        if handler is not None:
+            try:
+                handler(*args)
+            except Exception:  # noqa: BLE001 - a callback must never break the listener
+                log.exception("%s callback of listener %s failed", hook, self.path)
+
+    # ------------------------------------------------------------------ open / connect
+
+    def open(self, timeout: Optional[float] = 30.0) -> None:
+        """Connect the control channel; return once online.
+
+        Raises AuthenticationError (401), AuthorizationError (403), EndpointNotFoundError (404),
+        RelayConnectionError or RelayTimeoutError. With ``retry_on_open=True`` only 404 raises;
+        other failures are retried in the background and ``open()`` returns after ``timeout``
+        even if not yet online (see ``is_online`` and ``last_error``).
+        """
+        with self._lock:
+            if self._state in ("closing", "closed"):
+                raise HybridConnectionError("the listener is closed; create a new one")
+            if self._state != "new":
+                return
+            self._state = "offline"
+        channel: Optional[_Channel] = None
+        if not self.retry_on_open:
+            self._notify("on_connecting")
+            try:
+                channel = self._connect(self.connect_timeout if timeout is None else timeout)
+            except BaseException as exc:
+                with self._lock:
+                    self._state = "new"
+                self.last_error = exc
+                raise
+        self._keepalive.start()
+        if channel is not None:
+            self._go_online(channel)
+        self._reader = threading.Thread(target=self._run, args=(channel,), name=f"hybridconn-listener-{self.name}",
+                                        daemon=True)
+        self._reader.start()
+        if channel is None:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._online.is_set() and not self._closed.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    log.warning("listener %s not online after %s s; still retrying (last error: %s)",
+                                self.path, timeout, self.last_error)
+                    return
+                self._online.wait(0.2 if remaining is None else min(0.2, remaining))
+            if self._fatal is not None:
+                raise self._fatal
+
+    def _fresh_token(self) -> Tuple[str, float]:
+        assert self._provider is not None
+        return self._provider.get_token(self._audience)
+
+    def _connect(self, timeout: float) -> _Channel:
+        token, expires_on = None, None
+        if self._provider is not None:
+            try:
+                token, expires_on = self._fresh_token()
+            except HybridConnectionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a provider may fail in any way
+                raise AuthenticationError(None, f"the token provider failed: {type(exc).__name__}") from exc
+        obtained_at = time.time()
+        conn_id = str(uuid.uuid4())  # sb-hc-id: one per connection, for tracing
+        url = listen_url(self.namespace, self.path, id=conn_id, token=token if self.token_in_query else None)
+        headers = {AUTH_HEADER: token} if token and not self.token_in_query else None
+        ws = open_websocket(url, headers=headers, timeout=timeout, verify=self.verify, proxy=self.proxy, what="listen")
+        self._stats["connects"] += 1
+        return _Channel(HybridConnection(ws, id=conn_id, io_timeout=self.io_timeout), expires_on, obtained_at)
+
+    def _go_online(self, channel: _Channel) -> bool:
+        with self._lock:
+            if self._stopping.is_set():
+                keep = False
+            else:
+                keep, self._channel, self._state = True, channel, "online"
+        if not keep:
+            channel.conn.close(1000, "listener closing", timeout=1.0)
+            return False
+        self._keepalive.attach(channel.conn, channel.expires_on, channel.obtained_at)
+        self._online.set()
+        log.info("listener %s is online (sb-hc-id %s)", self.path, channel.conn.id)
+        self._notify("on_online")
+        return True
+
+    # ------------------------------------------------------------------ the reader thread
+
+    def _run(self, channel: Optional[_Channel]) -> None:
+        try:
+            while not self._stopping.is_set():
+                if channel is None:
+                    channel = self._reconnect()
+                    if channel is None:
+                        return
+                self._read(channel)
+                self._lost(channel)
+                channel = None
+        except Exception:  # noqa: BLE001 - last resort: report and stop rather than die silently
+            log.exception("listener %s reader failed", self.path)
+            self._fail(HybridConnectionError("the listener's reader thread failed; see the log"))
+
+    def _read(self, channel: _Channel) -> None:
+        reader = MessageReader(channel.conn, max_body=CONTROL_CHANNEL_BODY_LIMIT)
+        while True:
+            try:
+                events = reader.read(timeout=_READ_POLL)
+            except RelayTimeoutError:
+                continue
+            except HybridConnectionError:  # ConnectionClosed, or a broken frame
+                return
+            for event in events:
+                try:
+                    self._dispatch(channel, event)
+                except Exception:  # noqa: BLE001
+                    log.exception("listener %s could not dispatch %r", self.path, event)
+
+    def _lost(self, channel: _Channel) -> None:
+        conn = channel.conn
+        self._keepalive.detach(conn)
+        conn.abort()
+        with self._lock:
+            if self._channel is channel:
+                self._channel = None
+            self._online.clear()
+            if self._stopping.is_set():
+                return
+            self._state = "offline"
+        error = channel.dead_error or self._close_error(conn)
+        self.last_error = error
+        if time.monotonic() - channel.opened_at >= STABLE_AFTER:
+            self._attempt = 0
+        log.warning("listener %s went offline: %s", self.path, error)
+        self._notify("on_offline", error)
+
+    @staticmethod
+    def _close_error(conn: HybridConnection) -> HybridConnectionError:
+        if conn.close_code == 1008:
+            return AuthenticationError(None, f"the relay closed the control channel (1008 {conn.close_reason})".strip())
+        return ConnectionClosed(conn.close_code, conn.close_reason or "control channel lost")
+
+    def _channel_dead(self, conn: HybridConnection, error: HybridConnectionError) -> None:
+        channel = self._channel
+        if channel is not None and channel.conn is conn:
+            channel.dead_error = error
+        conn.abort()
+
+    def _backoff_delay(self) -> float:
+        if not self.backoff:
+            return 0.0
+        base = float(self.backoff[min(self._attempt, len(self.backoff) - 1)])
+        return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
+
+    def _reconnect(self) -> Optional[_Channel]:
+        while not self._stopping.is_set():
+            delay = self._backoff_delay()
+            if delay and self._stopping.wait(delay):
+                return None
+            self._notify("on_connecting")
+            try:
+                channel = self._connect(self.connect_timeout)
+            except EndpointNotFoundError as exc:
+                self._fail(exc)
+                return None
+            except HybridConnectionError as exc:
+                self._attempt += 1
+                self.last_error = exc
+                log.warning("listener %s could not reconnect (attempt %d): %s", self.path, self._attempt, exc)
+                continue
+            self._attempt += 1
+            return channel if self._go_online(channel) else None
+        return None
+
+    def _fail(self, error: BaseException) -> None:
+        """A terminal error (404): stop the listener and keep the error for serve_forever()/open()."""
+        log.error("listener %s stopped: %s", self.path, error)
+        self.last_error = self._fatal = error
+        self._notify("on_offline", error)
+        self.close()
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, channel: _Channel, event: Any) -> None:
+        if isinstance(event, ProtocolViolation):
+            log.warning("protocol violation on the control channel of %s: %s", self.path, event.error)
+            if isinstance(event.message, Request):
+                Reply(event.message.id, control=channel.conn).send(error_response(400, "Bad Request"))
+            return
+        assert isinstance(event, MessageReceived)
+        message = event.message
+        if isinstance(message, Accept):
+            self._on_accept_message(message)
+        elif isinstance(message, Request) and message.is_address_only:
+            connect = lambda: self._open_request_socket(message.address)  # noqa: E731
+            if self._stopping.is_set() or not self._rendezvous.serve(None, connect):
+                self._busy("http", self._refuse_rendezvous_request, message)
+        elif isinstance(message, Request):
+            reply = Reply(message.id, control=channel.conn, address=message.address,
+                          open_rendezvous=self._open_request_socket, adopt=self._adopt_rendezvous)
+            self._submit_request(self._relayed(message, event.body or b"", False), reply)
+        else:
+            log.warning("unexpected %s message on the control channel of %s", type(message).__name__, self.path)
+
+    def _relayed(self, message: Request, body: bytes, via_rendezvous: bool) -> RelayedRequest:
+        target = message.request_target or "/"
+        suffix, query = split_target(target, self.path)
+        return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix,
+                              query=query, headers=CaseInsensitiveDict(message.request_headers), body=body,
+                              via_rendezvous=via_rendezvous)
+
+    def _submit_request(self, request: RelayedRequest, reply: Reply) -> None:
+        if self._stopping.is_set() or not self._pool.submit("http", self._serve_request, request, reply):
+            self._stats["busy"] += 1
+            why = "closing" if self._stopping.is_set() else "busy"
+            log.warning("listener %s is %s: answering 503 to %s %s", self.path, why, request.method, request.target)
+            reply.send(error_response(503, f"Service Unavailable: the listener is {why}"))
+
+    def _serve_request(self, request: RelayedRequest, reply: Reply) -> None:
+        self._stats["requests"] += 1
+        reply.send(call_handler(self._hooks.get("on_request"), request))
+
+    def _busy(self, kind: str, fn: Callable[..., None], *args: Any) -> None:
+        self._stats["busy"] += 1
+        if not self._overflow.submit(kind, fn, *args):
+            log.warning("listener %s is overloaded; dropped a %s without answering", self.path, kind)
+
+    # ------------------------------------------------------------------ rendezvous requests
+
+    def _open_request_socket(self, address: str) -> HybridConnection:
+        return open_request_socket(address, timeout=self.connect_timeout, io_timeout=self.io_timeout,
+                                   verify=self.verify, proxy=self.proxy)
+
+    def _adopt_rendezvous(self, conn: HybridConnection) -> None:
+        if not self._rendezvous.serve(conn):
+            conn.close(1000, "", timeout=2.0)
+
+    def _on_rendezvous_request(self, conn: HybridConnection, message: Request, body: bytes) -> None:
+        self._submit_request(self._relayed(message, body, True), Reply(message.id, rendezvous=conn))
+
+    def _refuse_rendezvous_request(self, message: Request) -> None:
+        busy = error_response(503, "Service Unavailable: the listener is busy")
+        refuse_request(message.address, message.id, lambda conn: Reply(message.id, rendezvous=conn).send(busy),
+                       timeout=self.connect_timeout, io_timeout=self.io_timeout, verify=self.verify, proxy=self.proxy)
+
+    # ------------------------------------------------------------------ WebSocket connections
+
+    def _on_accept_message(self, message: Accept) -> None:
+        why = ""
+        if self._stopping.is_set():
+            why = "closing"
+        elif self._acceptor.must_queue() and self._acceptor.queue.full():
+            why = "holding too many unaccepted connections"
+        elif not self._pool.submit("ws", self._acceptor.serve, message):
+            why = "busy"
+        if why:
+            self._busy("ws", self._acceptor.reject, message, 503, f"Service Unavailable: the listener is {why}")
+
+    def accept_connection(self, timeout: Optional[float] = None) -> Optional[HybridConnection]:
+        """The next accepted WebSocket (when no ``on_connection`` is set); None once closed.
+
+        :raises RelayTimeoutError: none arrived within ``timeout`` seconds.
+        """
+        return self._acceptor.take(timeout)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def serve_forever(self) -> None:
+        """Open if needed and block until closed; Ctrl-C closes cleanly. Raises a terminal error (404)."""
+        if self._state == "new":
+            self.open()
+        try:
+            while not self._closed.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            log.info("interrupted; closing listener %s", self.path)
+            self.close()
+            return
+        if self._fatal is not None:
+            raise self._fatal
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop: answer new work 503, let running handlers finish (up to ``timeout``), close the
+        control channel with 1000 and every socket, stop all threads. Idempotent; callable from a
+        handler or callback; returns within ``timeout`` even if the network hangs."""
+        start = time.monotonic()
+        deadline = start + timeout
+        with self._lock:
+            if self._state == "closed":
+                return
+            if self._state == "closing":
+                first = False
+            else:
+                first, self._state, was_online = True, "closing", self._online.is_set()
+                self._stopping.set()
+        if not first:
+            ours = self._pool.in_worker() or threading.current_thread().name.startswith("hybridconn-")
+            if not ours:
+                self._closed.wait(timeout)
+            return
+        self._pool.wait_idle(start + timeout * 0.6, kinds=("http",))
+        with self._lock:
+            channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.conn.close(1000, "listener closing", timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        self._keepalive.stop(max(0.0, min(1.0, deadline - time.monotonic())))
+        self._acceptor.close()
+        self._rendezvous.close_all(max(0.1, (deadline - time.monotonic()) / 2))
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(max(0.0, deadline - time.monotonic()))
+        self._rendezvous.join(deadline)
+        self._pool.close(deadline)
+        self._overflow.close(deadline)
+        with self._lock:
+            self._state = "closed"
+            self._online.clear()
+        self._closed.set()
+        log.info("listener %s closed", self.path)
+        if was_online and self._fatal is None:
+            self._notify("on_offline", None)
