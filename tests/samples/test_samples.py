@@ -1,0 +1,123 @@
+"""Every sample runs against the embedded emulator, as its docstring says, so none of them rots."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Callable, Dict, List
+
+import pytest
+
+from sample_procs import SAMPLES, Background, run_python, sample_env
+
+Start = Callable[[List[str], Dict[str, str]], Background]
+
+COVERED = {
+    "listener_http.py",
+    "listener_websocket.py",
+    "sender_http.py",
+    "sender_websocket.py",
+    "wsgi_app.py",
+    "cron_job.py",
+    "notebook.ipynb",
+}
+
+
+def test_every_sample_is_covered_here() -> None:
+    present = {p.name for p in SAMPLES.iterdir() if p.suffix in (".py", ".ipynb") and not p.name.startswith("_")}
+    assert present == COVERED, "add a test for each new sample (and list it in COVERED)"
+
+
+def test_sender_http_runs_on_its_own() -> None:
+    result = run_python(["samples/sender_http.py", "Grace"], sample_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "200 hello Grace"
+
+
+def test_sender_websocket_runs_on_its_own() -> None:
+    result = run_python(["samples/sender_websocket.py"], sample_env())
+    assert result.returncode == 0, result.stderr
+    assert "sent 'hello', got 'hello'" in result.stdout
+    assert "binary round trip: b'\\x00\\x01binary'" in result.stdout
+
+
+def test_cron_job_sends_its_report_and_exits_zero() -> None:
+    result = run_python(["samples/cron_job.py"], sample_env())
+    assert result.returncode == 0, result.stderr
+    assert "stand-in listener received: {'host':" in result.stdout
+    assert "report sent: 201 stored" in result.stdout
+
+
+@pytest.fixture
+def relay_emulator_options() -> Dict[str, object]:
+    return {"hybrid_connections": ["reports"]}
+
+
+def test_cron_job_exits_nonzero_when_no_listener_is_online(relay_connection_string: str) -> None:
+    # The pytest plugin's emulator, in this process; nobody listens on "reports".
+    result = run_python(["samples/cron_job.py"], sample_env(relay_connection_string))
+    assert result.returncode == 1
+    assert "attempt 3: no listener online" in result.stderr
+    assert "report not sent after 3 attempts" in result.stderr
+
+
+def test_listener_http_serves_sender_http_across_processes(background: Start) -> None:
+    listener = background(["samples/listener_http.py", "--once"], sample_env())
+    cs = listener.connection_string()
+    listener.wait_for("listening")
+    result = run_python(["samples/sender_http.py", "Ada"], sample_env(cs))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "200 hello Ada"
+    assert listener.finish() == 0
+    assert "POST /greet (3 bytes)" in listener.lines
+
+
+def test_listener_websocket_serves_sender_websocket_across_processes(background: Start) -> None:
+    listener = background(["samples/listener_websocket.py", "--once"], sample_env())
+    cs = listener.connection_string()
+    listener.wait_for("listening")
+    result = run_python(["samples/sender_websocket.py"], sample_env(cs))
+    assert result.returncode == 0, result.stderr
+    assert "sent 'relay', got 'RELAY'" in result.stdout
+    assert listener.finish() == 0
+    assert any(line.startswith("connected: ") and line.endswith(" /chat") for line in listener.lines)
+
+
+def test_wsgi_app_answers_hybridconn_request(background: Start) -> None:
+    server = background(["samples/wsgi_app.py", "--once"], sample_env())
+    cs = server.connection_string()
+    url = server.wait_for("serving ")
+    assert "/hc1/hello" in url
+    result = run_python(["-m", "hybridconn", "request", "GET", "/hello?name=Ada"], sample_env(cs))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello Ada, from /hc1/hello\n"
+    assert server.finish() == 0
+
+
+NOTEBOOK_RUNNER = textwrap.dedent(
+    """
+    import json, sys
+    notebook = json.load(open(sys.argv[1], encoding="utf-8"))
+    namespace = {"__name__": "__main__"}
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        print(f"--- cell {index}", flush=True)
+        exec(compile(source, f"notebook.ipynb[cell {index}]", "exec"), namespace)
+    print("--- all cells ran", flush=True)
+    """
+)
+
+
+def test_notebook_code_cells_run_in_order() -> None:
+    notebook = json.loads((SAMPLES / "notebook.ipynb").read_text(encoding="utf-8"))
+    assert notebook["nbformat"] == 4
+    code_cells = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert len(code_cells) >= 4 and all(cell["outputs"] == [] for cell in code_cells), "commit the notebook cleared"
+    result = run_python(["-c", NOTEBOOK_RUNNER, "samples/notebook.ipynb"], sample_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--- all cells ran" in result.stdout
+    assert "200 {'words': 4}" in result.stdout
+    assert "hello from a notebook" in result.stdout
+    assert result.stdout.rstrip().endswith("online: False")
