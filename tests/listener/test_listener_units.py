@@ -1,0 +1,246 @@
+"""Listener pieces that need no relay: handler results, the pool, hooks, decisions, renewal timing."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Iterator, List
+
+import pytest
+
+from hybridconn import (
+    ConfigurationError,
+    RelayConnectionError,
+    RelayedRequest,
+    RelayedResponse,
+    RelayTimeoutError,
+)
+from hybridconn._accepting import AcceptQueue, interpret_decision
+from hybridconn._dispatch import WorkPool, call_handler
+from hybridconn._rendezvous import choose_subprotocol
+from hybridconn.auth import SharedAccessKeyTokenProvider, generate_sas_token, renewal_point
+from hybridconn.listener import HybridConnectionListener
+
+
+def _request() -> RelayedRequest:
+    return RelayedRequest(id="r1", method="GET", target="/hc1/x")
+
+
+# ---------------------------------------------------------------- call_handler
+
+
+def test_no_handler_is_501() -> None:
+    response = call_handler(None, _request())
+    assert response.status == 501
+
+
+def test_crashing_handler_is_500_with_tracking_id_and_no_exception_text(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(req: RelayedRequest) -> RelayedResponse:
+        raise RuntimeError("secret-detail-xyz")
+
+    with caplog.at_level(logging.ERROR):
+        response = call_handler(handler, _request())
+    assert response.status == 500
+    assert "TrackingId:" in (response.reason or "")
+    assert b"secret-detail-xyz" not in response.body  # type: ignore[operator]
+    assert "secret-detail-xyz" not in (response.reason or "")
+    tracking_id = (response.reason or "").split("TrackingId:")[1].rstrip(")")
+    assert any(tracking_id in r.getMessage() for r in caplog.records)  # logged with the same id
+    assert any(r.exc_info for r in caplog.records)  # and the traceback
+
+
+def test_non_response_is_500(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        response = call_handler(lambda req: "hello", _request())
+    assert response.status == 500
+    assert any("instead of a RelayedResponse" in r.getMessage() for r in caplog.records)
+
+
+def test_reserved_statuses_become_500() -> None:
+    assert call_handler(lambda req: RelayedResponse(status=502), _request()).status == 500
+    assert call_handler(lambda req: RelayedResponse(status=201, body=b"x"), _request()).status == 201
+
+
+# ---------------------------------------------------------------- the pool
+
+
+def test_pool_bounds_its_backlog_and_drains() -> None:
+    pool = WorkPool("unit", max_workers=2, max_pending=3)
+    release = threading.Event()
+    started: List[int] = []
+
+    def task(n: int) -> None:
+        started.append(n)
+        release.wait(10)
+
+    try:
+        accepted = [pool.submit("http", task, n) for n in range(7)]
+        assert accepted == [True] * 5 + [False] * 2  # 2 running + 3 queued
+        assert pool.in_flight == 5
+        assert not pool.wait_idle(time.monotonic() + 0.05)
+        release.set()
+        assert pool.wait_idle(time.monotonic() + 10)
+        assert sorted(started) == [0, 1, 2, 3, 4]
+        assert pool.submit("http", task, 9)
+    finally:
+        release.set()
+        assert pool.close(time.monotonic() + 10)
+    assert not pool.submit("http", task, 10)
+
+
+def test_pool_survives_a_crashing_task(caplog: pytest.LogCaptureFixture) -> None:
+    pool = WorkPool("unit", max_workers=1, max_pending=1)
+    done = threading.Event()
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    try:
+        with caplog.at_level(logging.ERROR):
+            assert pool.submit("http", boom)
+            assert pool.submit("http", done.set)
+            assert done.wait(10)
+    finally:
+        assert pool.close(time.monotonic() + 10)
+    assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+def test_pool_close_from_inside_a_task_does_not_deadlock() -> None:
+    pool = WorkPool("unit", max_workers=1, max_pending=0)
+    result: List[bool] = []
+    done = threading.Event()
+
+    def closer() -> None:
+        result.append(pool.close(time.monotonic() + 5))
+        done.set()
+
+    assert pool.submit("http", closer)
+    assert done.wait(10)
+    assert result == [False]  # it could not join itself, but returned
+
+
+# ---------------------------------------------------------------- hooks and decisions
+
+
+def test_hooks_work_as_decorators_and_attributes() -> None:
+    listener = HybridConnectionListener("ws://127.0.0.1:9", "hc1", None)
+
+    @listener.on_request
+    def handle(req: RelayedRequest) -> RelayedResponse:
+        return RelayedResponse()
+
+    assert listener.on_request.handler is handle
+    assert not listener.on_connection
+
+    def online() -> None:
+        pass
+
+    listener.on_online = online
+    assert listener.on_online.handler is online
+    listener.on_online = None
+    assert listener.on_online.handler is None
+    with pytest.raises(TypeError):
+        listener.on_offline = 42  # type: ignore[assignment]
+    listener.close()
+
+
+def test_interpret_decision() -> None:
+    assert interpret_decision(True) == (None, "")
+    assert interpret_decision(False) == (400, "Bad Request")
+    assert interpret_decision(None) == (400, "Bad Request")
+    assert interpret_decision((403, "go away")) == (403, "go away")
+    assert interpret_decision(451) == (451, "Rejected")
+
+
+def test_choose_subprotocol_picks_the_first_offered_that_the_app_supports() -> None:
+    offered = {"Sec-WebSocket-Protocol": "chat.v2, chat.v1, mqtt"}
+    assert choose_subprotocol(offered, ["chat.v1", "chat.v2"]) == "chat.v2"
+    assert choose_subprotocol(offered, ["mqtt"]) == "mqtt"
+    assert choose_subprotocol(offered, ["other"]) is None
+    assert choose_subprotocol(offered, None) is None
+    assert choose_subprotocol({}, ["chat.v1"]) is None
+
+
+def test_accept_queue_times_out_and_wakes_on_close() -> None:
+    queue = AcceptQueue(1)
+    with pytest.raises(RelayTimeoutError):
+        queue.get(0.05)
+    got: List[object] = []
+    waiter = threading.Thread(target=lambda: got.append(queue.get(None)))
+    waiter.start()
+    queue.close()
+    waiter.join(5)
+    assert got == [None]
+
+
+# ---------------------------------------------------------------- renewal timing
+
+
+@pytest.mark.parametrize(
+    "life, expected",
+    [(3600, 2880), (100, 70), (60, 30), (5, 2.5), (0, 0)],
+)
+def test_renewal_point(life: float, expected: float) -> None:
+    assert renewal_point(1000.0, 1000.0 + life) == pytest.approx(1000.0 + expected)
+
+
+def test_short_lived_tokens_are_reminted_at_half_life() -> None:
+    now = [1_000_000.0]
+    provider = SharedAccessKeyTokenProvider("k", "secret", ttl=10, clock=lambda: now[0])
+    first, expiry = provider.get_token("http://ns/hc1")
+    now[0] += 4.9
+    assert provider.get_token("http://ns/hc1")[0] == first
+    now[0] += 0.2
+    second, later = provider.get_token("http://ns/hc1")
+    assert second != first and later > expiry
+
+
+# ---------------------------------------------------------------- construction and failures
+
+
+def test_repr_shows_no_secret() -> None:
+    cs = "Endpoint=sb://127.0.0.1:9/;SharedAccessKeyName=root;SharedAccessKey=TOPSECRETKEY;EntityPath=hc1;UseDevelopmentEmulator=true"
+    listener = HybridConnectionListener.from_connection_string(cs)
+    text = repr(listener)
+    assert "TOPSECRETKEY" not in text and "hc1" in text and "state=new" in text
+    listener.close()
+    assert "state=closed" in repr(listener)
+
+
+def test_bad_path_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        HybridConnectionListener("ws://127.0.0.1:9", "/", None)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    yield port
+
+
+def test_open_against_nothing_raises_and_leaves_nothing_running(closed_port: int) -> None:
+    token = generate_sas_token("http://127.0.0.1/hc1", "k", "SECRETKEY")
+    listener = HybridConnectionListener(f"ws://127.0.0.1:{closed_port}", "hc1", lambda aud: (token, time.time() + 60))
+    with pytest.raises(RelayConnectionError) as info:
+        listener.open(timeout=5)
+    assert "SECRETKEY" not in str(info.value) and "sig=" not in str(info.value)
+    assert not listener.is_online
+    assert listener.last_error is info.value
+    listener.close()
+
+
+def test_retry_on_open_returns_after_timeout_and_keeps_trying(closed_port: int) -> None:
+    attempts: List[int] = []
+    listener = HybridConnectionListener(f"ws://127.0.0.1:{closed_port}", "hc1", None, retry_on_open=True,
+                                        backoff=(0.05,), jitter=0)
+    listener.on_connecting = lambda: attempts.append(1)
+    listener.open(timeout=0.5)
+    assert not listener.is_online
+    assert isinstance(listener.last_error, RelayConnectionError)
+    assert len(attempts) >= 2
+    listener.close(timeout=5)
+    assert listener.state == "closed"
