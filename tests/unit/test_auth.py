@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from typing import List, Tuple
+from urllib.parse import quote
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hybridconn.addresses import token_audience
 from hybridconn.auth import (
     AUTH_HEADER,
     CallableTokenProvider,
@@ -522,3 +526,29 @@ def test_sas_auth_needs_a_provider_and_hides_the_key() -> None:
         SasAuth(None)
     auth = SasAuth(SharedAccessKeyTokenProvider("root", KEY))
     assert KEY not in repr(auth) and "root" in repr(auth)
+
+
+def test_verify_compares_signatures_in_constant_time() -> None:
+    # No timing assertion (too flaky on a shared machine): check the comparison is hmac.compare_digest.
+    assert "compare_digest" in verify_sas_token.__code__.co_names
+
+
+segment_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(segment_text, min_size=1, max_size=3),
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=16),
+    st.integers(1, 4_000_000_000),
+)
+def test_property_minted_tokens_verify_for_their_entity_only(segments: List[str], key: str, expiry: int) -> None:
+    path = "/".join(segments)
+    audience = token_audience("ws://127.0.0.1:9350", path)
+    token = generate_sas_token(audience, "rule", key, ttl=expiry, clock=lambda: 0)
+    parsed = verify_sas_token(token, {"rule": key}, f"ws://127.0.0.1:9350/$hc/{quote(path)}/suffix", now=expiry - 1)
+    assert parsed.expiry == expiry and normalize_audience(parsed.audience) == normalize_audience(audience)
+    with pytest.raises(AuthenticationError, match="signature"):
+        verify_sas_token(token, {"rule": key + "x"}, audience, now=0)
+    with pytest.raises(AuthenticationError, match="audience"):
+        verify_sas_token(token, {"rule": key}, f"http://127.0.0.1:9350/{quote(path)}x", now=0)
