@@ -229,6 +229,7 @@ class _Exchange:
 
     def response(self, body: Any) -> RelayedResponse:
         assert self.status is not None
+        self.headers_sent = True  # from here on the answer is committed
         code, _, reason = self.status.partition(" ")
         return RelayedResponse(status=int(code), headers=_merge_headers(self.headers), body=body, reason=reason or None)
 
@@ -355,6 +356,15 @@ def call_wsgi(app: WSGIApp, environ: Dict[str, Any], buffer_limit: int = BUFFER_
     An application that fails before its first body byte gets a 500 with a
     tracking id; the traceback is logged, never sent.
     """
+    response = _run_app(app, environ, buffer_limit)
+    if environ.get("REQUEST_METHOD") == "HEAD" and response.body:
+        # A HEAD answer has no body, whatever the app produced (as gunicorn and waitress do).
+        _close(response.body)
+        response.body = b""
+    return response
+
+
+def _run_app(app: WSGIApp, environ: Dict[str, Any], buffer_limit: int) -> RelayedResponse:
     exchange = _Exchange()
     result: Any = None
     try:

@@ -367,3 +367,10 @@ def test_wsgi_errors_goes_to_the_errors_logger(caplog: pytest.LogCaptureFixture)
 
 def test_buffer_limit_matches_the_control_channel() -> None:
     assert BUFFER_LIMIT == 65_536
+
+
+def test_head_answer_has_no_body_and_the_app_iterable_is_closed() -> None:
+    iterable = ClosingIterable([b"w" * 40_000] * 3)
+    response = call_wsgi(validator(iterable_app(iterable)), build_environ(make_request("HEAD"), "h.example", "hc1"))
+    assert (response.status, response.body) == (200, b"")
+    assert iterable.closed == 1
