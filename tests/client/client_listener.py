@@ -128,13 +128,16 @@ class TinyListener:
         thread.start()
 
     def _dispatch(self, message: object, body: Optional[bytes]) -> None:
-        if isinstance(message, Accept):
-            self._accept(message)
-        elif isinstance(message, Request):
-            if message.is_address_only:
-                self._rendezvous_request(message)
-            else:
-                self._answer(message, body or b"", on_control_channel=True)
+        try:
+            if isinstance(message, Accept):
+                self._accept(message)
+            elif isinstance(message, Request):
+                if message.is_address_only:
+                    self._rendezvous_request(message)
+                else:
+                    self._answer(message, body or b"", on_control_channel=True)
+        except HybridConnectionError:
+            pass  # the listener is closing, or the relay gave up on this request
 
     # ------------------------------------------------------------------ WebSockets
 
