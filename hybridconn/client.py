@@ -29,6 +29,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qsl, quote, urlencode
 
 import requests
+import websocket
 
 from . import addresses
 from ._http import (
@@ -47,6 +48,7 @@ from .exceptions import (
     ConfigurationError,
     ConnectionRejectedError,
     HybridConnectionError,
+    ProtocolError,
     RelayTimeoutError,
 )
 
@@ -187,13 +189,15 @@ class HybridConnectionClient:
         )
         auth_header = {AUTH_HEADER: token} if token and not self.token_in_query else None
         offered = [subprotocols] if isinstance(subprotocols, str) else list(subprotocols or [])
+        # Offered as a plain header, checked by _negotiated_subprotocol: websocket-client
+        # would fail a handshake whose listener picked none, which RFC 6455 allows.
+        protocol_header = {"Sec-WebSocket-Protocol": ", ".join(offered)} if offered else None
         log.debug("connecting to %s", redact_url(url))
         try:
             ws = open_websocket(
                 url,
                 # The caller's headers win: one may bring its own ServiceBusAuthorization.
-                headers=merged_headers(auth_header, headers),
-                subprotocols=offered,
+                headers=merged_headers(auth_header, protocol_header, headers),
                 timeout=timeout,
                 verify=self.verify,
                 proxy=self.proxy,
@@ -205,10 +209,12 @@ class HybridConnectionClient:
             if error is exc:
                 raise
             raise error from exc.__cause__
+        subprotocol = _negotiated_subprotocol(ws, offered)
         log.debug("connected to %s (id %s)", redact_url(url.split("?", 1)[0]), connection_id)
         return HybridConnection(
             ws,
             id=connection_id,
+            subprotocol=subprotocol,
             path="/" + suffix_path.lstrip("/") if suffix_path.strip("/") else "",
             query=urlencode(pairs, quote_via=quote),
         )
@@ -325,6 +331,21 @@ def _split_suffix(suffix: str, query: QueryArg) -> Tuple[str, Pairs]:
     elif query is not None:
         pairs += [(str(k), str(v)) for k, v in query]
     return suffix_path, pairs
+
+
+def _negotiated_subprotocol(ws: websocket.WebSocket, offered: Sequence[str]) -> Optional[str]:
+    """The subprotocol the listener chose, or None; one that was not offered fails the connection."""
+    answer = ((ws.getheaders() or {}).get("sec-websocket-protocol") or "").strip()
+    if not answer:
+        return None
+    for candidate in offered:
+        if candidate.strip().lower() == answer.lower():
+            return candidate
+    try:
+        ws.shutdown()
+    except Exception:  # noqa: BLE001 - best effort on a socket we are abandoning
+        pass
+    raise ProtocolError(f"the listener chose the subprotocol {answer!r}, which the sender did not offer")
 
 
 def _connect_error(exc: HybridConnectionError) -> HybridConnectionError:

@@ -74,6 +74,7 @@ class TinyListener:
         on_request: Callable[[Request, bytes], Reply] = echo_request,
         on_connection: Optional[Callable[[HybridConnection], None]] = echo_connection,
         on_accept: Callable[[Accept], AcceptDecision] = lambda accept: True,
+        pick_subprotocol: bool = True,
     ) -> None:
         self.namespace = namespace
         self.path = path
@@ -81,6 +82,7 @@ class TinyListener:
         self.on_request = on_request
         self.on_connection = on_connection
         self.on_accept = on_accept
+        self.pick_subprotocol = pick_subprotocol
         self.seen = Seen()
         provider = SharedAccessKeyTokenProvider(key_name, key)
         token, _ = provider.get_token(addresses.token_audience(namespace, path))
@@ -145,7 +147,8 @@ class TinyListener:
         self.seen.accepts.append(accept)
         decision = self.on_accept(accept)
         if decision is True:
-            protocol = accept.connect_headers.get("Sec-WebSocket-Protocol")
+            headers = {name.lower(): value for name, value in accept.connect_headers.items()}
+            protocol = headers.get("sec-websocket-protocol") if self.pick_subprotocol else None
             offered = [protocol.split(",")[0].strip()] if protocol else None
             ws = open_websocket(accept.address, subprotocols=offered, timeout=10, verify=self.verify, what="accept")
             conn = HybridConnection(ws, id=accept.id, headers=dict(accept.connect_headers))

@@ -8,6 +8,8 @@ emulator would never give (a relay error shape, a silent server).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -36,6 +38,8 @@ class ScriptedServer(ThreadingHTTPServer):
         self.silent = threading.Event()  # when set: read the request, never answer
         self.release = threading.Event()  # set to let silent handlers finish
         self.requests: List[Recorded] = []
+        #: When not None: complete WebSocket upgrades, answering with this subprotocol ("" for none).
+        self.upgrade_subprotocol: Optional[str] = None
 
     @property
     def base(self) -> str:
@@ -58,6 +62,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.release.wait(30)
             self.close_connection = True
             return
+        if self.server.upgrade_subprotocol is not None and "Sec-WebSocket-Key" in self.headers:
+            self._upgrade(self.headers["Sec-WebSocket-Key"], self.server.upgrade_subprotocol)
+            return
         self.send_response(self.server.status, self.server.reason)
         for name, value in self.server.headers:
             self.send_header(name, value)
@@ -66,6 +73,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(self.server.body)
+        self.close_connection = True
+
+    def _upgrade(self, key: str, subprotocol: str) -> None:
+        digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode("ascii")).digest()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", base64.b64encode(digest).decode("ascii"))
+        if subprotocol:
+            self.send_header("Sec-WebSocket-Protocol", subprotocol)
+        self.end_headers()
         self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle

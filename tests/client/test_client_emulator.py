@@ -131,6 +131,14 @@ def test_subprotocol_is_negotiated(listener: TinyListener, client: HybridConnect
         assert conn.recv(timeout=10) == "hi"
 
 
+def test_listener_that_picks_no_subprotocol(relay: RelayEmulator, client: HybridConnectionClient) -> None:
+    with listen(relay, pick_subprotocol=False):
+        with client.connect(subprotocols=["chat.v2"], timeout=10) as conn:
+            assert conn.subprotocol is None
+            conn.send("still fine")
+            assert conn.recv(timeout=10) == "still fine"
+
+
 def test_listener_sees_headers_suffix_query_and_id(listener: TinyListener, client: HybridConnectionClient) -> None:
     with client.connect(headers={"X-App-Version": "7"}, suffix="/rooms/blue", query={"user": "ana"}, id="trace-123", timeout=10) as conn:
         conn.send("x")

@@ -24,6 +24,7 @@ from hybridconn import (
     HandshakeError,
     HybridConnectionClient,
     ListenerUnavailableError,
+    ProtocolError,
     RelayConnectionError,
     RelayTimeoutError,
     SharedAccessKeyTokenProvider,
@@ -255,8 +256,30 @@ def test_connect_sends_suffix_query_id_headers_and_subprotocols(scripted: Script
     assert parts.path == "/$hc/hc1/room%201"
     assert parse_qsl(parts.query) == [("a", "1"), ("b", "2"), ("sb-hc-action", "connect"), ("sb-hc-id", "my-id")]
     assert seen.headers["X-App"] == "v1"
-    assert seen.headers["Sec-WebSocket-Protocol"] == "chat,json"
+    assert seen.headers["Sec-WebSocket-Protocol"] == "chat, json"
     verify_sas_token(seen.headers["ServiceBusAuthorization"], {KEY_NAME: KEY}, f"{scripted.base}/hc1")
+
+
+def test_a_subprotocol_that_was_not_offered_fails_the_connection(scripted: ScriptedServer) -> None:
+    scripted.upgrade_subprotocol = "mqtt"
+    with make_client(scripted) as client:
+        with pytest.raises(ProtocolError, match="mqtt"):
+            client.connect(subprotocols=["chat"], timeout=10)
+        with pytest.raises(ProtocolError, match="mqtt"):
+            client.connect(timeout=10)
+
+
+def test_a_listener_may_choose_no_subprotocol(scripted: ScriptedServer) -> None:
+    scripted.upgrade_subprotocol = ""
+    with make_client(scripted) as client:
+        conn = client.connect(subprotocols=["chat"], timeout=10)
+        assert conn.subprotocol is None
+        conn.abort()
+    scripted.upgrade_subprotocol = "CHAT"
+    with make_client(scripted) as client:
+        conn = client.connect(subprotocols=["chat", "json"], timeout=10)
+        assert conn.subprotocol == "chat"
+        conn.abort()
 
 
 def test_connect_with_token_in_query_and_a_generated_id(scripted: ScriptedServer) -> None:
