@@ -168,7 +168,6 @@ class RendezvousSet:
         self._readers: Dict[threading.Thread, Optional[HybridConnection]] = {}
         self._sockets: Set[HybridConnection] = set()
         self._closed = False
-        self.opened = 0
 
     # ---------------------------------------------------------------- accounting
 
@@ -230,7 +229,6 @@ class RendezvousSet:
                     return
                 with self._lock:
                     self._readers[me] = conn
-                self.opened += 1
             if conn is not None:
                 self._read_requests(conn)
         finally:

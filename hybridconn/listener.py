@@ -129,7 +129,7 @@ class HybridConnectionListener:
         renewable = self._provider is not None and self._provider.renewable
         self._keepalive = KeepAlive(self.name, ping_interval, ping_timeout, self._fresh_token if self._provider else None,
                                     renewable, self._channel_dead)
-        self._stats = {"requests": 0, "busy": 0, "connects": 0}
+        self._stats = {"requests": 0, "busy": 0, "connects": 0, "rendezvous_opened": 0}
 
     @classmethod
     def from_connection_string(cls, connection_string: str, path: Optional[str] = None, token_ttl: float = 3600,
@@ -153,7 +153,7 @@ class HybridConnectionListener:
     def stats(self) -> Dict[str, int]:
         """Counters: requests served, busy (503) answers, sockets accepted/rejected, control-channel connects."""
         return dict(self._stats, accepted=self._acceptor.accepted, rejected=self._acceptor.rejected,
-                    in_flight=self._pool.in_flight, rendezvous_opened=self._rendezvous.opened,
+                    in_flight=self._pool.in_flight,
                     sockets=self._rendezvous.sockets, renewals=self._keepalive.renewals)
 
     def __repr__(self) -> str:
@@ -399,6 +399,7 @@ class HybridConnectionListener:
     # ------------------------------------------------------------------ rendezvous requests
 
     def _open_request_socket(self, address: str) -> HybridConnection:
+        self._stats["rendezvous_opened"] += 1
         return open_request_socket(address, timeout=self.connect_timeout, io_timeout=self.io_timeout,
                                    verify=self.verify, proxy=self.proxy)
 
