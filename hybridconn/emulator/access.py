@@ -1,0 +1,118 @@
+"""Authorization rules: which keys exist, what rights they grant, where tokens come from.
+
+The service takes a token from the ``sb-hc-token`` query parameter, the
+``ServiceBusAuthorization`` header or - only when neither is present - the
+``Authorization`` header. The first two are always removed before anything
+is forwarded; ``Authorization`` is removed only when it was evaluated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
+from ..auth import parse_sas_token, verify_sas_token
+from ..exceptions import AuthenticationError
+
+__all__ = [
+    "DEFAULT_KEY_NAME",
+    "DEFAULT_KEY",
+    "ALL_RIGHTS",
+    "KeyRing",
+    "TokenSource",
+    "find_token",
+]
+
+#: The rule every emulator has unless told otherwise (as Azurite and the Service Bus emulator do).
+DEFAULT_KEY_NAME = "RootManageSharedAccessKey"
+#: The fixed, documented development key of :data:`DEFAULT_KEY_NAME`. Not a secret: never use it in Azure.
+DEFAULT_KEY = "SHlicmlkQ29ubkVtdWxhdG9yRGV2ZWxvcG1lbnRLZXk="
+ALL_RIGHTS: FrozenSet[str] = frozenset({"Listen", "Send", "Manage"})
+
+KeySpec = Union[str, Tuple[str, Iterable[str]]]
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Where a request's token was found (``query``, ``servicebus-header``, ``authorization-header``)."""
+
+    token: Optional[str]
+    where: Optional[str]
+
+
+class KeyRing:
+    """Named keys and their rights (Listen, Send, Manage; Manage implies the other two)."""
+
+    def __init__(self, keys: Optional[Mapping[str, KeySpec]] = None) -> None:
+        if keys is None:
+            keys = {DEFAULT_KEY_NAME: (DEFAULT_KEY, ALL_RIGHTS)}
+        self._keys: Dict[str, str] = {}
+        self._rights: Dict[str, FrozenSet[str]] = {}
+        for name, spec in keys.items():
+            if isinstance(spec, str):
+                key, rights = spec, ALL_RIGHTS
+            else:
+                key, rights = spec[0], frozenset(spec[1])
+            rights = frozenset(r.capitalize() for r in rights)
+            if "Manage" in rights:
+                rights = rights | ALL_RIGHTS
+            self._keys[name] = key
+            self._rights[name] = rights
+        if not self._keys:
+            raise ValueError("the emulator needs at least one key")
+
+    @property
+    def names(self) -> List[str]:
+        return list(self._keys)
+
+    def key(self, name: Optional[str] = None) -> Tuple[str, str]:
+        """(name, key) of ``name``, or of the first rule with all rights (else the first rule)."""
+        if name is not None:
+            return name, self._keys[name]
+        for candidate, rights in self._rights.items():
+            if rights >= ALL_RIGHTS:
+                return candidate, self._keys[candidate]
+        first = next(iter(self._keys))
+        return first, self._keys[first]
+
+    def check(self, token: Optional[str], audiences: Iterable[str], right: str, now: Optional[float] = None) -> str:
+        """Verify ``token`` for one of ``audiences`` and ``right``; returns the key name.
+
+        :raises PermissionError: ``(401, text)`` or ``(403, text)`` in ``args``.
+        """
+        if not token:
+            raise PermissionError(401, f"The request has no token; a token with the {right} right is required")
+        last: Optional[AuthenticationError] = None
+        now = time.time() if now is None else now
+        for audience in audiences:
+            try:
+                parsed = verify_sas_token(token, self._keys, audience, now=now)
+            except AuthenticationError as exc:
+                last = exc
+                if exc.reason != "token audience does not match the resource":
+                    break
+                continue
+            if right not in self._rights.get(parsed.key_name, frozenset()):
+                raise PermissionError(
+                    403, f"The token's rule {parsed.key_name!r} does not have the {right} right for this path"
+                )
+            return parsed.key_name
+        reason = last.reason if last is not None else "invalid token"
+        raise PermissionError(401, f"Invalid authorization token: {reason}")
+
+    @staticmethod
+    def expiry(token: str) -> float:
+        """Unix time at which a (verified) token expires."""
+        return float(parse_sas_token(token).expiry)
+
+
+def find_token(query_pairs: List[Tuple[str, str]], headers: Mapping[str, str], allow_authorization: bool = True) -> TokenSource:
+    """The token a request carries, by the service's precedence. ``headers`` has lower-case names."""
+    for name, value in query_pairs:
+        if name.lower() == "sb-hc-token" and value:
+            return TokenSource(value, "query")  # already decoded by parse_qsl
+    if headers.get("servicebusauthorization"):
+        return TokenSource(headers["servicebusauthorization"], "servicebus-header")
+    if allow_authorization and headers.get("authorization"):
+        return TokenSource(headers["authorization"], "authorization-header")
+    return TokenSource(None, None)

@@ -1,0 +1,108 @@
+"""Settings and shared state every connection thread of one emulator sees."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set, Tuple
+from urllib.parse import parse_qsl, unquote
+
+from .access import KeyRing
+from .registry import Registry
+
+__all__ = ["EmulatorContext", "Target", "parse_target"]
+
+HC_SEGMENT = "$hc"
+
+
+@dataclass
+class EmulatorContext:
+    registry: Registry
+    keyring: KeyRing
+    secure: bool
+    authority: str  # host:port for SystemTracker and Via
+    response_timeout: float
+    accept_timeout: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    connections: Set[Any] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def ws_scheme(self) -> str:
+        return "wss" if self.secure else "ws"
+
+    def track(self, conn: Any) -> None:
+        with self.lock:
+            self.connections.add(conn)
+
+    def untrack(self, conn: Any) -> None:
+        with self.lock:
+            self.connections.discard(conn)
+
+    def tracked(self) -> List[Any]:
+        with self.lock:
+            return list(self.connections)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A request target taken apart.
+
+    :ivar hc: True for ``/$hc/...`` (WebSocket endpoints).
+    :ivar path: the decoded path after ``/`` or ``/$hc/``.
+    :ivar raw_path: the path as sent (still percent-encoded), without ``/$hc``.
+    :ivar query: the raw query string.
+    :ivar pairs: the decoded query parameters.
+    """
+
+    hc: bool
+    path: str
+    raw_path: str
+    query: str
+    pairs: Tuple[Tuple[str, str], ...]
+
+    def param(self, *names: str) -> Optional[str]:
+        wanted = {n.lower() for n in names}
+        for key, value in self.pairs:
+            if key.lower() in wanted:
+                return value
+        return None
+
+
+def parse_target(target: str) -> Target:
+    raw_path, _, query = target.partition("?")
+    if raw_path.startswith("http://") or raw_path.startswith("https://"):  # absolute-form
+        rest = raw_path.split("://", 1)[1]
+        raw_path = "/" + rest.partition("/")[2]
+    decoded = unquote(raw_path)
+    segments = decoded.lstrip("/")
+    hc = segments.lower() == HC_SEGMENT or segments.lower().startswith(HC_SEGMENT + "/")
+    if hc:
+        segments = segments[len(HC_SEGMENT) + 1 :]
+        raw = raw_path.lstrip("/")
+        raw = raw.split("/", 1)[1] if "/" in raw else ""
+        raw_path = "/" + raw
+    pairs = tuple(parse_qsl(query, keep_blank_values=True))
+    return Target(hc=hc, path=segments, raw_path=raw_path, query=query, pairs=pairs)
+
+
+def headers_dict(items: List[Tuple[bytes, bytes]]) -> Dict[str, str]:
+    """Lower-case name -> value (repeated headers joined with ', ')."""
+    out: Dict[str, str] = {}
+    for name, value in items:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+def raw_headers(items: List[Tuple[bytes, bytes]]) -> Dict[str, str]:
+    """Original-case name -> value, repeated headers joined (the first spelling wins)."""
+    out: Dict[str, str] = {}
+    spelled: Dict[str, str] = {}
+    for name, value in items:
+        text_name = name.decode("latin-1")
+        key = spelled.setdefault(text_name.lower(), text_name)
+        text = value.decode("latin-1")
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out

@@ -1,0 +1,295 @@
+"""The :class:`RelayEmulator`: one TCP port, an accept thread, a thread per connection."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any, Iterable, List, Mapping, Optional
+
+from .access import KeyRing, KeySpec
+from .context import EmulatorContext
+from .http_conn import HttpConnection
+from .registry import Entity, Registry
+from .tls import TlsOption, TlsSetup, server_context
+from .ws import shutdown_socket
+
+__all__ = ["RelayEmulator"]
+
+log = logging.getLogger(__name__)
+
+_ANY_HOST = {"", "0.0.0.0", "::"}
+
+
+class RelayEmulator:
+    """A local Azure Relay Hybrid Connections service, for development and tests.
+
+    :param host: interface to bind (``127.0.0.1``).
+    :param port: TCP port; 0 picks a free one (see :attr:`port` after :meth:`start`).
+    :param hybrid_connections: names to create up front.
+    :param keys: None for the default rule (:data:`DEFAULT_KEY_NAME` with every right), or
+        ``{key_name: key}`` (every right) / ``{key_name: (key, {"Listen", "Send", "Manage"})}``.
+    :param tls: None (plain ``ws``/``http``), ``"self-signed"`` (made with ``openssl``),
+        ``(certfile, keyfile)`` or an :class:`ssl.SSLContext`.
+    :param response_timeout: seconds a listener has to answer an HTTP request (504 after).
+    :param accept_timeout: seconds a listener has to accept a sender (the accept window).
+    :param anonymous_senders: hybrid connections that do not require client authorization.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hybrid_connections: Iterable[str] = ("hc1",),
+        keys: Optional[Mapping[str, KeySpec]] = None,
+        tls: TlsOption = None,
+        response_timeout: float = 60.0,
+        accept_timeout: float = 30.0,
+        anonymous_senders: Iterable[str] = (),
+    ) -> None:
+        self.host = host
+        self._requested_port = int(port)
+        self.keyring = KeyRing(keys)
+        self.response_timeout = float(response_timeout)
+        self.accept_timeout = float(accept_timeout)
+        self._registry = Registry()
+        for name in hybrid_connections:
+            self._registry.add_entity(name)
+        for name in anonymous_senders:
+            self._registry.add_entity(name, requires_client_authorization=False)
+        self._tls_option = tls
+        self._tls: Optional[TlsSetup] = None
+        self._lock = threading.Lock()
+        self._ctx: Optional[EmulatorContext] = None
+        self._server: Optional[socket.socket] = None
+        self._accept_thread: Optional[threading.Thread] = None
+        self._port: Optional[int] = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> "RelayEmulator":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._ctx is not None
+
+    def start(self) -> "RelayEmulator":
+        """Bind and start serving (no-op when already running). Returns self."""
+        with self._lock:
+            if self._ctx is not None:
+                return self
+            if self._tls is None:
+                self._tls = server_context(self._tls_option)
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            server = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                server.bind((self.host, self._requested_port))
+                server.listen(128)
+            except OSError:
+                server.close()
+                raise
+            server.settimeout(1.0)  # a backstop: stop() also shuts the socket down to wake accept()
+            self._server = server
+            self._port = server.getsockname()[1]
+            self._requested_port = self._port  # a restart comes back on the same port
+            self._ctx = EmulatorContext(
+                registry=self._registry,
+                keyring=self.keyring,
+                secure=self._tls.context is not None,
+                authority=f"{self._connect_host}:{self._port}",
+                response_timeout=self.response_timeout,
+                accept_timeout=self.accept_timeout,
+            )
+            self._accept_thread = threading.Thread(
+                target=self._accept_loop, args=(self._ctx, server), name=f"hybridconn-emulator-accept-{self._port}", daemon=True
+            )
+            self._accept_thread.start()
+        log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entities) or "none")
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and drop every connection; returns within about ``timeout`` seconds. Idempotent."""
+        with self._lock:
+            ctx, server, thread = self._ctx, self._server, self._accept_thread
+            self._ctx = self._server = self._accept_thread = None
+        if ctx is None:
+            return
+        deadline = time.monotonic() + max(timeout, 0.1)
+        ctx.stop.set()
+        if server is not None:
+            shutdown_socket(server)
+        with self._registry.cond:
+            channels = [c for e in self._registry.entities.values() for c in e.listeners.values()]
+        for channel in channels:
+            channel.released.set()
+        self._registry.fail_everything("the emulator is stopping")
+        for conn in ctx.tracked():
+            conn.abort()
+        threads: List[threading.Thread] = [thread] if thread is not None else []
+        threads.extend(conn.thread for conn in ctx.tracked())
+        for worker in threads:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if server is not None:
+            server.close()
+        with self._registry.cond:
+            for entity in self._registry.entities.values():
+                entity.listeners.clear()
+            self._registry.accepts.clear()
+            self._registry.requests.clear()
+            self._registry.cond.notify_all()
+        stragglers = [t.name for t in threads if t.is_alive()]
+        if stragglers:
+            log.warning("relay emulator stopped; threads still finishing: %s", ", ".join(stragglers))
+        else:
+            log.info("relay emulator stopped")
+
+    def restart(self, timeout: float = 5.0) -> None:
+        """Stop, then start again on the same port (listeners must reconnect)."""
+        self.stop(timeout)
+        self.start()
+
+    def close(self) -> None:
+        """Stop and remove a self-signed certificate made for this emulator."""
+        self.stop()
+        if self._tls is not None:
+            self._tls.cleanup()
+            self._tls = None
+
+    def _accept_loop(self, ctx: EmulatorContext, server: socket.socket) -> None:
+        number = 0
+        tls = self._tls.context if self._tls is not None else None
+        while not ctx.stop.is_set():
+            try:
+                sock, peer = server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if ctx.stop.is_set():
+                sock.close()
+                break
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
+            number += 1
+            HttpConnection(ctx, sock, peer[:2], tls, number).start()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def _connect_host(self) -> str:
+        if self.host in _ANY_HOST:
+            return "127.0.0.1"
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before the first start)."""
+        return self._port if self._port is not None else self._requested_port
+
+    @property
+    def secure(self) -> bool:
+        return self._tls_option is not None
+
+    @property
+    def endpoint(self) -> str:
+        """``sb://127.0.0.1:PORT/``, as in a connection string."""
+        return f"sb://{self._connect_host}:{self.port}/"
+
+    @property
+    def namespace(self) -> str:
+        """``ws://127.0.0.1:PORT`` (``wss://`` with TLS): the namespace argument for hybridconn."""
+        return f"{'wss' if self.secure else 'ws'}://{self._connect_host}:{self.port}"
+
+    @property
+    def http_base(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self._connect_host}:{self.port}"
+
+    @property
+    def certificate_path(self) -> Optional[str]:
+        """With ``tls="self-signed"``, the PEM file clients should trust (after :meth:`start`)."""
+        return self._tls.certificate_path if self._tls is not None else None
+
+    def connection_string(self, entity_path: Optional[str] = None, key_name: Optional[str] = None) -> str:
+        """A connection string for this emulator; creates ``entity_path`` if it does not exist."""
+        if entity_path is None:
+            names = list(self._registry.entities)
+            entity_path = names[0] if names else None
+        if entity_path is not None:
+            entity_path = entity_path.strip("/")
+            if entity_path not in self._registry.entities:
+                self.add_hybrid_connection(entity_path)
+        name, key = self.keyring.key(key_name)
+        parts = [f"Endpoint={self.endpoint}", f"SharedAccessKeyName={name}", f"SharedAccessKey={key}"]
+        if entity_path:
+            parts.append(f"EntityPath={entity_path}")
+        if not self.secure:
+            parts.append("UseDevelopmentEmulator=true")
+        return ";".join(parts)
+
+    # ------------------------------------------------------------------ hybrid connections and listeners
+
+    def add_hybrid_connection(self, name: str, requires_client_authorization: bool = True) -> None:
+        """Create (or reconfigure) a hybrid connection."""
+        self._registry.add_entity(name, requires_client_authorization)
+
+    @property
+    def hybrid_connections(self) -> List[str]:
+        return list(self._registry.entities)
+
+    def _entity(self, name: str) -> Entity:
+        return self._registry.get_entity(name)
+
+    def listener_count(self, name: str) -> int:
+        """Listeners online on ``name`` (a stalled, half-open channel no longer counts)."""
+        return self._registry.active_count(self._entity(name))
+
+    def listener_ids(self, name: str) -> List[str]:
+        """Ids of the listeners online on ``name`` (their ``sb-hc-id``, or one the emulator made)."""
+        return [c.listener_id for c in self._registry.channels(self._entity(name)) if not c.stalled.is_set()]
+
+    def wait_for_listeners(self, name: str, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until ``count`` listeners are online on ``name``; False on timeout."""
+        return self._registry.wait_for_listeners(self._entity(name), count, timeout)
+
+    # ------------------------------------------------------------------ faults
+
+    def drop_control_channels(self, name: str, listener_id: Optional[str] = None, code: Optional[int] = None, reason: str = "") -> int:
+        """Drop control channels of ``name`` (one listener's, or all). ``code`` None: abrupt TCP close;
+        else a close frame with that code. Returns how many were dropped."""
+        channels = self._registry.channels(self._entity(name), listener_id)
+        for channel in channels:
+            log.info("fault: dropping listener %s on %s (%s)", channel.listener_id, name, "abrupt" if code is None else code)
+            if code is None or channel.stalled.is_set():
+                channel.released.set()
+                channel.ws.abort()
+            else:
+                channel.ws.send_close(code, reason or f"Dropped by the emulator (fault injection) TrackingId:{channel.listener_id}")
+            self._registry.remove_listener(channel)
+        return len(channels)
+
+    def refuse_listeners(self, name: str, seconds: float, status: int = 503) -> None:
+        """For ``seconds``, answer new listen handshakes on ``name`` with ``status`` (503 or 500)."""
+        entity = self._entity(name)
+        entity.refuse_status = status
+        entity.refuse_until = time.monotonic() + seconds
+        log.info("fault: refusing listeners on %s with %d for %.1f s", name, status, seconds)
+
+    def stall_control_channels(self, name: str, listener_id: Optional[str] = None) -> int:
+        """Make control channels silent half-open ones: nothing read or written, no pongs, socket kept open.
+        Returns how many were stalled."""
+        channels = self._registry.channels(self._entity(name), listener_id)
+        for channel in channels:
+            log.info("fault: stalling listener %s on %s", channel.listener_id, name)
+            channel.stalled.set()
+        with self._registry.cond:
+            self._registry.cond.notify_all()
+        return len(channels)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"RelayEmulator({self.namespace}, {state}, hybrid_connections={self.hybrid_connections})"

@@ -1,0 +1,246 @@
+"""A server-side WebSocket on a blocking socket: wsproto framing, one send lock.
+
+One thread reads (:meth:`WsChannel.read_events`); any thread may send. Other
+threads never ``close()`` the socket (its descriptor could be reused under
+the reader); they only shut it down, which wakes the reader, and the owning
+connection thread closes it on its way out.
+
+Pings are answered and pongs swallowed here, per hop. A close is reported as
+one of three terminal events:
+
+* :class:`PeerClosed` - the peer started the close; it has been answered and
+  the socket shut down at once.
+* :class:`CloseAnswered` - the peer answered a close we sent; never relay it.
+* :class:`ConnectionLost` - EOF, reset, a frame that broke the protocol (the
+  peer got a 1002/1007 close), or no answer to our close in time.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Union
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.utilities import LocalProtocolError
+
+__all__ = ["WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds we wait for the peer to answer a close frame before dropping the socket.
+CLOSE_ANSWER_TIMEOUT = 5.0
+READ_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class PeerClosed:
+    code: Optional[int]
+    reason: str
+
+
+@dataclass(frozen=True)
+class CloseAnswered:
+    code: Optional[int]
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConnectionLost:
+    reason: str
+    code: Optional[int] = None  # the close code we sent when the peer broke the protocol
+
+
+DataEvent = Union[TextMessage, BytesMessage]
+ChannelEvent = Union[TextMessage, BytesMessage, PeerClosed, CloseAnswered, ConnectionLost]
+
+
+def shutdown_socket(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
+    """Shut a socket down without closing it (safe from any thread, also for TLS sockets)."""
+    try:
+        # socket.socket.shutdown, not SSLSocket.shutdown: the latter drops the SSL object
+        # under a reader that may be blocked in it.
+        socket.socket.shutdown(sock, how)
+    except OSError:
+        pass
+
+
+class WsChannel:
+    """A WebSocket whose handshake is done; ``trailing_data`` are bytes read past it."""
+
+    def __init__(self, sock: socket.socket, trailing_data: bytes = b"", name: str = "") -> None:
+        self.sock = sock
+        self.name = name
+        self._conn = Connection(ConnectionType.SERVER, trailing_data=trailing_data)
+        self.send_lock = threading.Lock()
+        self._down = threading.Event()
+        self._close_deadline: Optional[float] = None
+        self._terminated = False
+        self._fed = False
+
+    def feed(self, data: bytes) -> None:
+        """Bytes that arrived with the handshake (read past the HTTP request)."""
+        if data:
+            self._conn.receive_data(data)
+            self._fed = True
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def is_down(self) -> bool:
+        """True once the socket has been shut down (by anyone)."""
+        return self._down.is_set()
+
+    @property
+    def can_send(self) -> bool:
+        return not self._down.is_set() and self._conn.state is ConnectionState.OPEN
+
+    def abort(self) -> None:
+        """Drop the connection now: no close frame, socket shut down."""
+        self._down.set()
+        shutdown_socket(self.sock)
+
+    # ------------------------------------------------------------------ sending
+
+    def _send_bytes_locked(self, data: bytes) -> bool:
+        try:
+            self.sock.sendall(data)
+            return True
+        except (OSError, ValueError):
+            self.abort()
+            return False
+
+    def send_message(self, data: Union[str, bytes], fin: bool = True) -> bool:
+        """Send a text (str) or binary (bytes) frame; ``fin=False`` for a fragment. False if it can't."""
+        with self.send_lock:
+            if not self.can_send:
+                return False
+            try:
+                wire = self._conn.send(Message(data=data, message_finished=fin))
+            except (LocalProtocolError, TypeError):
+                return False
+            return self._send_bytes_locked(wire)
+
+    def send_unit(self, text: str, body: Optional[bytes] = None) -> bool:
+        """A JSON text frame and (if ``body`` is not None) one binary message, never interleaved."""
+        with self.send_lock:
+            if not self.can_send:
+                return False
+            try:
+                wire = bytes(self._conn.send(Message(data=text)))
+                if body is not None:
+                    wire += self._conn.send(Message(data=bytes(body)))
+            except (LocalProtocolError, TypeError):
+                return False
+            return self._send_bytes_locked(wire)
+
+    def send_close(self, code: Optional[int] = 1000, reason: str = "") -> bool:
+        """Start a close handshake; the reader reports :class:`CloseAnswered` or drops it after a timeout."""
+        with self.send_lock:
+            if self._down.is_set() or self._conn.state is not ConnectionState.OPEN:
+                return False
+            try:
+                wire = self._conn.send(CloseConnection(code=code if code is not None else 1005, reason=reason or None))
+            except (LocalProtocolError, TypeError, ValueError):
+                return False
+            self._close_deadline = time.monotonic() + CLOSE_ANSWER_TIMEOUT
+            return self._send_bytes_locked(wire)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _recv(self, timeout: Optional[float]) -> Optional[bytes]:
+        """Bytes, b"" at EOF, None on timeout."""
+        sock = self.sock
+        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            try:
+                readable, _, _ = select.select([sock], [], [], timeout)
+            except (OSError, ValueError):
+                return b""
+            if not readable:
+                return None
+        try:
+            return sock.recv(READ_SIZE)
+        except (socket.timeout, ssl.SSLWantReadError):
+            return None
+        except (OSError, ValueError):
+            return b""
+
+    def read_events(self, timeout: Optional[float] = None) -> List[ChannelEvent]:
+        """Read once and return what it completed ([] on timeout).
+
+        After a terminal event the socket is shut down and further calls
+        return ``[ConnectionLost]``.
+        """
+        if self._terminated:
+            return [ConnectionLost("connection already closed")]
+        if self._fed:
+            self._fed = False
+            early = self._collect()
+            if early:
+                return early
+        # Never block unbounded: a close sent by another thread sets a deadline we must notice.
+        wait = CLOSE_ANSWER_TIMEOUT if timeout is None else min(timeout, CLOSE_ANSWER_TIMEOUT)
+        if self._close_deadline is not None:
+            remaining = max(0.0, self._close_deadline - time.monotonic())
+            wait = remaining if wait is None else min(wait, remaining)
+        data = self._recv(wait)
+        if data is None:
+            if self._close_deadline is not None and time.monotonic() >= self._close_deadline:
+                return self._terminate([ConnectionLost("the peer did not answer the close frame in time")])
+            return []
+        if not data:
+            return self._terminate([ConnectionLost("connection lost")])
+        try:
+            self._conn.receive_data(data)
+        except LocalProtocolError:
+            return self._terminate([ConnectionLost("data after the close")])
+        return self._collect()
+
+    def _collect(self) -> List[ChannelEvent]:
+        out: List[ChannelEvent] = []
+        for event in self._conn.events():
+            if isinstance(event, (TextMessage, BytesMessage)):
+                out.append(event)
+            elif isinstance(event, Ping):
+                with self.send_lock:
+                    if self.can_send:
+                        self._send_bytes_locked(self._conn.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                out.append(self._on_close(event))
+                return self._terminate(out)
+            # Pong: unsolicited pongs are a keep-alive; nothing to do
+        return out
+
+    def _on_close(self, event: CloseConnection) -> ChannelEvent:
+        code = None if event.code == 1005 else int(event.code)
+        state = self._conn.state
+        if state is ConnectionState.OPEN:
+            # wsproto reports a frame it could not parse as a close while still open:
+            # fail the connection with the code it chose (1002, or 1007 for bad UTF-8).
+            with self.send_lock:
+                try:
+                    self._send_bytes_locked(self._conn.send(CloseConnection(code=event.code, reason=event.reason)))
+                except LocalProtocolError:
+                    pass
+            log.info("%s: protocol violation, closing with %s: %s", self.name or "websocket", event.code, event.reason)
+            return ConnectionLost(f"protocol violation: {event.reason}", code=int(event.code))
+        if state is ConnectionState.REMOTE_CLOSING:
+            with self.send_lock:
+                if not self._down.is_set():
+                    try:
+                        self._send_bytes_locked(self._conn.send(event.response()))
+                    except LocalProtocolError:
+                        pass
+            return PeerClosed(code, event.reason or "")
+        return CloseAnswered(code, event.reason or "")
+
+    def _terminate(self, events: List[ChannelEvent]) -> List[ChannelEvent]:
+        self._terminated = True
+        self.abort()
+        return events
