@@ -117,10 +117,8 @@ def translate_ws_error(exc: BaseException, url: str = "", what: str = "connect")
     if isinstance(exc, HybridConnectionError):
         return exc
     if isinstance(exc, websocket.WebSocketBadStatusException):
-        reason = exc.status_message or ""
-        if isinstance(reason, bytes):
-            reason = reason.decode("latin-1")
-        return error_for_status(int(exc.status_code), redact_url(str(reason)))
+        reason = _status_reason(exc)
+        return error_for_status(int(exc.status_code), redact_url(reason))
     if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout)):
         return RelayTimeoutError(f"timed out during {what} to {where}")
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -135,6 +133,22 @@ def translate_ws_error(exc: BaseException, url: str = "", what: str = "connect")
     if isinstance(exc, (ConnectionError, OSError, websocket.WebSocketException)):
         return RelayConnectionError(f"could not {what} to {where}: {type(exc).__name__}: {exc}")
     return RelayConnectionError(f"could not {what} to {where}: {type(exc).__name__}")
+
+
+def _status_reason(exc: websocket.WebSocketBadStatusException) -> str:
+    """The refusal's reason phrase.
+
+    Older websocket-client releases (1.9.0 among them) keep it only in the message
+    (``Handshake status 404 Not Found -+-+- {headers} -+-+- body``).
+    """
+    reason = getattr(exc, "status_message", None)
+    if reason is None:
+        prefix = f"Handshake status {exc.status_code} "
+        text = str(exc)
+        reason = text[len(prefix) :].split(" -+-+- ", 1)[0] if text.startswith(prefix) else ""
+    if isinstance(reason, bytes):
+        reason = reason.decode("latin-1")
+    return str(reason)
 
 
 def _without_query(url: str) -> str:
