@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import List, Tuple
 
 import pytest
@@ -23,11 +24,20 @@ def assert_all_exact(results: List[object]) -> None:
     assert not failures, f"{len(failures)} of {len(results)} connections failed, first: {failures[0]!r}"
 
 
-def recv_all(sock: socket.socket) -> bytes:
-    """Everything until EOF (the socket's own timeout bounds each read)."""
+def recv_all(sock: socket.socket, reset_ok: bool = False) -> bytes:
+    """Everything until EOF (the socket's own timeout bounds each read).
+
+    ``reset_ok``: a reset also ends the stream (a connection dropped with our
+    unread bytes in its buffer is reset by the kernel, as azbridge's is).
+    """
     chunks = []
     while True:
-        data = sock.recv(65536)
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            if not reset_ok:
+                raise
+            data = b""
         if not data:
             return b"".join(chunks)
         chunks.append(data)
@@ -49,9 +59,20 @@ def test_concurrent_connections_are_byte_exact(forwarding: Pair) -> None:
 
 
 @pytest.mark.stress
-def test_stress_100_connections_10_mb_each(forwarding: Pair) -> None:
-    local, remote = forwarding
-    assert_all_exact(run_concurrent(local.address, connections=100, size=10_000_000, timeout=1800))
+@pytest.mark.timeout(1800)
+def test_stress_100_connections_10_mb_each(cs: str, echo: EchoServer) -> None:
+    # On a busy 2-core box the last connections wait long for CPU: generous timeouts.
+    remote = RemoteForwarder.from_connection_string(cs, "127.0.0.1", echo.port, connect_timeout=120).start(timeout=30)
+    local = LocalForwarder.from_connection_string(cs, 0, connect_timeout=300).start()
+    try:
+        started = time.monotonic()
+        assert_all_exact(run_concurrent(local.address, connections=100, size=10_000_000, timeout=1500))
+        elapsed = time.monotonic() - started
+        print(f"100 x 10 MB echoed in {elapsed:.1f} s: {1000 / elapsed:.1f} MB/s each way")
+        assert local.connections_total == 100 and echo.accepted == 100
+    finally:
+        local.close()
+        remote.close()
 
 
 def test_refused_target_closes_the_local_connection_promptly(cs: str) -> None:
@@ -128,7 +149,7 @@ def test_several_ports_share_one_listener(cs: str) -> None:
                         sock.sendall(b"x")
                         assert sock.recv(10) == b"x"
                 with socket.create_connection(to_nothing.address, timeout=10) as sock:
-                    assert recv_all(sock) == b""  # unknown name: closed without a reply
+                    assert recv_all(sock, reset_ok=True) == b""  # unknown name: closed without a reply
             assert (first.accepted, second.accepted) == (1, 1)
         finally:
             remote.close()
@@ -238,7 +259,7 @@ def test_local_side_drops_the_connection_on_a_rejection(cs: str, answer: object)
     try:
         with socket.create_connection(local.address, timeout=10) as sock:
             sock.sendall(b"data")
-            assert recv_all(sock) == b""
+            assert recv_all(sock, reset_ok=True) == b""
     finally:
         local.close()
         listener.close(timeout=10)
