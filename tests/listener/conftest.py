@@ -111,3 +111,13 @@ def make_listener(relay: Any) -> Iterator[Callable[..., HybridConnectionListener
     yield make
     for listener in made:
         listener.close(timeout=10)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Long ``stress`` runs only when asked for (``-m stress``); deselected, not skipped, otherwise."""
+    if "stress" in (config.getoption("-m") or ""):
+        return
+    keep = [item for item in items if item.get_closest_marker("stress") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
