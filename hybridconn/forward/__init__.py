@@ -6,6 +6,11 @@ connections and opens one relayed WebSocket per connection.
 accepts relayed connections and connects each to a TCP target. Both speak
 azbridge's v1.0 preamble (:mod:`hybridconn.forward.preamble`), so either end
 can be azbridge.
+
+Data moves as binary messages of 1..64 KiB (never an empty one: azbridge reads
+that as end of stream); EOF from a TCP socket is sent as a WebSocket close
+with code 1000. What that means for TCP half-close is explained in
+:mod:`hybridconn.forward.pump`.
 """
 
 from __future__ import annotations
