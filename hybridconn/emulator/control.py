@@ -164,7 +164,14 @@ def _on_violation(ctx: EmulatorContext, channel: ListenerChannel, violation: Pro
         return
     pending.answered = True
     log.warning("request %s failed: listener %s violated the protocol: %s", pending.id, channel.listener_id, violation.error)
-    pending.put_now(("fail", 500, describe(f"The listener sent an invalid response: {violation.error}", ctx.authority)))
+    if isinstance(message, Response):
+        text = (
+            "The listener's response body exceeds 64 kB on the control channel "
+            "(larger responses must use the rendezvous address)"
+        )
+    else:
+        text = f"The listener sent an invalid response: {violation.error}"
+    pending.put_now(("fail", 500, describe(text, f"{ctx.authority}:{pending.entity.name}")))
 
 
 def _response_id(text: str) -> Optional[str]:
