@@ -22,12 +22,17 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from requests.structures import CaseInsensitiveDict
+
+from .addresses import split_target
 from .connection import HybridConnection
 from .exceptions import ConnectionClosed, HybridConnectionError, ProtocolError
-from .protocol import CONTROL_CHANNEL_BODY_LIMIT, Response, fits_control_channel, serialize_message, strip_hop_headers
+from .protocol import (
+    CONTROL_CHANNEL_BODY_LIMIT, Request, Response, fits_control_channel, serialize_message, strip_hop_headers,
+)
 from .relayed import RelayedRequest, RelayedResponse
 
-__all__ = ["WorkPool", "Hook", "call_handler", "error_response", "Reply", "RequestHandler"]
+__all__ = ["WorkPool", "Hook", "call_handler", "error_response", "relayed_request", "Reply", "RequestHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +195,15 @@ def error_response(status: int, text: str, tracking_id: Optional[str] = None) ->
     reason = f"{text} (TrackingId:{tracking_id})" if tracking_id else text
     return RelayedResponse(status=status, headers={"Content-Type": "text/plain; charset=utf-8"},
                            body=reason.encode("utf-8"), reason=reason)
+
+
+def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bool) -> RelayedRequest:
+    """The handler's view of a relayed request: suffix and query split off the target."""
+    target = message.request_target or "/"
+    suffix, query = split_target(target, path)
+    return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix, query=query,
+                          headers=CaseInsensitiveDict(message.request_headers), body=body,
+                          via_rendezvous=via_rendezvous)
 
 
 def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> RelayedResponse:

@@ -18,14 +18,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
-from requests.structures import CaseInsensitiveDict
-
-from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response
+from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response, relayed_request
 from ._keepalive import KeepAlive
 from ._accepting import Acceptor, ConnectionRequest
 from ._rendezvous import MessageReader, RendezvousSet, open_request_socket, refuse_request
 from ._transport import Verify, open_websocket
-from .addresses import Namespace, listen_url, split_target, token_audience
+from .addresses import Namespace, listen_url, token_audience
 from .auth import AUTH_HEADER, ConnectionString, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
 from .exceptions import (
@@ -115,6 +113,7 @@ class HybridConnectionListener:
         self._stopping = threading.Event()
         self._online = threading.Event()
         self._closed = threading.Event()
+        self._settled = threading.Event()  # online for the first time, or closed: open() may return
         self._channel: Optional[_Channel] = None
         self._reader: Optional[threading.Thread] = None
         self._attempt = 0
@@ -209,14 +208,9 @@ class HybridConnectionListener:
                                         daemon=True)
         self._reader.start()
         if channel is None:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while not self._online.is_set() and not self._closed.is_set():
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    log.warning("listener %s not online after %s s; still retrying (last error: %s)",
-                                self.path, timeout, self.last_error)
-                    return
-                self._online.wait(0.2 if remaining is None else min(0.2, remaining))
+            if not self._settled.wait(timeout):
+                log.warning("listener %s not online after %s s; still retrying (last error: %s)",
+                            self.path, timeout, self.last_error)
             if self._fatal is not None:
                 raise self._fatal
 
@@ -252,6 +246,7 @@ class HybridConnectionListener:
             return False
         self._keepalive.attach(channel.conn, channel.expires_on, channel.obtained_at)
         self._online.set()
+        self._settled.set()
         log.info("listener %s is online (sb-hc-id %s)", self.path, channel.conn.id)
         self._notify("on_online")
         return True
@@ -369,16 +364,9 @@ class HybridConnectionListener:
         elif isinstance(message, Request):
             reply = Reply(message.id, control=channel.conn, address=message.address,
                           open_rendezvous=self._open_request_socket, adopt=self._adopt_rendezvous)
-            self._submit_request(self._relayed(message, event.body or b"", False), reply)
+            self._submit_request(relayed_request(message, event.body or b"", self.path, False), reply)
         else:
             log.warning("unexpected %s message on the control channel of %s", type(message).__name__, self.path)
-
-    def _relayed(self, message: Request, body: bytes, via_rendezvous: bool) -> RelayedRequest:
-        target = message.request_target or "/"
-        suffix, query = split_target(target, self.path)
-        return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix,
-                              query=query, headers=CaseInsensitiveDict(message.request_headers), body=body,
-                              via_rendezvous=via_rendezvous)
 
     def _submit_request(self, request: RelayedRequest, reply: Reply) -> None:
         if self._stopping.is_set() or not self._pool.submit("http", self._serve_request, request, reply):
@@ -408,7 +396,7 @@ class HybridConnectionListener:
             conn.close(1000, "", timeout=2.0)
 
     def _on_rendezvous_request(self, conn: HybridConnection, message: Request, body: bytes) -> None:
-        self._submit_request(self._relayed(message, body, True), Reply(message.id, rendezvous=conn))
+        self._submit_request(relayed_request(message, body, self.path, True), Reply(message.id, rendezvous=conn))
 
     def _refuse_rendezvous_request(self, message: Request) -> None:
         busy = error_response(503, "Service Unavailable: the listener is busy")
@@ -488,6 +476,7 @@ class HybridConnectionListener:
             self._state = "closed"
             self._online.clear()
         self._closed.set()
+        self._settled.set()
         log.info("listener %s closed", self.path)
         if was_online and self._fatal is None:
             self._notify("on_offline", None)
