@@ -201,6 +201,10 @@ class HttpConnection:
     def _route(self, request: h11.Request) -> bool:
         from . import control, http_relay, relay  # the endpoint modules import this one
 
+        # h11 only bounds a header section that arrives in pieces; check a whole one here.
+        size = len(request.target) + sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
+        if size > HEADER_METADATA_LIMIT:
+            raise Refusal(431, describe("Request header section too large", self.ctx.authority))
         target = parse_target(request.target.decode("latin-1"))
         headers = headers_dict(request.headers.raw_items())
         if request.method == b"CONNECT":
