@@ -19,8 +19,9 @@ StartPeer = Callable[..., NodePeer]
 @pytest.fixture
 def relay() -> Iterator[Any]:
     """A RelayEmulator on 127.0.0.1 (any port) with hybrid connections hc1 and hc2."""
-    emulator = pytest.importorskip("hybridconn.emulator", reason="hybridconn.emulator is not available yet")
-    with emulator.RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=("hc1", "hc2")) as running:
+    from hybridconn.emulator import RelayEmulator
+
+    with RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=("hc1", "hc2")) as running:
         yield running
 
 

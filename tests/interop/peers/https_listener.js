@@ -40,7 +40,10 @@ function route(req, res, body) {
   if (path === '/echo' && req.method === 'POST') {
     res.setHeader('content-type', req.headers['content-type'] || 'application/octet-stream');
     res.setHeader('x-body-sha256', sha256(body));
-    res.end(body);
+    // res.end(<empty Buffer>) never answers: a Buffer is truthy, so end() takes the
+    // write_ path (hyco-https/lib/_hyco_outgoing.js:721-728), which returns on a
+    // zero-length chunk before sending anything (_hyco_outgoing.js:607).
+    if (body.length) res.end(body); else res.end();
   } else if (path === '/echo') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({
