@@ -285,6 +285,7 @@ class RelayEmulator:
         channels = self._registry.channels(self._entity(name), listener_id)
         for channel in channels:
             log.info("fault: stalling listener %s on %s", channel.listener_id, name)
+            channel.ws.silence()
             channel.stalled.set()
         with self._registry.cond:
             self._registry.cond.notify_all()

@@ -83,6 +83,7 @@ class WsChannel:
         self._close_deadline: Optional[float] = None
         self._terminated = False
         self._fed = False
+        self._silenced = False
 
     def feed(self, data: bytes) -> None:
         """Bytes that arrived with the handshake (read past the HTTP request)."""
@@ -108,7 +109,13 @@ class WsChannel:
 
     # ------------------------------------------------------------------ sending
 
+    def silence(self) -> None:
+        """From now on write nothing at all (not even pongs): a silent half-open peer, for fault tests."""
+        self._silenced = True
+
     def _send_bytes_locked(self, data: bytes) -> bool:
+        if self._silenced:
+            return True
         try:
             self.sock.sendall(data)
             return True

@@ -1,0 +1,101 @@
+"""``hybridconn emulator``: run the local relay emulator until Ctrl-C.
+
+Prints one ``HYBRIDCONN_CONNECTION_STRING=...`` line per hybrid connection on
+stdout (easy to ``eval`` or to grep from a test), then logs requests and
+listeners on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any, List, Optional
+
+from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
+from ._common import ENV_CONNECTION_STRING
+
+NAME = "emulator"
+HELP = "run a local Azure Relay Hybrid Connections emulator"
+
+DEFAULT_PORT = 9350
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})")
+    parser.add_argument(
+        "--hybrid-connection", "--hc", dest="hybrid_connections", action="append", metavar="NAME",
+        help="a hybrid connection to create (repeatable; default: hc1)",
+    )  # fmt: skip
+    parser.add_argument("--key-name", default=DEFAULT_KEY_NAME, help=f"SAS rule name (default: {DEFAULT_KEY_NAME})")
+    parser.add_argument("--key", default=None, help="SAS key of that rule (default: the documented development key)")
+    parser.add_argument(
+        "--allow-anonymous-senders", action="append", default=[], metavar="NAME",
+        help="a hybrid connection whose senders need no token (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--tls-certfile", default=None, help="serve wss/https with this certificate (PEM)")
+    parser.add_argument("--tls-keyfile", default=None, help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--tls-self-signed", action="store_true", help="serve wss/https with a self-signed certificate (needs openssl)"
+    )
+    parser.add_argument("--response-timeout", type=float, default=60.0, metavar="S", help="seconds a listener has to answer an HTTP request (default: 60)")
+    parser.add_argument("--accept-timeout", type=float, default=30.0, metavar="S", help="seconds a listener has to accept a connection (default: 30)")
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    if args.tls_self_signed:
+        return "self-signed"
+    if bool(args.tls_certfile) != bool(args.tls_keyfile):
+        raise SystemExit("hybridconn emulator: --tls-certfile and --tls-keyfile go together")
+    return (args.tls_certfile, args.tls_keyfile) if args.tls_certfile else None
+
+
+def run(args: argparse.Namespace) -> int:
+    names: List[str] = list(args.hybrid_connections or [])
+    if not names and not args.allow_anonymous_senders:
+        names = ["hc1"]
+    relay = RelayEmulator(
+        host=args.host,
+        port=args.port,
+        hybrid_connections=names,
+        keys={args.key_name: args.key or DEFAULT_KEY},
+        tls=_tls(args),
+        response_timeout=args.response_timeout,
+        accept_timeout=args.accept_timeout,
+        anonymous_senders=args.allow_anonymous_senders,
+    )
+    # The emulator's INFO lines are its output, even without -v.
+    emulator_log = logging.getLogger("hybridconn.emulator")
+    if emulator_log.getEffectiveLevel() > logging.INFO:
+        emulator_log.setLevel(logging.INFO)
+    stop = threading.Event()
+    previous = _on_sigterm(stop)
+    relay.start()
+    try:
+        for name in relay.hybrid_connections:
+            print(f"{ENV_CONNECTION_STRING}={relay.connection_string(name)}", flush=True)
+        if relay.certificate_path:
+            print(f"HYBRIDCONN_CA_CERT={relay.certificate_path}", flush=True)
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        relay.close()
+        _restore_sigterm(previous)
+    return 0
+
+
+def _on_sigterm(stop: threading.Event) -> Optional[Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
+def _restore_sigterm(previous: Optional[Any]) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
