@@ -248,17 +248,63 @@ def test_hyco_https_listener_serves_hybridconn_sender(
     assert (seen["bodySize"], seen["bodySha256"]) == (len(expected_body), hashlib.sha256(expected_body).hexdigest())
 
 
-def test_hyco_https_listener_serves_concurrent_hybridconn_requests(
-    hyco_https_listener: NodePeer, client: HybridConnectionClient
-) -> None:
+def test_hyco_https_listener_serves_concurrent_hybridconn_requests(relay: Any, hyco_https_listener: NodePeer) -> None:
     """Interleaved requests on one control channel, small and rendezvous-sized answers mixed."""
     from concurrent.futures import ThreadPoolExecutor
 
+    def send_alone(case: Case) -> Reply:
+        # A client (so an HTTP connection) per request: hyco-https never reads the rendezvous
+        # socket it opens for a large response, so a later request that the relay sends over
+        # it (spec: "subsequent requests from that respective client MUST be delivered over
+        # the rendezvous socket") is never answered - see the test below.
+        with HybridConnectionClient.from_connection_string(relay.connection_string("hc1")) as own:
+            return hybridconn_send(own, case)
+
     picked = [c for c in CASES if c.id in ("get-echo-query", "big-65537", "post-echo-1000", "status-418", "big-65536")]
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="interop-senders") as pool:
-        replies = list(pool.map(lambda c: hybridconn_send(client, c), picked * 2))
+        replies = list(pool.map(send_alone, picked * 2))
     for case, reply in zip(picked * 2, replies):
         case.check(reply)
+
+
+@pytest.mark.parametrize("listener_kind", ["hyco-https", "hybridconn"])
+def test_request_after_a_rendezvous_response_on_a_kept_alive_connection(start_peer: Any, listener_kind: str) -> None:
+    """After a >64 kB response the relay routes that sender connection's next request over
+    the listener's rendezvous socket (spec, "Responding via rendezvous").
+
+    hyco-https 1.4.5 opens that socket only to write the response
+    (hyco-https/lib/_hyco_outgoing.js:684-690) and never reads it: only sockets opened for
+    address-only requests get a reader (HybridConnectionHttpsServer.js:599-614, 653-672).
+    So the second request goes unanswered and the relay answers 504, as the service would.
+    hybridconn's listener serves it.
+    """
+    from hybridconn.emulator import RelayEmulator
+    from hybridconn.exceptions import RelayTimeoutError
+
+    with RelayEmulator(hybrid_connections=("hc1",), response_timeout=2.0) as short_relay:
+        if listener_kind == "hyco-https":
+            peer = start_peer("https_listener.js", *peer_args(uri=listen_url(short_relay.namespace, "hc1"), hc="hc1"))
+            peer.wait_for("listening")
+            short_relay.wait_for_listeners("hc1", count=1, timeout=10)
+            listener = None
+        else:
+            listener = HybridConnectionListener.from_connection_string(short_relay.connection_string("hc1"))
+            listener.on_request(python_routes)
+            listener.open(timeout=TIMEOUT)
+        try:
+            with HybridConnectionClient.from_connection_string(short_relay.connection_string("hc1")) as sender:
+                big = next(c for c in CASES if c.id == "big-65537")
+                big.check(hybridconn_send(sender, big))
+                echo = next(c for c in CASES if c.id == "get-echo-query")
+                if listener_kind == "hyco-https":
+                    with pytest.raises(RelayTimeoutError):
+                        hybridconn_send(sender, echo)
+                    assert [e["url"] for e in peer.events("request")] == ["/hc1/big?size=65537"]
+                else:
+                    echo.check(hybridconn_send(sender, echo))
+        finally:
+            if listener is not None:
+                listener.close(timeout=10)
 
 
 # ------------------------------------------------------------------------------------------
