@@ -124,6 +124,12 @@ def check_headers(reply: Reply) -> None:
     assert seen["x-second"] == "2"
 
 
+def check_head(reply: Reply) -> None:
+    assert reply.status == 200, reply
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.body == b""
+
+
 def _post(size: int) -> Case:
     body = binary_payload(size)
     return Case(f"post-echo-{size}", "POST", "/echo", check_post_echo(body),
@@ -143,6 +149,9 @@ CASES: List[Case] = [
     Case("status-custom-reason", "GET", "/status?code=299&reason=Custom%20Reason", check_status(299, "Custom Reason")),
     Case("headers", "GET", "/headers", check_headers, headers={"X-Custom-Request": "custom value", "X-Second": "2"}),
     Case("no-route", "DELETE", "/nowhere", lambda r: (r.status == 404) or pytest.fail(str(r))),
+    # hyco-https answers a HEAD whose handler calls res.end(data) with "body": true and the
+    # data (_hyco_outgoing.js:721-722 overrides ServerResponse's _hasBody, :111); the relay drops it.
+    Case("head-echo", "HEAD", "/echo?x=1", check_head),
 ]
 CASE_IDS = [c.id for c in CASES]
 
@@ -157,11 +166,11 @@ def hybridconn_send(client: HybridConnectionClient, case: Case) -> Reply:
                  response.content)
 
 
-def node_send(relay: Any, cases: List[Case], token_uri: Optional[str] = None, token_in: str = "header") -> List[Reply]:
+def node_send(relay: Any, cases: List[Case], fresh: bool = False) -> List[Reply]:
     ns = relay.namespace.split("://", 1)[1]
-    args = peer_args(ns=ns, hc="hc1", **({"token_uri": token_uri} if token_uri else {}))
+    args = peer_args(ns=ns, hc="hc1")
     specs = [
-        {"method": c.method, "target": c.target, "headers": c.headers, "tokenIn": token_in,
+        {"method": c.method, "target": c.target, "headers": c.headers, "fresh": fresh,
          **({"b64": b64(c.body)} if c.body is not None else {})}
         for c in cases
     ]
@@ -260,7 +269,9 @@ def test_hyco_https_listener_serves_concurrent_hybridconn_requests(relay: Any, h
         with HybridConnectionClient.from_connection_string(relay.connection_string("hc1")) as own:
             return hybridconn_send(own, case)
 
-    picked = [c for c in CASES if c.id in ("get-echo-query", "big-65537", "post-echo-1000", "status-418", "big-65536")]
+    # status-204 and head-echo leave a stray empty binary message on the control channel
+    # (_hyco_outgoing.js:733-735), which the relay must ignore between requests.
+    picked = [c for c in CASES if c.id in ("get-echo-query", "big-65537", "post-echo-1000", "status-204", "head-echo", "big-65536")]
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="interop-senders") as pool:
         replies = list(pool.map(send_alone, picked * 2))
     for case, reply in zip(picked * 2, replies):
@@ -311,9 +322,13 @@ def test_request_after_a_rendezvous_response_on_a_kept_alive_connection(start_pe
 # 4. hybridconn listener <-> Node HTTP sender
 
 
-def test_hybridconn_listener_serves_node_http_sender(relay: Any, python_listener: HybridConnectionListener) -> None:
+@pytest.mark.parametrize("connection", ["kept-alive", "fresh"])
+def test_hybridconn_listener_serves_node_http_sender(
+    relay: Any, python_listener: HybridConnectionListener, connection: str
+) -> None:
     # One node process runs every case in order (a process per case would cost ~20 s).
-    replies = node_send(relay, CASES)
+    # Kept alive, everything after the first rendezvous goes over that socket (spec).
+    replies = node_send(relay, CASES, fresh=connection == "fresh")
     failures = []
     for case, reply in zip(CASES, replies):
         try:
@@ -327,8 +342,12 @@ def test_hybridconn_listener_serves_node_http_sender(relay: Any, python_listener
 # 5b. hyco-https listener <-> Node HTTP sender
 
 
-def test_hyco_https_listener_serves_node_http_sender(relay: Any, hyco_https_listener: NodePeer) -> None:
-    replies = node_send(relay, CASES)
+@pytest.mark.parametrize("connection", ["kept-alive", "fresh"])
+def test_hyco_https_listener_serves_node_http_sender(relay: Any, hyco_https_listener: NodePeer, connection: str) -> None:
+    # Kept alive, this works only because CASES sends an address-only request (post-echo-65537)
+    # before any >64 kB response: hyco-https reads rendezvous sockets it opened for a request
+    # but not those it opened for a response (see test_request_after_a_rendezvous_response...).
+    replies = node_send(relay, CASES, fresh=connection == "fresh")
     failures = []
     for case, reply in zip(CASES, replies):
         try:

@@ -117,6 +117,18 @@ def test_hyco_ws_listener_pushes_to_hybridconn_sender(
             assert digest(conn.recv(timeout=TIMEOUT)) == digest(message)
 
 
+def test_hyco_ws_listener_picks_the_first_offered_subprotocol(
+    hyco_ws_listener: NodePeer, client: HybridConnectionClient
+) -> None:
+    # hyco-ws takes the first protocol of the accept's Sec-WebSocket-Protocol for its
+    # rendezvous handshake (HybridConnectionWebSocketServer.js:268-269).
+    with client.connect(subprotocols=["chat.v2", "chat.v1"], timeout=TIMEOUT) as conn:
+        assert conn.subprotocol == "chat.v2"
+        conn.send("with a subprotocol")
+        assert conn.recv(timeout=TIMEOUT) == "with a subprotocol"
+    assert hyco_ws_listener.wait_for("open")["protocol"] == "chat.v2"
+
+
 # ------------------------------------------------------------------------------------------
 # 2. hybridconn listener <-> hyco-ws sender
 

@@ -5,7 +5,8 @@
 //   node http_sender.js --ns 127.0.0.1:PORT --hc hc1 --key-name NAME --key KEY [--token-uri URI]
 //   stdin: one JSON array of {method, target ("/echo?x=1", after /{hc}), headers,
 //          b64 (body), tokenIn ("header"|"query"|"none"), tokenUri (what to sign for),
-//          expirationSeconds (negative: an expired token), key (another key)}
+//          expirationSeconds (negative: an expired token), key (another key),
+//          fresh (true: its own connection instead of a kept-alive one)}
 // Events: one {event:"response", index, status, statusMessage, headers, b64} per request
 // (or {event:"request-error", index, message}), then {event:"done"}.
 
@@ -26,7 +27,9 @@ function send(index, spec) {
     if (tokenIn === 'header') headers['ServiceBusAuthorization'] = token;
     if (tokenIn === 'query') path += (path.indexOf('?') === -1 ? '?' : '&') + 'sb-hc-token=' + encodeURIComponent(token);
     const body = spec.b64 !== undefined ? Buffer.from(spec.b64, 'base64') : null;
-    const req = http.request({ host, port: parseInt(port, 10), method: spec.method || 'GET', path, headers }, (res) => {
+    // fresh: a connection of its own (Node's default agent keeps connections alive).
+    const agent = spec.fresh ? false : undefined;
+    const req = http.request({ host, port: parseInt(port, 10), method: spec.method || 'GET', path, headers, agent }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
