@@ -2,8 +2,10 @@
 
 Each line read from stdin is sent as one text message (``--binary``: binary);
 each message received is written to stdout, one per line. At the end of stdin
-the sending side is closed and the remaining replies are printed until the
-listener closes too; the exit code is 0 for a clean close.
+the replies still coming are printed until none has arrived for ``--linger``
+seconds (or the listener closes), then the connection is closed with 1000;
+the exit code is 0 for a clean close. So ``echo hi | hybridconn connect``
+prints the listener's answer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ._relay import add_path, required_relay
 NAME = "connect"
 HELP = "open a WebSocket through the relay: stdin lines -> messages, messages -> stdout"
 
-CLOSE_WAIT = 5.0  # seconds to wait for the listener's close after the end of stdin
+CLOSE_WAIT = 5.0  # seconds close() may take
+DEFAULT_LINGER = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--binary", action="store_true", help="send each line as a binary message")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the connection (default: 30)")
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=DEFAULT_LINGER,
+        help=f"after the end of stdin, wait for replies until none comes for this long (default: {DEFAULT_LINGER:g} s)",
+    )
 
 
 def parse_headers(values: List[str]) -> Dict[str, str]:
@@ -58,32 +67,39 @@ def _write(message: Any) -> None:
 class Session:
     """Two threads: one prints what arrives, one sends what stdin gives."""
 
-    def __init__(self, conn: Any, binary: bool) -> None:
+    def __init__(self, conn: Any, binary: bool, linger: float) -> None:
         self.conn = conn
         self.binary = binary
+        self.linger = linger
         self.received = threading.Event()  # set when the receiving side has ended
+        self.activity = threading.Event()  # set on every message received
         self.stdin_ended = threading.Event()
+        self.wake = threading.Event()  # set when either side ends
         self.error: Optional[BaseException] = None
 
     def receive(self) -> None:
         try:
             for message in self.conn:
                 _write(message)
+                self.activity.set()
         except HybridConnectionError as exc:
-            self.error = exc
+            if not self.stdin_ended.is_set():
+                self.error = exc
         finally:
             self.received.set()
+            self.activity.set()
+            self.wake.set()
 
     def send(self) -> None:
         try:
             for line in sys.stdin:
                 text = line.rstrip("\r\n")
                 self.conn.send(text.encode("utf-8") if self.binary else text)
-            self.conn.shutdown_send(1000, "end of input")
         except ConnectionClosed:
             pass  # the listener closed first; the receiver reports it
         finally:
             self.stdin_ended.set()
+            self.wake.set()
 
     def run(self) -> None:
         receiver = threading.Thread(target=self.receive, name="hybridconn-connect-receive", daemon=True)
@@ -92,14 +108,21 @@ class Session:
         receiver.start()
         sender.start()
         try:
-            while not self.received.wait(1.0):
+            while not self.received.is_set():
                 if self.stdin_ended.is_set():
-                    # Our close is sent; give the listener a moment to answer it and flush its replies.
-                    self.received.wait(CLOSE_WAIT)
+                    self._linger()
                     break
+                self.wake.wait(1.0)  # bounded, so Ctrl-C is noticed
         finally:
             self.conn.close(timeout=CLOSE_WAIT)
             receiver.join(CLOSE_WAIT)
+
+    def _linger(self) -> None:
+        # Replies to the last lines may still be on their way: print them until the line goes quiet.
+        while not self.received.is_set():
+            self.activity.clear()
+            if not self.activity.wait(self.linger):
+                return
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
     relay = required_relay(args)
     headers = parse_headers(args.header)
     client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path)
-    conn = client.connect(headers=headers or None, suffix=args.suffix, timeout=args.timeout)
+    with client:
+        conn = client.connect(headers=headers or None, suffix=args.suffix, timeout=args.timeout)
     if args.verbose:
         print(f"hybridconn connect: connected to {relay.description} id={conn.id}", file=sys.stderr)
-    session = Session(conn, args.binary)
+    session = Session(conn, args.binary, args.linger)
     try:
         session.run()
     except KeyboardInterrupt:

@@ -94,7 +94,7 @@ class Demo:
             action(step)
         except (HybridConnectionError, OSError, AssertionError, ValueError) as exc:
             step.ok = False
-            step.detail = step.detail or f"{type(exc).__name__}: {exc}"
+            step.detail = f"{type(exc).__name__}: {exc}"
         else:
             step.ok = True
         if step.seconds is None:
@@ -120,6 +120,7 @@ class Demo:
             self._http_steps(client)
             self._websocket_steps(client)
         finally:
+            client.close()
             listener.close(timeout=10)
         return self.steps
 
@@ -158,8 +159,8 @@ class Demo:
 
         self._step("HTTP GET /hello", hello)
         self._step("HTTP POST /echo (1 kB)", echo_small)
-        self._step(f"HTTP POST /echo ({_size(self.large)})", echo_large)
         self._step(f"HTTP GET /bytes ({_size(self.large)} response)", download_large)
+        self._step(f"HTTP POST /echo ({_size(self.large)})", echo_large)
 
     # -- WebSocket
 

@@ -10,9 +10,11 @@ been handled with ``--once``.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Any, Optional
 
 from ..relayed import RelayedRequest, RelayedResponse
@@ -110,13 +112,25 @@ class Listening:
 def _wait(done: threading.Event, listener: Any) -> None:
     # One-second waits keep Ctrl-C responsive and notice a listener that stopped for good (404).
     while not done.wait(1.0):
-        if getattr(listener, "is_closed", False):
+        if listener.state in ("closing", "closed"):
             return
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (a service manager's stop) close the listener cleanly, like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def run(args: argparse.Namespace) -> int:
     import hybridconn
 
+    _stop_on_sigterm()
     handlers = Listening(args)
     with relay_or_emulator(args, DEFAULT_PATH) as relay:
         listener = hybridconn.HybridConnectionListener.from_connection_string(relay.connection_string, path=relay.path)

@@ -109,7 +109,7 @@ def test_request_reads_data_from_a_file_and_stdin(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    payload = bytes(range(256)) * 400  # 100 kB: goes by rendezvous
+    payload = b"0123456789abcdef" * 6400  # 100 kB: goes by rendezvous
     (tmp_path / "body.bin").write_bytes(payload)
     assert main(["request", "PUT", "/file", "-d", f"@{tmp_path / 'body.bin'}", "-c", relay_connection_string]) == 0
     capsys.readouterr()

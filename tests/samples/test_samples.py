@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 from typing import Callable, Dict, List
 
@@ -48,49 +49,89 @@ def test_cron_job_sends_its_report_and_exits_zero() -> None:
     assert "report sent: 201 stored" in result.stdout
 
 
-@pytest.fixture
-def relay_emulator_options() -> Dict[str, object]:
-    return {"hybrid_connections": ["reports"]}
-
-
-def test_cron_job_exits_nonzero_when_no_listener_is_online(relay_connection_string: str) -> None:
-    # The pytest plugin's emulator, in this process; nobody listens on "reports".
-    result = run_python(["samples/cron_job.py"], sample_env(relay_connection_string))
+def test_cron_job_exits_nonzero_when_no_listener_is_online(relay_emulator: object) -> None:
+    # The pytest plugin's emulator, in this process; nobody listens on its hybrid connection.
+    cs = relay_emulator.connection_string("hc1")  # type: ignore[attr-defined]
+    result = run_python(["samples/cron_job.py"], sample_env(cs))
     assert result.returncode == 1
     assert "attempt 3: no listener online" in result.stderr
     assert "report not sent after 3 attempts" in result.stderr
 
 
-def test_listener_http_serves_sender_http_across_processes(background: Start) -> None:
-    listener = background(["samples/listener_http.py", "--once"], sample_env())
+# The listener samples are tested two ways. On their embedded emulator they serve a sender in
+# another process and stop on Ctrl-C (SIGINT), as a user stops them. With --once they are
+# pointed at this test's emulator (HYBRIDCONN_CONNECTION_STRING, the Azure path) and exit by
+# themselves: an embedded emulator would stop with them, possibly before it has handed the
+# last response to its sender.
+
+
+def test_listener_http_on_its_emulator_serves_sender_http(background: Start) -> None:
+    listener = background(["samples/listener_http.py"], sample_env())
     cs = listener.connection_string()
     listener.wait_for("listening")
     result = run_python(["samples/sender_http.py", "Ada"], sample_env(cs))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "200 hello Ada"
+    listener.wait_for("POST /greet (3 bytes)")
+    listener.process.send_signal(signal.SIGINT)
     assert listener.finish() == 0
-    assert "POST /greet (3 bytes)" in listener.lines
 
 
-def test_listener_websocket_serves_sender_websocket_across_processes(background: Start) -> None:
-    listener = background(["samples/listener_websocket.py", "--once"], sample_env())
+def test_listener_http_once_against_a_given_relay(background: Start, relay_connection_string: str) -> None:
+    listener = background(["samples/listener_http.py", "--once"], sample_env(relay_connection_string))
+    listener.wait_for("listening")
+    result = run_python(["samples/sender_http.py", "Lin"], sample_env(relay_connection_string))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "200 hello Lin"
+    assert listener.finish() == 0
+    assert not any("HYBRIDCONN_CONNECTION_STRING" in line for line in listener.lines)
+
+
+def test_listener_websocket_on_its_emulator_serves_sender_websocket(background: Start) -> None:
+    listener = background(["samples/listener_websocket.py"], sample_env())
     cs = listener.connection_string()
     listener.wait_for("listening")
     result = run_python(["samples/sender_websocket.py"], sample_env(cs))
     assert result.returncode == 0, result.stderr
     assert "sent 'relay', got 'RELAY'" in result.stdout
+    assert "binary round trip: b'\\x00\\x01binary'" in result.stdout
+    line = listener.wait_for("connected: ")
+    assert line.endswith(" /chat")
+    listener.wait_for("closed: ")
+    listener.process.send_signal(signal.SIGINT)
     assert listener.finish() == 0
-    assert any(line.startswith("connected: ") and line.endswith(" /chat") for line in listener.lines)
 
 
-def test_wsgi_app_answers_hybridconn_request(background: Start) -> None:
-    server = background(["samples/wsgi_app.py", "--once"], sample_env())
+def test_listener_websocket_once_against_a_given_relay(background: Start, relay_connection_string: str) -> None:
+    listener = background(["samples/listener_websocket.py", "--once"], sample_env(relay_connection_string))
+    listener.wait_for("listening")
+    result = run_python(["samples/sender_websocket.py"], sample_env(relay_connection_string))
+    assert result.returncode == 0, result.stderr
+    assert "sent 'bye', got 'BYE'" in result.stdout
+    assert listener.finish() == 0
+    assert any(line.startswith("closed: ") and line.endswith("(1000)") for line in listener.lines)
+
+
+def test_wsgi_app_on_its_emulator_answers_hybridconn_request(background: Start) -> None:
+    server = background(["samples/wsgi_app.py"], sample_env())
     cs = server.connection_string()
     url = server.wait_for("serving ")
     assert "/hc1/hello" in url
     result = run_python(["-m", "hybridconn", "request", "GET", "/hello?name=Ada"], sample_env(cs))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello Ada, from /hc1/hello\n"
+    server.process.send_signal(signal.SIGINT)
+    assert server.finish() == 0
+
+
+def test_wsgi_app_once_against_a_given_relay(background: Start, relay_connection_string: str) -> None:
+    server = background(["samples/wsgi_app.py", "--once"], sample_env(relay_connection_string))
+    server.wait_for("serving ")
+    result = run_python(
+        ["-m", "hybridconn", "request", "POST", "/form", "-d", "b=2&a=1"], sample_env(relay_connection_string)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "a=1\nb=2\n"
     assert server.finish() == 0
 
 
@@ -120,4 +161,4 @@ def test_notebook_code_cells_run_in_order() -> None:
     assert "--- all cells ran" in result.stdout
     assert "200 {'words': 4}" in result.stdout
     assert "hello from a notebook" in result.stdout
-    assert result.stdout.rstrip().endswith("online: False")
+    assert result.stdout.rstrip().endswith("online: False\n--- all cells ran")
