@@ -7,8 +7,6 @@ import signal
 import textwrap
 from typing import Callable, Dict, List
 
-import pytest
-
 from sample_procs import SAMPLES, Background, run_python, sample_env
 
 Start = Callable[[List[str], Dict[str, str]], Background]
