@@ -306,3 +306,19 @@ def test_serve_forever_returns_on_close_and_on_ctrl_c(relay: Any, make_listener:
     second.serve_forever()  # KeyboardInterrupt is caught and closes cleanly
     interrupter.join()
     assert second.state == "closed"
+
+
+def test_close_returns_in_time_when_the_relay_hangs(relay: Any, make_listener: Make, sender: Sender) -> None:
+    # a long ping timeout: the keepalive must not replace the channel before close() meets the silence
+    listener = make_listener(open=False, ping_interval=0.2, ping_timeout=30)
+    listener.on_request = ok
+    listener.open(timeout=15)
+    assert relay.stall_control_channels("hc1") == 1
+    # The emulator's channel goes silent once it reads its next frame; the pings provide that frame.
+    time.sleep(1.0)
+    started = time.monotonic()
+    listener.close(timeout=3)
+    elapsed = time.monotonic() - started
+    assert listener.state == "closed"
+    assert elapsed < 10, elapsed  # bounded by its timeout (generous margin for a loaded machine)
+    relay.drop_control_channels("hc1")  # release the emulator's side of the stalled channel
