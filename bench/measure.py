@@ -1,0 +1,280 @@
+"""Measurement loops for bench/run.py: HTTP requests, WebSocket echo, bulk, accepts, idle memory.
+
+Every loop runs a fixed count (after a warm-up) with a wall-clock cap, and
+returns a plain dict: ``ops``, ``elapsed`` (s), ``rate`` (ops/s), ``bytes``,
+``lat_us`` (per-operation latencies, µs) where it measures latency.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import websocket
+
+from procs import Proc
+
+Message = Any
+
+
+class PlainWS:
+    """websocket-client against the plain server, with the same surface as HybridConnection.
+
+    UTF-8 is checked by ``bytes.decode`` (C), not websocket-client's pure-Python
+    validator (skip_utf8_validation), as hybridconn does: otherwise a 16 kB
+    text echo costs ~3 ms of client CPU and the plain baseline is not a ceiling.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.ws = websocket.create_connection(url, timeout=timeout, skip_utf8_validation=True,
+                                              enable_multithread=True)
+
+    def send(self, message: Message) -> None:
+        if isinstance(message, str):
+            self.ws.send(message)
+        else:
+            self.ws.send_binary(message)
+
+    def recv(self, timeout: Optional[float] = None) -> Message:
+        return self.ws.recv()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.ws.close(timeout=timeout)
+
+
+@dataclass
+class System:
+    """One side of a comparison: where its HTTP goes, how its WebSockets connect, which processes serve it."""
+
+    name: str
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    http_prefix: str = ""
+    http_headers: Dict[str, str] = field(default_factory=dict)
+    ws_connect: Optional[Callable[[str], Any]] = None
+    procs: Dict[str, Proc] = field(default_factory=dict)  # role -> process, for CPU accounting
+    memory_proc: Optional[Proc] = None  # the process holding the listener side of each socket
+
+
+def _new_http(system: System, timeout: float) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection(system.http_host, system.http_port, timeout=timeout)
+    conn.connect()
+    assert conn.sock is not None
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def _get(conn: http.client.HTTPConnection, system: System, route: str) -> int:
+    conn.request("GET", system.http_prefix + route, headers=system.http_headers)
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{system.name}: GET {route} -> {response.status} {body[:200]!r}")
+    return len(body)
+
+
+def _threads(n: int, target: Callable[[int], None], cap: float) -> float:
+    """Run ``target(i)`` in n threads released together; wall seconds from release to the last end."""
+    barrier = threading.Barrier(n + 1)
+    errors: List[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(cap)
+            target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"bench-sender-{i}", daemon=True) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(cap)
+    started = time.perf_counter()
+    deadline = time.monotonic() + cap
+    for thread in threads:
+        thread.join(max(0.1, deadline - time.monotonic()))
+    elapsed = time.perf_counter() - started
+    if any(t.is_alive() for t in threads):
+        raise RuntimeError(f"senders still running after {cap} s")
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def http_requests(system: System, route: str, senders: int, count: int, cap: float = 120.0) -> Dict[str, Any]:
+    """``count`` GETs split over ``senders`` keep-alive connections (one thread each)."""
+    conns = [_new_http(system, 30.0) for _ in range(senders)]
+    try:
+        for conn in conns:  # warm-up: every connection, a few requests
+            for _ in range(max(2, count // (10 * senders))):
+                _get(conn, system, route)
+        per = max(1, count // senders)
+        lat: List[List[float]] = [[] for _ in range(senders)]
+        size = [0] * senders
+
+        def sender(i: int) -> None:
+            conn, mine = conns[i], lat[i]
+            clock = time.perf_counter_ns
+            total = 0
+            for _ in range(per):
+                t0 = clock()
+                total += _get(conn, system, route)
+                mine.append((clock() - t0) / 1000)
+            size[i] = total
+
+        elapsed = _threads(senders, sender, cap)
+    finally:
+        for conn in conns:
+            conn.close()
+    ops = per * senders
+    return {"ops": ops, "elapsed": elapsed, "rate": ops / elapsed, "bytes": sum(size),
+            "lat_us": [x for part in lat for x in part]}
+
+
+def ws_echo(system: System, payload: Message, conns: int, count: int, cap: float = 120.0) -> Dict[str, Any]:
+    """``count`` round trips of ``payload`` split over ``conns`` connections to /echo."""
+    assert system.ws_connect is not None
+    sockets = [system.ws_connect("echo") for _ in range(conns)]
+    try:
+        for ws in sockets:
+            for _ in range(max(2, count // (10 * conns))):
+                ws.send(payload)
+                ws.recv(timeout=30)
+        per = max(1, count // conns)
+        lat: List[List[float]] = [[] for _ in range(conns)]
+
+        def sender(i: int) -> None:
+            ws, mine = sockets[i], lat[i]
+            clock = time.perf_counter_ns
+            for _ in range(per):
+                t0 = clock()
+                ws.send(payload)
+                echoed = ws.recv(timeout=30)
+                mine.append((clock() - t0) / 1000)
+            if type(echoed) is not type(payload) or len(echoed) != len(payload):
+                raise RuntimeError(f"{system.name}: echo changed the message")
+
+        elapsed = _threads(conns, sender, cap)
+    finally:
+        for ws in sockets:
+            ws.close(timeout=5)
+    ops = per * conns
+    return {"ops": ops, "elapsed": elapsed, "rate": ops / elapsed, "lat_us": [x for part in lat for x in part]}
+
+
+def ws_upload(system: System, total: int, size: int, cap: float = 120.0) -> Dict[str, Any]:
+    """Send ``total`` bytes as ``size``-byte binary messages to /sink; MB/s until its count comes back."""
+    assert system.ws_connect is not None
+    ws = system.ws_connect("sink")
+    try:
+        chunk = bytes(size)
+        ws.send(chunk)
+        ws.send("done")
+        ws.recv(timeout=30)
+        deadline = time.monotonic() + cap
+        started = time.perf_counter()
+        for _ in range(total // size):
+            ws.send(chunk)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.name}: upload took over {cap} s")
+        ws.send("done")
+        counted = int(ws.recv(timeout=cap))
+        elapsed = time.perf_counter() - started
+    finally:
+        ws.close(timeout=5)
+    if counted != total // size * size:
+        raise RuntimeError(f"{system.name}: sink counted {counted} bytes")
+    return {"ops": total // size, "elapsed": elapsed, "rate": counted / elapsed / 1e6, "bytes": counted}
+
+
+def ws_download(system: System, total: int, size: int, cap: float = 120.0) -> Dict[str, Any]:
+    """Ask /source for ``total`` bytes in ``size``-byte messages; MB/s until its ``done``."""
+    assert system.ws_connect is not None
+    ws = system.ws_connect("source")
+    try:
+        got = 0
+        started = time.perf_counter()
+        ws.send(f"go {total} {size}")
+        deadline = time.monotonic() + cap
+        while True:
+            message = ws.recv(timeout=30)
+            if isinstance(message, str):
+                break
+            got += len(message)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.name}: download took over {cap} s")
+        elapsed = time.perf_counter() - started
+    finally:
+        ws.close(timeout=5)
+    if got != total // size * size:
+        raise RuntimeError(f"{system.name}: received {got} bytes")
+    return {"ops": total // size, "elapsed": elapsed, "rate": got / elapsed / 1e6, "bytes": got}
+
+
+def accepts(system: System, count: int, cap: float = 120.0) -> Dict[str, Any]:
+    """Sequential connect + first echo + close; latency is connect until the first echo."""
+    assert system.ws_connect is not None
+    lat: List[float] = []
+    deadline = time.monotonic() + cap
+    clock = time.perf_counter_ns
+    started = time.perf_counter()
+    for _ in range(count):
+        t0 = clock()
+        ws = system.ws_connect("echo")
+        try:
+            ws.send(b"x")
+            ws.recv(timeout=30)
+            lat.append((clock() - t0) / 1000)
+        finally:
+            ws.close(timeout=5)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{system.name}: {count} accepts took over {cap} s")
+    elapsed = time.perf_counter() - started
+    return {"ops": count, "elapsed": elapsed, "rate": count / elapsed, "lat_us": lat}
+
+
+def idle_memory(system: System, count: int, cap: float = 180.0) -> Dict[str, Any]:
+    """RSS growth of the listener-side process per idle relayed connection (``count`` held open)."""
+    assert system.ws_connect is not None and system.memory_proc is not None
+    proc = system.memory_proc
+    warm = [system.ws_connect("echo") for _ in range(20)]  # pools, caches, first-use allocations
+    for ws in warm:
+        ws.send(b"x")
+        ws.recv(timeout=30)
+    for ws in warm:
+        ws.close(timeout=5)
+    time.sleep(1.0)  # let the far side finish closing before the baseline
+    before, threads_before = proc.rss_kb(), proc.threads()
+    held: List[Any] = []
+    deadline = time.monotonic() + cap
+    try:
+        for _ in range(count):
+            ws = system.ws_connect("echo")
+            held.append(ws)
+            ws.send(b"x")  # the echo proves the listener's side is set up and serving
+            ws.recv(timeout=30)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.name}: opening {count} connections took over {cap} s")
+        time.sleep(1.0)
+        after, threads_after = proc.rss_kb(), proc.threads()
+    finally:
+        for ws in held:
+            try:
+                ws.close(timeout=2)
+            except Exception:  # noqa: BLE001 - tearing down; keep closing the rest
+                pass
+    return {"ops": count, "rss_before_kb": before, "rss_after_kb": after,
+            "kb_per_conn": (after - before) / count, "threads_per_conn": (threads_after - threads_before) / count}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]

@@ -1,0 +1,115 @@
+"""One benchmark role per process: ``python bench/roles.py emulator|listener|plain [...]``.
+
+Each role starts, prints one JSON line on stdout (its ports / connection strings,
+or ``{"ready": true}``), then runs until its stdin closes. Separate processes
+give each role its own GIL and let bench/run.py read each one's CPU time and
+RSS from /proc, so emulator, listener and sender costs are told apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+from typing import Any, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import app  # noqa: E402
+
+HYBRID_CONNECTIONS = ("py", "nodehttp", "nodews")
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _ready(info: Any) -> None:
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+
+
+def _wait_for_eof() -> None:
+    for _ in sys.stdin:
+        pass
+
+
+def run_emulator(args: argparse.Namespace) -> None:
+    from hybridconn.emulator import RelayEmulator
+
+    with RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=HYBRID_CONNECTIONS) as relay:
+        _ready({"port": relay.port, "cs": {name: relay.connection_string(name) for name in HYBRID_CONNECTIONS}})
+        _wait_for_eof()
+
+
+def run_listener(args: argparse.Namespace) -> None:
+    import hybridconn
+    from hybridconn.exceptions import ConnectionClosed
+
+    listener = hybridconn.HybridConnectionListener.from_connection_string(
+        args.cs, max_workers=args.max_workers, max_pending=256)
+
+    @listener.on_request
+    def handle(req: hybridconn.RelayedRequest) -> hybridconn.RelayedResponse:
+        status, ctype, body = app.http_response(req.method, req.target, req.body)
+        return hybridconn.RelayedResponse(status=status, headers={"Content-Type": ctype}, body=body)
+
+    @listener.on_connection
+    def serve(conn: hybridconn.HybridConnection) -> None:
+        def next_message() -> Optional[Tuple[bool, Any]]:
+            try:
+                message = conn.recv()
+            except ConnectionClosed:
+                return None
+            return isinstance(message, str), message
+
+        try:
+            app.serve_ws(conn.path, conn.query, next_message, conn.send)
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.close(timeout=2.0)
+
+    listener.open(timeout=30)
+    try:
+        _ready({"ready": True})
+        _wait_for_eof()
+    finally:
+        listener.close(timeout=10)
+
+
+def run_plain(args: argparse.Namespace) -> None:
+    from servers import PlainHTTPServer, PlainWSServer
+
+    http = PlainHTTPServer().start()
+    ws = PlainWSServer().start()
+    try:
+        _ready({"http_port": http.port, "ws_port": ws.port})
+        _wait_for_eof()
+    finally:
+        http.close()
+        ws.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="role", required=True)
+    sub.add_parser("emulator")
+    listener = sub.add_parser("listener")
+    listener.add_argument("--cs", required=True)
+    listener.add_argument("--max-workers", type=int, default=16)
+    sub.add_parser("plain")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    _raise_fd_limit()
+    {"emulator": run_emulator, "listener": run_listener, "plain": run_plain}[args.role](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
