@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 _announce(args.app, relay)
                 # Short waits keep Ctrl-C responsive and notice a listener that stopped for good (404).
                 while not stop.wait(1.0):
-                    if getattr(listener, "is_closed", False):
+                    if getattr(listener, "state", None) == "closed":
                         stopped_by_relay = True
                         break
             except KeyboardInterrupt:
