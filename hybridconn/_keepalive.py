@@ -14,18 +14,19 @@ half their life so there is always room for the round trip.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from .addresses import redact
 from .auth import renewal_point
 from .connection import HybridConnection
-from .exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
+from .exceptions import AuthenticationError, ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from .protocol import RenewToken, serialize_message
 
-__all__ = ["KeepAlive", "renewal_point"]
+__all__ = ["KeepAlive", "renewal_point", "backoff_delay", "loss_error"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,21 @@ DeadCallback = Callable[[HybridConnection, HybridConnectionError], None]
 
 #: A failed or premature renewal is retried after at most this long.
 RENEW_RETRY_MAX = 5.0
+
+
+def backoff_delay(schedule: Sequence[float], attempt: int, jitter: float) -> float:
+    """Seconds before reconnect ``attempt`` (0-based): the schedule's step (the last repeats) +- jitter."""
+    if not schedule:
+        return 0.0
+    base = float(schedule[min(attempt, len(schedule) - 1)])
+    return max(0.0, base * random.uniform(1 - jitter, 1 + jitter))
+
+
+def loss_error(conn: HybridConnection) -> HybridConnectionError:
+    """Why a control channel ended: 1008 (token expired or invalid) is an authentication error."""
+    if conn.close_code == 1008:
+        return AuthenticationError(None, f"the relay closed the control channel (1008 {conn.close_reason})".strip())
+    return ConnectionClosed(conn.close_code, conn.close_reason or "control channel lost")
 
 
 @dataclass

@@ -11,7 +11,6 @@ rendezvous sockets kept by :mod:`hybridconn._rendezvous`.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response, relayed_request
-from ._keepalive import KeepAlive
+from ._keepalive import KeepAlive, backoff_delay, loss_error
 from ._accepting import Acceptor, ConnectionRequest
 from ._rendezvous import MessageReader, RendezvousSet, open_request_socket, refuse_request
 from ._transport import Verify, open_websocket
@@ -27,7 +26,7 @@ from .addresses import Namespace, listen_url, token_audience
 from .auth import AUTH_HEADER, ConnectionString, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
 from .exceptions import (
-    AuthenticationError, ConfigurationError, ConnectionClosed, EndpointNotFoundError, HybridConnectionError,
+    AuthenticationError, ConfigurationError, EndpointNotFoundError, HybridConnectionError,
     RelayTimeoutError,
 )
 from .protocol import CONTROL_CHANNEL_BODY_LIMIT, Accept, MessageReceived, ProtocolViolation, Request
@@ -293,18 +292,12 @@ class HybridConnectionListener:
             if self._stopping.is_set():
                 return
             self._state = "offline"
-        error = channel.dead_error or self._close_error(conn)
+        error = channel.dead_error or loss_error(conn)
         self.last_error = error
         if time.monotonic() - channel.opened_at >= STABLE_AFTER:
             self._attempt = 0
         log.warning("listener %s went offline: %s", self.path, error)
         self._notify("on_offline", error)
-
-    @staticmethod
-    def _close_error(conn: HybridConnection) -> HybridConnectionError:
-        if conn.close_code == 1008:
-            return AuthenticationError(None, f"the relay closed the control channel (1008 {conn.close_reason})".strip())
-        return ConnectionClosed(conn.close_code, conn.close_reason or "control channel lost")
 
     def _channel_dead(self, conn: HybridConnection, error: HybridConnectionError) -> None:
         channel = self._channel
@@ -312,15 +305,9 @@ class HybridConnectionListener:
             channel.dead_error = error
         conn.abort()
 
-    def _backoff_delay(self) -> float:
-        if not self.backoff:
-            return 0.0
-        base = float(self.backoff[min(self._attempt, len(self.backoff) - 1)])
-        return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
-
     def _reconnect(self) -> Optional[_Channel]:
         while not self._stopping.is_set():
-            delay = self._backoff_delay()
+            delay = backoff_delay(self.backoff, self._attempt, self.jitter)
             if delay and self._stopping.wait(delay):
                 return None
             self._notify("on_connecting")
