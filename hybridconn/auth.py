@@ -260,9 +260,11 @@ def normalize_audience(uri: str) -> Tuple[str, str]:
     if port is not None and port not in (80, 443):
         host = f"{host}:{port}"
     # Segments compared decoded, so "my%20hc" in a URI and "my hc" in a decoded sr agree.
-    segments = [unquote(s) for s in parts.path.split("/") if s]
-    if segments and segments[0].lower() == "$hc":
-        segments = segments[1:]
+    raw = [s for s in parts.path.split("/") if s]
+    # Only a literal "$hc" is the WebSocket prefix; an encoded "%24hc" is part of a name.
+    if raw and raw[0].lower() == "$hc":
+        raw = raw[1:]
+    segments = [unquote(s) for s in raw]
     return host, "/" + "/".join(segments)
 
 
