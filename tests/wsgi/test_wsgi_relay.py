@@ -164,3 +164,69 @@ def test_hybridconn_client_request_reaches_the_app(relay: Any, site: Site) -> No
         client.close()
     assert response.status_code in (200, 201)
     assert response.json() == {"method": "POST", "received": {"via": "client"}}
+
+
+def raw_app(environ: Dict[str, Any], start_response: Any) -> Any:
+    """A bare WSGI app reporting how its request arrived; ``/generate`` streams a generator."""
+    if environ["PATH_INFO"] == "/generate":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (bytes([n]) * 10_000 for n in range(30))
+    body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+    report = {
+        "via_rendezvous": environ["hybridconn.via_rendezvous"],
+        "size": len(body),
+        "path_info": environ["PATH_INFO"],
+        "query": environ["QUERY_STRING"],
+    }
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(report).encode()]
+
+
+@pytest.fixture
+def raw_site(relay: Any) -> Iterator[Tuple[str, requests.Session]]:
+    connection_string = relay.connection_string("hc1")
+    connection = ConnectionString.parse(connection_string)
+    listener = hybridconn.HybridConnectionListener.from_connection_string(connection_string, max_workers=8)
+    hybridconn.serve_wsgi(validator(raw_app), listener)
+    listener.open(timeout=TIMEOUT)
+    session = requests.Session()
+    try:
+        session.headers["ServiceBusAuthorization"] = generate_sas_token(
+            token_audience(connection.namespace, "hc1"),
+            connection.shared_access_key_name,  # type: ignore[arg-type]
+            connection.shared_access_key,  # type: ignore[arg-type]
+        )
+        yield http_url(connection.namespace, "hc1"), session
+    finally:
+        session.close()
+        listener.close(timeout=10)
+
+
+def test_small_request_on_the_control_channel_large_by_rendezvous(raw_site: Tuple[str, requests.Session]) -> None:
+    base, session = raw_site
+    small = session.post(base + "/echo?x=1", data=b"a" * 100, timeout=TIMEOUT).json()
+    assert small == {"via_rendezvous": False, "size": 100, "path_info": "/echo", "query": "x=1"}
+    large = session.post(base + "/echo", data=b"b" * 100_000, timeout=TIMEOUT).json()
+    assert (large["via_rendezvous"], large["size"]) == (True, 100_000)
+
+
+def test_generator_response_is_streamed_whole(raw_site: Tuple[str, requests.Session]) -> None:
+    base, session = raw_site
+    response = session.get(base + "/generate", timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert response.content == b"".join(bytes([n]) * 10_000 for n in range(30))
+
+
+def test_concurrent_requests_are_served_in_parallel_threads(raw_site: Tuple[str, requests.Session]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, _ = raw_site
+    headers = {"ServiceBusAuthorization": raw_site[1].headers["ServiceBusAuthorization"]}
+
+    def one(n: int) -> Dict[str, Any]:
+        with requests.Session() as session:
+            return session.post(f"{base}/n{n}?i={n}", data=b"x" * n, headers=headers, timeout=TIMEOUT).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(16)))
+    assert [(r["path_info"], r["query"], r["size"]) for r in results] == [(f"/n{n}", f"i={n}", n) for n in range(16)]
