@@ -23,6 +23,7 @@ from hybridconn.auth import (
     generate_sas_token,
     normalize_audience,
     parse_sas_token,
+    renewal_point,
     verify_sas_token,
 )
 from hybridconn.exceptions import AuthenticationError, ConfigurationError
@@ -446,6 +447,12 @@ def test_shared_access_key_provider_caches_until_80_percent() -> None:
     other, _ = provider.get_token(f"http://{NS}/hc2")
     assert parse_sas_token(other).audience == f"http://{NS}/hc2"
     assert provider(audience) == (renewed, renewed_expiry)  # callable too
+
+
+def test_renewal_point() -> None:
+    assert renewal_point(0, 3600) == 2880  # 80 %
+    assert renewal_point(100, 200) == 170  # 30 s before expiry comes before 80 % here
+    assert renewal_point(0, 10) == 5  # but never before half the token's life
 
 
 def test_shared_access_key_provider_validates() -> None:
