@@ -255,21 +255,41 @@ def _check_headers(headers: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
 
 
 def _merge_headers(headers: List[Tuple[str, str]]) -> Dict[str, str]:
-    """Response headers as the relay carries them: one value per name.
+    """Response headers as the relay carries them: a JSON object, one value per key.
 
-    Repeated headers are joined with ", " (RFC 9110 5.3); the relay's JSON
-    header object cannot hold a name twice. Connection headers (RFC 7230),
-    which the relay forbids, are dropped.
+    Repeated headers are joined with ", " (RFC 9110 5.3) -- except Set-Cookie,
+    which must never be folded (RFC 6265 3): each further cookie goes under
+    another letter case of the name (``set-cookie``, ``SET-COOKIE``, ...),
+    distinct keys in JSON but the same header in HTTP, so each is written as
+    its own header line. Connection headers (RFC 7230), which the relay
+    forbids, are dropped.
     """
     merged: Dict[str, str] = {}
     canonical: Dict[str, str] = {}
+    cookie_names: Optional[Iterator[str]] = None
     for name, value in headers:
         value = value.strip()  # Django's Set-Cookie comes with a leading space; OWS is not part of a value
         if is_stripped_header(name):
             continue
+        if name.lower() == "set-cookie":
+            cookie_names = cookie_names or _spellings(name)
+            merged[next(cookie_names)] = value
+            continue
         key = canonical.setdefault(name.lower(), name)
         merged[key] = merged[key] + ", " + value if key in merged else value
     return merged
+
+
+def _spellings(name: str) -> Iterator[str]:
+    """``name`` as written, then every other upper/lower-case spelling of it."""
+    yield name
+    letters = [i for i, c in enumerate(name) if c.isalpha()]
+    for mask in range(1, 2 ** len(letters)):
+        chars = list(name)
+        for bit, index in enumerate(letters):
+            if mask >> bit & 1:
+                chars[index] = chars[index].swapcase()
+        yield "".join(chars)
 
 
 def _close(result: Any) -> None:

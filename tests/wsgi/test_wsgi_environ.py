@@ -374,3 +374,23 @@ def test_head_answer_has_no_body_and_the_app_iterable_is_closed() -> None:
     response = call_wsgi(validator(iterable_app(iterable)), build_environ(make_request("HEAD"), "h.example", "hc1"))
     assert (response.status, response.body) == (200, b"")
     assert iterable.closed == 1
+
+
+def test_repeated_set_cookie_is_never_folded() -> None:
+    def app(environ: Environ, start_response: Callable[..., Any]) -> List[bytes]:
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/plain"),
+                ("Set-Cookie", "a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/"),
+                ("Set-Cookie", "b=2; Path=/"),
+                ("set-cookie", "c=3"),
+            ],
+        )
+        return [b""]
+
+    response = call_wsgi(validator(app), build_environ(make_request(), "h.example", "hc1"))
+    cookies = {key: value for key, value in response.headers.items() if key.lower() == "set-cookie"}  # type: ignore[union-attr]
+    assert list(cookies.values()) == ["a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/", "b=2; Path=/", "c=3"]
+    assert len(set(cookies)) == 3
+    assert next(iter(cookies)) == "Set-Cookie"

@@ -139,8 +139,9 @@ def test_cookies_round_trip(site: Site) -> None:
     response = site.get("cookie/set", params={"flavor": "ginger"})
     assert response.status_code == 200
     assert site.session.cookies.get("flavor") == "ginger"
+    assert site.session.cookies.get("visits") == "1"
     response = site.get("cookie/get")
-    assert response.json() == {"flavor": "ginger"}
+    assert response.json() == {"flavor": "ginger", "visits": "1"}
 
 
 def test_404_from_the_app(site: Site) -> None:

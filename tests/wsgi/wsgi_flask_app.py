@@ -43,6 +43,7 @@ def redirect_to_index() -> Response:
 def set_cookie() -> Response:
     response = make_response("cookie set")
     response.set_cookie("flavor", request.args.get("flavor", "oatmeal"))
+    response.set_cookie("visits", "1", samesite="Lax")  # a second cookie in the same response
     return response
 
 

@@ -55,6 +55,7 @@ def redirect_to_index(request: HttpRequest) -> HttpResponse:
 def set_cookie(request: HttpRequest) -> HttpResponse:
     response = HttpResponse("cookie set", content_type="text/plain")
     response.set_cookie("flavor", request.GET.get("flavor", "oatmeal"), httponly=True)
+    response.set_cookie("visits", "1", samesite="Lax")  # a second cookie in the same response
     return response
 
 
