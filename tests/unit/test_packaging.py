@@ -70,7 +70,12 @@ def test_runtime_dependencies_and_test_extra() -> None:
 def test_console_script_declared() -> None:
     scripts = _setup_cfg()["options.entry_points"]["console_scripts"]
     assert "hybridconn = hybridconn.cli:main" in scripts
-    entry = [e for e in metadata.entry_points(group="console_scripts") if e.name == "hybridconn"]  # type: ignore[call-arg]
+    found = metadata.entry_points()
+    if hasattr(found, "select"):  # Python >= 3.10
+        scripts_found = list(found.select(group="console_scripts"))
+    else:  # Python 3.9: a dict of group -> entry points
+        scripts_found = list(found.get("console_scripts", []))  # type: ignore[attr-defined]
+    entry = [e for e in scripts_found if e.name == "hybridconn"]
     assert entry and entry[0].value == "hybridconn.cli:main"
 
 
