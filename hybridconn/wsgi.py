@@ -228,7 +228,8 @@ class _Exchange:
         return chunk
 
     def response(self, body: Any) -> RelayedResponse:
-        assert self.status is not None
+        if self.status is None:
+            raise AssertionError("the WSGI application returned without calling start_response()")
         self.headers_sent = True  # from here on the answer is committed
         code, _, reason = self.status.partition(" ")
         return RelayedResponse(status=int(code), headers=_merge_headers(self.headers), body=body, reason=reason or None)
@@ -389,20 +390,14 @@ def _run_app(app: WSGIApp, environ: Dict[str, Any], buffer_limit: int) -> Relaye
     result: Any = None
     try:
         result = app(environ, exchange.start_response)
-        if isinstance(result, FileWrapper) or inspect.isgenerator(result):
-            head, rest = _take(exchange, iter(result), 1)
-            if rest is None:
-                _close(result)
-                return exchange.response(b"".join(exchange.written + head))
-            return exchange.response(_StreamedBody(exchange, exchange.written + head, rest, result))
         if isinstance(result, (list, tuple)):
-            chunks = [exchange.note_chunk(chunk) for chunk in result]
+            body = exchange.written + [exchange.note_chunk(chunk) for chunk in result]
             _close(result)
-            body = exchange.written + chunks
             total = sum(len(chunk) for chunk in body)
             return exchange.response(b"".join(body) if total <= buffer_limit else body)
-        iterator = iter(result)
-        head, rest = _take(exchange, iterator, buffer_limit)
+        # A generator or a file is meant to stream: start sending after its first chunk.
+        streaming = isinstance(result, FileWrapper) or inspect.isgenerator(result)
+        head, rest = _take(exchange, iter(result), 1 if streaming else buffer_limit)
         if rest is None:
             _close(result)
             return exchange.response(b"".join(exchange.written + head))
@@ -413,15 +408,13 @@ def _run_app(app: WSGIApp, environ: Dict[str, Any], buffer_limit: int) -> Relaye
 
 
 def _take(exchange: _Exchange, iterator: Iterator[bytes], limit: int) -> Tuple[List[bytes], Optional[Iterator[bytes]]]:
-    """Read chunks until more than ``limit`` bytes arrived (then return the rest) or the end (rest None)."""
+    """Read chunks until ``limit`` bytes arrived (and return the rest) or the body ended (rest is None)."""
     head: List[bytes] = []
     total = sum(len(chunk) for chunk in exchange.written)
     while total < limit:
         try:
             chunk = exchange.note_chunk(next(iterator))
         except StopIteration:
-            if exchange.status is None:
-                raise AssertionError("the WSGI application returned without calling start_response()") from None
             return head, None
         head.append(chunk)
         total += len(chunk)
