@@ -15,8 +15,7 @@ from hybridconn.auth import ConnectionString, StaticTokenProvider, generate_sas_
 from hybridconn.addresses import token_audience
 from hybridconn.listener import HybridConnectionListener
 
-from conftest import Sender
-from test_listener_lifecycle import Events, ok
+from listener_support import Events, Sender, ok
 
 Make = Callable[..., HybridConnectionListener]
 

@@ -15,7 +15,7 @@ import requests
 from hybridconn import RelayedRequest, RelayedResponse
 from hybridconn.listener import HybridConnectionListener
 
-from conftest import Sender
+from listener_support import Sender
 
 Make = Callable[..., HybridConnectionListener]
 

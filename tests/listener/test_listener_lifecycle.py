@@ -13,33 +13,9 @@ from hybridconn import AuthenticationError, EndpointNotFoundError, RelayedReques
 from hybridconn.auth import SharedAccessKeyTokenProvider
 from hybridconn.listener import HybridConnectionListener
 
-from conftest import Sender
+from listener_support import Events, Sender, ok
 
 Make = Callable[..., HybridConnectionListener]
-
-
-def ok(req: RelayedRequest) -> RelayedResponse:
-    return RelayedResponse(body=b"ok:" + req.body)
-
-
-class Events:
-    """Records the listener's status callbacks."""
-
-    def __init__(self, listener: HybridConnectionListener) -> None:
-        self.online = threading.Semaphore(0)
-        self.offline_errors: List[Any] = []
-        self.connecting = 0
-        self.offline = threading.Event()
-        listener.on_online = self.online.release
-        listener.on_offline = self._offline
-        listener.on_connecting = self._connecting
-
-    def _offline(self, error: Any) -> None:
-        self.offline_errors.append(error)
-        self.offline.set()
-
-    def _connecting(self) -> None:
-        self.connecting += 1
 
 
 def test_threads_are_named_and_gone_after_close(make_listener: Make, sender: Sender) -> None:

@@ -14,7 +14,7 @@ from hybridconn import HybridConnection
 from hybridconn.exceptions import RelayTimeoutError
 from hybridconn.listener import ConnectionRequest, HybridConnectionListener
 
-from conftest import Sender, read_close
+from listener_support import Sender, read_close
 
 Make = Callable[..., HybridConnectionListener]
 
