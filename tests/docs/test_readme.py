@@ -147,7 +147,8 @@ def console_commands() -> List[List[str]]:
             continue
         for line in block.text.splitlines():
             if line.startswith("$ hybridconn "):
-                commands.append(shlex.split(line[2:], comments=True))
+                argv = shlex.split(line[2:], comments=True)
+                commands.append(argv[:-1] if argv[-1] == "&" else argv)
     return commands
 
 
