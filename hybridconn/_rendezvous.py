@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set
 
+import websocket
+
 from .addresses import parse_address, redact_url, reject_url, rendezvous_request_url
 from .connection import HybridConnection
 from ._transport import Verify, open_websocket
@@ -65,7 +67,7 @@ class MessageReader:
 
 
 def _connect(url: str, *, timeout: float, verify: Verify, proxy: Optional[str], what: str,
-             subprotocols: Optional[Sequence[str]] = None):  # type: ignore[no-untyped-def]
+             subprotocols: Optional[Sequence[str]] = None) -> "websocket.WebSocket":
     return open_websocket(url, headers=None, subprotocols=subprotocols, timeout=timeout, verify=verify,
                           proxy=proxy, what=what)
 
