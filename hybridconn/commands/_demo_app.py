@@ -1,19 +1,16 @@
 """The application ``hybridconn demo`` serves: a few HTTP routes and a WebSocket echo.
 
 It is a WSGI application served with :func:`hybridconn.serve_wsgi`, the way a
-Django or Flask app would be; if the WSGI bridge is unavailable it falls back
-to a plain ``on_request`` handler with the same routes.
+Django or Flask app would be.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs
 
-from ..relayed import RelayedRequest, RelayedResponse
+from ..wsgi import serve_wsgi
 
-log = logging.getLogger(__name__)
 
 MAX_GENERATED = 16 * 1024 * 1024  # /bytes?size= is capped so a stray request cannot exhaust memory
 
@@ -21,7 +18,7 @@ StartResponse = Callable[..., Any]
 
 
 def _route(method: str, path: str, query: str, body: bytes) -> Tuple[int, str, bytes]:
-    """(status, content type, body) for one request; shared by the WSGI and the plain handler."""
+    """(status, content type, body) for one request."""
     if path == "/hello" and method in ("GET", "HEAD"):
         name = parse_qs(query).get("name", ["world"])[0]
         return 200, "text/plain; charset=utf-8", f"hello {name}".encode("utf-8")
@@ -45,9 +42,7 @@ class DemoApp:
     def __init__(self) -> None:
         #: True/False when the listener saw the last request arrive by rendezvous or not; None if unknown.
         self.last_rendezvous: Optional[bool] = None
-        self.kind = ""
-
-    # -- WSGI
+        self.kind = "WSGI app + WebSocket echo"
 
     def wsgi(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -60,27 +55,11 @@ class DemoApp:
         start_response(f"{status} {'OK' if status == 200 else 'Error'}", headers)
         return [payload]
 
-    # -- plain handler
-
-    def handle(self, request: RelayedRequest) -> RelayedResponse:
-        self.last_rendezvous = request.via_rendezvous
-        status, content_type, payload = _route(request.method, request.path, request.query, request.body)
-        return RelayedResponse(status=status, headers={"Content-Type": content_type}, body=payload)
-
     @staticmethod
     def echo(conn: Any) -> None:
         for message in conn:
             conn.send(message)
 
     def install(self, listener: Any) -> None:
-        try:
-            from ..wsgi import serve_wsgi
-        except ImportError:
-            serve_wsgi = None
-        if serve_wsgi is not None:
-            serve_wsgi(self.wsgi, listener)
-            self.kind = "WSGI app + WebSocket echo"
-        else:
-            listener.on_request(self.handle)
-            self.kind = "on_request handler + WebSocket echo"
+        serve_wsgi(self.wsgi, listener)
         listener.on_connection(self.echo)
