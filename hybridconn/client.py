@@ -163,18 +163,20 @@ class HybridConnectionClient:
     ) -> HybridConnection:
         """Open a relayed WebSocket to a listener.
 
-        :param headers: extra handshake headers; the listener sees them (``conn.headers``).
+        :param headers: extra handshake headers; the listener sees them (as its ``conn.headers``).
         :param subprotocols: offered ``Sec-WebSocket-Protocol`` values; the
             negotiated one is ``conn.subprotocol``.
         :param suffix: a path after the hybrid connection's name (may end in ``?query``).
         :param query: application query parameters (no ``sb-hc-*``).
         :param id: the tracking id (``sb-hc-id``) the listener sees; a new UUID by default.
         :param timeout: seconds to wait for the relay and the listener to complete the handshake.
-        :raises AuthenticationError: 401. :raises AuthorizationError: 403.
+        :raises AuthenticationError: 401.
+        :raises AuthorizationError: 403.
         :raises EndpointNotFoundError: 404, no such hybrid connection or no listener.
         :raises ConnectionRejectedError: the listener rejected the connection.
         :raises RelayTimeoutError: the handshake did not complete in time.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
+        :raises ProtocolError: the listener chose a subprotocol that was not offered.
         """
         connection_id = id or str(uuid.uuid4())
         suffix_path, pairs = _split_suffix(suffix, query)
