@@ -6,7 +6,7 @@ the relay needs:
 
 - thread-safe sends, and a unit send (a JSON text frame plus its body frames)
   that no other send can interleave with;
-- ``recv(timeout)`` that waits with ``select`` instead of changing the socket
+- ``recv(timeout)`` that waits with ``poll`` instead of changing the socket
   timeout under a concurrent sender;
 - text validated with Python's own UTF-8 decoder (websocket-client's
   pure-Python check costs ~3 ms per 16 kB);
@@ -17,7 +17,6 @@ the relay needs:
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import struct
 import threading
@@ -27,6 +26,7 @@ from typing import Dict, Iterable, Iterator, Optional, Union
 import websocket
 from websocket import ABNF
 
+from ._wait import wait_readable
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 __all__ = ["HybridConnection", "Message"]
@@ -133,11 +133,19 @@ class HybridConnection:
     def _write_fragments(self, chunks: Iterable[bytes]) -> None:
         opcode = ABNF.OPCODE_BINARY
         previous: Optional[bytes] = None
-        for chunk in _split_chunks(chunks):
-            if previous is not None:
-                self._write(ABNF.create_frame(previous, opcode, fin=0))
-                opcode = ABNF.OPCODE_CONT
-            previous = chunk
+        try:
+            for chunk in _split_chunks(chunks):
+                if previous is not None:
+                    self._write(ABNF.create_frame(previous, opcode, fin=0))
+                    opcode = ABNF.OPCODE_CONT
+                previous = chunk
+        except ConnectionClosed:
+            raise
+        except Exception:
+            # Fragments may already be out: nothing valid can follow them on this
+            # socket, so end it with 1011 (a control frame may interleave fragments).
+            self._fail(1011, "the body stream failed", locked=True)
+            raise
         self._write(ABNF.create_frame(previous or b"", opcode, fin=1))
 
     def ping(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
@@ -197,7 +205,9 @@ class HybridConnection:
         :meth:`recv`. Text payloads are returned undecoded.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._recv_lock:
+        if not self._recv_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            raise RelayTimeoutError(f"no frame within {timeout} s (another thread is receiving)")
+        try:
             while True:
                 if self.closed:
                     raise ConnectionClosed(self.close_code, self.close_reason)
@@ -205,6 +215,8 @@ class HybridConnection:
                 frame = self._next_frame()
                 if frame is not None and frame.opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
                     return frame.opcode, frame.data, bool(frame.fin)
+        finally:
+            self._recv_lock.release()
 
     def _wait_readable(self, deadline: Optional[float], timeout: Optional[float]) -> None:
         sock = self._ws.sock
@@ -217,7 +229,7 @@ class HybridConnection:
         if remaining is not None and remaining <= 0:
             raise RelayTimeoutError(f"no message within {timeout} s")
         try:
-            readable, _, _ = select.select([sock], [], [], remaining)
+            readable = wait_readable(sock, remaining)  # poll: select fails for descriptors >= 1024
         except (OSError, ValueError) as exc:  # closed under us
             self._mark_closed(_ABNORMAL, "socket closed")
             raise ConnectionClosed(self.close_code, self.close_reason) from exc
@@ -261,7 +273,7 @@ class HybridConnection:
         try:
             cont.validate(frame)
         except websocket.WebSocketProtocolException as exc:
-            self.close(1002, "protocol error")
+            self._fail(1002, "protocol error")
             raise ConnectionClosed(1002, f"protocol error: {exc}") from exc
         cont.add(frame)
         if not cont.is_fire(frame):
@@ -272,7 +284,7 @@ class HybridConnection:
             try:
                 return bytes(data).decode("utf-8")
             except UnicodeDecodeError as exc:
-                self.close(1007, "invalid UTF-8 in a text message")
+                self._fail(1007, "invalid UTF-8 in a text message")
                 raise ProtocolError("the peer sent invalid UTF-8 in a text message") from exc
         return bytes(data)
 
@@ -337,7 +349,7 @@ class HybridConnection:
             self._closed.wait(max(0.0, min(deadline - time.monotonic(), 2.0)))
 
     def _try_send_close(self, code: int, reason: str, timeout: float = 2.0) -> None:
-        payload = struct.pack("!H", code) + reason.encode("utf-8")[:123]
+        payload = struct.pack("!H", code) + _close_reason_bytes(reason)
         if not self._send_lock.acquire(timeout=timeout):
             return  # a send is stuck on a dead network; shutting down will unblock it
         try:
@@ -367,6 +379,27 @@ class HybridConnection:
             if self.close_code is None:
                 self.close_code, self.close_reason = code, reason
             self._closed.set()
+
+    def _fail(self, code: int, reason: str, locked: bool = False) -> None:
+        """Fail the connection: send a close frame if we can, then drop the socket.
+
+        Used where waiting for the peer's close would deadlock (we hold the
+        receive lock, or the send lock when ``locked``).
+        """
+        with self._state_lock:
+            first = not self._close_sent and not self.closed
+            self._close_sent = True
+        if first:
+            if locked:
+                payload = struct.pack("!H", code) + _close_reason_bytes(reason)
+                try:
+                    self._ws.send_frame(ABNF.create_frame(payload, ABNF.OPCODE_CLOSE))
+                except Exception:  # noqa: BLE001 - the peer may be gone already
+                    pass
+            else:
+                self._try_send_close(code, reason, timeout=1.0)
+        self._mark_closed(code, reason)
+        self._shutdown_socket()
 
     def abort(self) -> None:
         """Drop the connection at once without a close handshake (wakes blocked readers)."""
@@ -405,6 +438,11 @@ class _SendGuard:
 
     def __exit__(self, *exc_info: object) -> None:
         self._conn._send_lock.release()
+
+
+def _close_reason_bytes(reason: str) -> bytes:
+    """At most 123 bytes of UTF-8 (a close frame's limit), cut on a character boundary."""
+    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
 def _split_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:

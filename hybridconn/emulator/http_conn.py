@@ -9,7 +9,6 @@ no failure here ever reaches another connection.
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -18,6 +17,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import h11
 from wsproto.utilities import generate_accept_token
 
+from .._wait import wait_readable
 from ..protocol import HEADER_METADATA_LIMIT
 from .context import EmulatorContext, Target, headers_dict, parse_target
 from .status import Refusal, describe, reason_phrase
@@ -110,7 +110,7 @@ class HttpConnection:
         sock = self.sock
         if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             try:
-                readable, _, _ = select.select([sock], [], [], timeout)
+                readable = wait_readable(sock, timeout)  # poll: select fails for descriptors >= 1024
             except (OSError, ValueError):
                 return b""
             if not readable:

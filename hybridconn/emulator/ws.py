@@ -18,7 +18,6 @@ one of three terminal events:
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -29,6 +28,8 @@ from typing import List, Optional, Union
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
+
+from .._wait import wait_readable
 
 __all__ = ["WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent"]
 
@@ -166,7 +167,7 @@ class WsChannel:
         sock = self.sock
         if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             try:
-                readable, _, _ = select.select([sock], [], [], timeout)
+                readable = wait_readable(sock, timeout)  # poll: select fails for descriptors >= 1024
             except (OSError, ValueError):
                 return b""
             if not readable:
