@@ -16,6 +16,8 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
+import hybridconn
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 STARTUP_TIMEOUT = 60
 
@@ -23,12 +25,12 @@ STARTUP_TIMEOUT = 60
 class ServeProcess:
     """``python -m hybridconn serve SPEC`` in tests/wsgi, with its announcement parsed."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, *extra: str) -> None:
         env = dict(os.environ)
         env.pop("HYBRIDCONN_CONNECTION_STRING", None)
         env.pop("DJANGO_SETTINGS_MODULE", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hybridconn", "serve", spec],
+            [sys.executable, "-m", "hybridconn", "serve", spec, *extra],
             cwd=HERE,
             env=env,
             stdout=subprocess.PIPE,
@@ -131,3 +133,27 @@ def test_serve_prints_a_working_curl_command_and_stops_on_ctrl_c(
         unsigned = session.get(curl["url"], timeout=30)
         assert unsigned.status_code == 401
     assert process.interrupt() == 0
+
+
+def test_serve_on_a_given_namespace_prints_no_token(serve_process: List[ServeProcess]) -> None:
+    from hybridconn.auth import ConnectionString
+    from hybridconn.emulator import RelayEmulator
+
+    with RelayEmulator(hybrid_connections=["site"]) as relay:
+        connection_string = relay.connection_string("site")
+        process = ServeProcess("wsgi_flask_app:app", "--connection-string", connection_string, "--max-workers", "2")
+        serve_process.append(process)
+        info = process.announcement()
+        connection = ConnectionString.parse(connection_string)
+        assert info["url"] == f"http://{connection.namespace.authority}/site/"
+        # A real namespace's token is a credential: the command shows how to make one instead.
+        assert info["curl"] == f'curl -H "ServiceBusAuthorization: $(hybridconn token site)" {info["url"]}'
+        assert "connection_string" not in info
+        assert "SharedAccessKey" not in "".join(process.stderr)
+        client = hybridconn.HybridConnectionClient.from_connection_string(connection_string)
+        try:
+            response = client.request("GET", "/", params={"name": "namespace"}, timeout=30)
+        finally:
+            client.close()
+        assert (response.status_code, response.text) == (200, "hello namespace from flask")
+        assert process.interrupt() == 0
