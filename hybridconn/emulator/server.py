@@ -72,7 +72,7 @@ class RelayEmulator:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
+        self.close()
 
     @property
     def running(self) -> bool:
