@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from .addresses import redact_url
-from .exceptions import HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
+from .exceptions import ConfigurationError, HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
 
 __all__ = ["open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify"]
 
@@ -61,10 +61,14 @@ def ws_proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
         return {}
     parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
     if not parts.hostname:
-        raise HybridConnectionError(f"proxy {proxy!r} has no host")
+        raise ConfigurationError("proxy has no host; expected http://host:port")
+    try:
+        port = parts.port or 8080
+    except ValueError:
+        raise ConfigurationError("proxy has an invalid port; expected http://host:port") from None
     options: Dict[str, Any] = {
         "http_proxy_host": parts.hostname,
-        "http_proxy_port": parts.port or 8080,
+        "http_proxy_port": port,
         "proxy_type": "http",
         # An explicit proxy is used for every host, as requests does; without
         # this, websocket-client would still skip it for hosts in NO_PROXY.
