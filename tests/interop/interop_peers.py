@@ -163,6 +163,23 @@ class NodePeer:
             self._threads[1].join(2)
         raise AssertionError(f"no {name!r} event within {timeout} s from {self.describe()}")
 
+    def wait_for_count(self, name: str, count: int, timeout: float = 15.0) -> List[Event]:
+        """All ``name`` events seen so far, once there are at least ``count``.
+
+        The peer prints an event before the action it reports reaches anyone, but our
+        reader thread may not have taken it off the pipe yet: wait, don't just look.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self.history if e.get("event") == name]
+                remaining = deadline - time.monotonic()
+                if len(found) >= count or self._eof or remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.5))
+        assert len(found) >= count, f"{len(found)} of {count} {name!r} events within {timeout} s from {self.describe()}"
+        return found
+
     def events(self, name: str) -> List[Event]:
         with self._cond:
             return [e for e in self.history if e.get("event") == name]

@@ -87,7 +87,7 @@ def test_emulator_accepts_and_refuses_node_http_tokens(relay: Any, hyco_https_li
         assert response["status"] == 401, (spec, response["status"], response["statusMessage"])
         # A refusal by the relay carries no Via (only listener responses do).
         assert "via" not in response["headers"], spec
-    assert len(hyco_https_listener.events("request")) == len(accepted)
+    assert len(hyco_https_listener.wait_for_count("request", len(accepted))) == len(accepted)
 
 
 @pytest.mark.parametrize(

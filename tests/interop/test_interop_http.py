@@ -310,7 +310,7 @@ def test_request_after_a_rendezvous_response_on_a_kept_alive_connection(start_pe
                 if listener_kind == "hyco-https":
                     with pytest.raises(RelayTimeoutError):
                         hybridconn_send(sender, echo)
-                    assert [e["url"] for e in peer.events("request")] == ["/hc1/big?size=65537"]
+                    assert [e["url"] for e in peer.wait_for_count("request", 1)] == ["/hc1/big?size=65537"]
                 else:
                     echo.check(hybridconn_send(sender, echo))
         finally:
@@ -355,4 +355,4 @@ def test_hyco_https_listener_serves_node_http_sender(relay: Any, hyco_https_list
         except Exception as exc:  # noqa: BLE001 - report every case, not just the first
             failures.append(f"{case.id}: {exc!r}")
     assert not failures, "\n".join(failures)
-    assert len(hyco_https_listener.events("request")) == len(CASES)
+    assert len(hyco_https_listener.wait_for_count("request", len(CASES))) == len(CASES)
