@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
-from urllib.parse import unquote
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Iterator, Tuple
 from wsgiref.validate import validator
 
 import pytest
 
-from hybridconn.relayed import RelayedRequest, RelayedResponse
+from hybridconn.relayed import RelayedResponse
 from hybridconn.wsgi import build_environ, call_wsgi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from wsgi_support import EMULATOR_NAMESPACE, Caller, body_of, make_request  # noqa: E402
+
 DJANGO_SETTINGS = "django_project.settings"
-EMULATOR_NAMESPACE = "ws://127.0.0.1:9350"
 
 
 @pytest.fixture(scope="session")
@@ -55,42 +55,6 @@ def flask_application() -> Any:
     from wsgi_flask_app import app
 
     return app
-
-
-def make_request(
-    method: str = "GET",
-    suffix: str = "/",
-    query: str = "",
-    headers: Optional[Dict[str, str]] = None,
-    body: bytes = b"",
-    name: str = "hc1",
-) -> RelayedRequest:
-    """A RelayedRequest as the listener builds it for ``/{name}{suffix}?{query}``."""
-    target = f"/{name}{suffix}" + (f"?{query}" if query else "")
-    return RelayedRequest(
-        id="req-1",
-        method=method,
-        target=target,
-        path=unquote(suffix),
-        query=query,
-        headers=dict(headers or {}),
-        body=body,
-    )
-
-
-def body_of(response: RelayedResponse) -> bytes:
-    """The whole body; a streamed body is iterated to its end and closed."""
-    if not response.is_streamed:
-        return bytes(response.body)  # type: ignore[arg-type]
-    try:
-        return b"".join(response.body)  # type: ignore[arg-type]
-    finally:
-        close = getattr(response.body, "close", None)
-        if close is not None:
-            close()
-
-
-Caller = Callable[..., Tuple[RelayedResponse, bytes]]
 
 
 @pytest.fixture

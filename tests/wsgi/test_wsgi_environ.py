@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Iterator, List
 from wsgiref.validate import validator
 
 import pytest
-from conftest import body_of, make_request
+from wsgi_support import body_of, make_request
 
 from hybridconn.addresses import Namespace
 from hybridconn.wsgi import BUFFER_LIMIT, ErrorsStream, FileWrapper, build_environ, call_wsgi
