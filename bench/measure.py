@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import requests
 import websocket
 
 from procs import Proc
@@ -60,21 +61,52 @@ class System:
     memory_proc: Optional[Proc] = None  # the process holding the listener side of each socket
 
 
-def _new_http(system: System, timeout: float) -> http.client.HTTPConnection:
-    conn = http.client.HTTPConnection(system.http_host, system.http_port, timeout=timeout)
-    conn.connect()
-    assert conn.sock is not None
-    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return conn
+class _RequestsConn:
+    """A requests.Session with the http.client-like surface the loops use (what HybridConnectionClient sends with)."""
+
+    def __init__(self, system: System, timeout: float) -> None:
+        self.session = requests.Session()
+        self.base = f"http://{system.http_host}:{system.http_port}"
+        self.timeout = timeout
+
+    def get(self, system: System, route: str) -> int:
+        response = self.session.get(self.base + system.http_prefix + route, headers=system.http_headers,
+                                    timeout=self.timeout)
+        if response.status_code != 200:
+            raise RuntimeError(f"{system.name}: GET {route} -> {response.status_code} {response.content[:200]!r}")
+        return len(response.content)
+
+    def close(self) -> None:
+        self.session.close()
 
 
-def _get(conn: http.client.HTTPConnection, system: System, route: str) -> int:
-    conn.request("GET", system.http_prefix + route, headers=system.http_headers)
-    response = conn.getresponse()
-    body = response.read()
-    if response.status != 200:
-        raise RuntimeError(f"{system.name}: GET {route} -> {response.status} {body[:200]!r}")
-    return len(body)
+class _PlainConn:
+    """http.client keep-alive connection with TCP_NODELAY: a light sender, so the servers are measured."""
+
+    def __init__(self, system: System, timeout: float) -> None:
+        self.conn = http.client.HTTPConnection(system.http_host, system.http_port, timeout=timeout)
+        self.conn.connect()
+        assert self.conn.sock is not None
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def get(self, system: System, route: str) -> int:
+        self.conn.request("GET", system.http_prefix + route, headers=system.http_headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{system.name}: GET {route} -> {response.status} {body[:200]!r}")
+        return len(body)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _new_http(system: System, timeout: float, client: str = "http.client") -> Any:
+    return _RequestsConn(system, timeout) if client == "requests" else _PlainConn(system, timeout)
+
+
+def _get(conn: Any, system: System, route: str) -> int:
+    return conn.get(system, route)  # type: ignore[no-any-return]
 
 
 def _threads(n: int, target: Callable[[int], None], cap: float) -> float:
@@ -105,13 +137,22 @@ def _threads(n: int, target: Callable[[int], None], cap: float) -> float:
     return elapsed
 
 
-def http_requests(system: System, route: str, senders: int, count: int, cap: float = 120.0) -> Dict[str, Any]:
-    """``count`` GETs split over ``senders`` keep-alive connections (one thread each)."""
-    conns = [_new_http(system, 30.0) for _ in range(senders)]
+def http_requests(system: System, route: str, senders: int, count: int, cap: float = 120.0,
+                  fresh: bool = False, client: str = "http.client") -> Dict[str, Any]:
+    """``count`` GETs split over ``senders`` keep-alive connections (one thread each).
+
+    ``fresh``: a new TCP connection for every request (hyco-https 1.4.5 never answers a
+    second request that the relay routes over the rendezvous socket of a >64 kB response,
+    spec section "rendezvous"; so the 1 MB figures use one connection per request for all).
+    """
+    conns = [_new_http(system, 30.0, client) for _ in range(senders)]
     try:
-        for conn in conns:  # warm-up: every connection, a few requests
+        for i in range(senders):  # warm-up: every connection, a few requests
             for _ in range(max(2, count // (10 * senders))):
-                _get(conn, system, route)
+                if fresh:
+                    conns[i].close()
+                    conns[i] = _new_http(system, 30.0, client)
+                _get(conns[i], system, route)
         per = max(1, count // senders)
         lat: List[List[float]] = [[] for _ in range(senders)]
         size = [0] * senders
@@ -122,6 +163,9 @@ def http_requests(system: System, route: str, senders: int, count: int, cap: flo
             total = 0
             for _ in range(per):
                 t0 = clock()
+                if fresh:
+                    conn.close()
+                    conn = conns[i] = _new_http(system, 30.0, client)
                 total += _get(conn, system, route)
                 mine.append((clock() - t0) / 1000)
             size[i] = total
