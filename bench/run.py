@@ -334,7 +334,7 @@ def main() -> int:
     report = {"mode": mode, "command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "elapsed_s": elapsed, "machine": machine(), "node_skipped": bench.node_skip,
               "results": results, "failed": failed, "table": lines}
-    path = args.json or os.path.join(BENCH_DIR, f"results-{mode}.json")
+    path = args.json or os.path.join(BENCH_DIR, f"results-{mode}{'-partial' if args.only else ''}.json")
     with open(path, "w") as out:
         json.dump(report, out, indent=1)
     print(f"results: {os.path.relpath(path)}")
