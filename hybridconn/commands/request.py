@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from ..exceptions import ConfigurationError
 from ._common import add_connection_string
@@ -62,9 +62,18 @@ def run(args: argparse.Namespace) -> int:
     headers = parse_headers(args.header)
     client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path)
     suffix = args.suffix if not args.suffix or args.suffix.startswith("/") else "/" + args.suffix
-    response = client.request(args.method.upper(), suffix, data=body, headers=headers or None, timeout=args.timeout)
+    with client:
+        response = client.request(args.method.upper(), suffix, data=body, headers=headers or None, timeout=args.timeout)
+        _print(response, args.verbose)
+    if args.fail and response.status_code >= 400:
+        print(f"hybridconn request: HTTP {response.status_code} {response.reason or ''}".rstrip(), file=sys.stderr)
+        return FAIL_EXIT
+    return 0
+
+
+def _print(response: Any, verbose: int) -> None:
     try:
-        if args.verbose:
+        if verbose:
             print(f"HTTP {response.status_code} {response.reason or ''}".rstrip(), file=sys.stderr)
             for name, value in response.headers.items():
                 print(f"{name}: {value}", file=sys.stderr)
@@ -74,7 +83,3 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
     finally:
         response.close()
-    if args.fail and response.status_code >= 400:
-        print(f"hybridconn request: HTTP {response.status_code} {response.reason or ''}".rstrip(), file=sys.stderr)
-        return FAIL_EXIT
-    return 0
