@@ -44,6 +44,7 @@ __version__ = "0.1.0"
 # Heavier modules load on first use, so `import hybridconn` stays cheap.
 _LAZY = {
     "HybridConnectionListener": "hybridconn.listener",
+    "ConnectionRequest": "hybridconn.listener",
     "HybridConnectionClient": "hybridconn.client",
     "serve_wsgi": "hybridconn.wsgi",
     "RelayEmulator": "hybridconn.emulator",
@@ -51,6 +52,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import HybridConnectionClient
+    from .listener import ConnectionRequest
     from .emulator import RelayEmulator
     from .listener import HybridConnectionListener
     from .wsgi import serve_wsgi
@@ -71,6 +73,7 @@ __all__ = [
     "CallableTokenProvider",
     "ConfigurationError",
     "ConnectionClosed",
+    "ConnectionRequest",
     "ConnectionRejectedError",
     "ConnectionString",
     "EndpointNotFoundError",
