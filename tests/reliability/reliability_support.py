@@ -3,6 +3,7 @@ that classifies every outcome, and process measurements (threads, sockets, RSS, 
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import resource
@@ -147,9 +148,12 @@ class Traffic:
             size = rng.choice((0, 10, 1000, 70_000)) if number % 7 else 200_000  # some go by rendezvous
             body = rng.randbytes(size) if hasattr(rng, "randbytes") else os.urandom(size)
             suffix = f"/t{n}/{number}"
+            # Every third request ends its TCP connection: the next one is routed over the control
+            # channel again instead of the sender's rendezvous link, which outlives control channels.
+            headers = {"Connection": "close"} if number % 3 == 0 else None
             started = time.monotonic()
             try:
-                response = self.client.request("POST", suffix, data=body, timeout=self._timeout)
+                response = self.client.request("POST", suffix, data=body, headers=headers, timeout=self._timeout)
             except BaseException as exc:  # noqa: BLE001 - classified below
                 self._failed(self.http, exc, started, f"http {suffix}")
                 continue
@@ -240,6 +244,9 @@ def hybridconn_threads() -> List[str]:
 
 
 def open_socket_count() -> int:
+    """Open sockets of this process, after a garbage collection: a failed request's socket can be
+    kept by its exception's traceback cycle (urllib3's response holds ``sock.shutdown``) until then."""
+    gc.collect()
     count = 0
     for name in os.listdir("/proc/self/fd"):
         try:
@@ -282,5 +289,32 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
 __all__ = [
     "HANG_DEADLINE", "echo_request", "echo_connection", "make_listener", "make_client", "StatusLog", "Outcomes",
     "Traffic", "PersistentSocket", "hybridconn_threads", "open_socket_count", "rss_bytes", "ensure_fd_limit",
-    "wait_until",
+    "wait_until", "describe_sockets",
 ]
+
+
+def describe_sockets() -> List[str]:
+    """This process's TCP sockets as ``local->remote state`` (for failure messages)."""
+    inodes = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    states = {"01": "ESTABLISHED", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "0A": "LISTEN",
+              "04": "FIN_WAIT1", "05": "FIN_WAIT2", "09": "LAST_ACK", "0B": "CLOSING"}
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    cols = row.split()
+                    if cols[9] in inodes:
+                        local, remote = (int(c.split(":")[1], 16) for c in (cols[1], cols[2]))
+                        found.append(f"{local}->{remote} {states.get(cols[3], cols[3])}")
+        except OSError:
+            continue
+    return sorted(found)

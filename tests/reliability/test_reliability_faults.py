@@ -20,7 +20,7 @@ from hybridconn.listener import HybridConnectionListener
 
 from reliability_support import (
     PersistentSocket, StatusLog, Traffic, echo_connection, echo_request, hybridconn_threads, make_client,
-    make_listener, open_socket_count, wait_until,
+    make_listener, open_socket_count, wait_until, describe_sockets,
 )
 
 JITTER = 0.2
@@ -53,6 +53,7 @@ def _kills_under_traffic(kills: int, backoff: Sequence[float], seed: int, record
             assert status.online.acquire(timeout=5)
             assert relay.wait_for_listeners("hc1", 1, timeout=10)
             baseline_sockets = open_socket_count()
+            baseline = describe_sockets()
             baseline_threads = _non_pool_threads()
             persistent = [PersistentSocket(client, f"p{i}") for i in range(2)]
             traffic = Traffic(client, http_threads=3, ws_threads=2, seed=seed).start()
@@ -82,7 +83,7 @@ def _kills_under_traffic(kills: int, backoff: Sequence[float], seed: int, record
                 assert socket_.exchanged > 0
             # nothing leaked while the listener keeps running
             client.close()
-            assert wait_until(lambda: open_socket_count() <= baseline_sockets, 15), (open_socket_count(), baseline_sockets)
+            assert wait_until(lambda: open_socket_count() <= baseline_sockets, 15), (baseline, describe_sockets(), _non_pool_threads())
             assert wait_until(lambda: len(_non_pool_threads()) <= len(baseline_threads), 15), _non_pool_threads()
             figures = (f"kills survived={kills}/{kills} recovery max={max(recoveries):.2f}s "
                        f"mean={sum(recoveries) / len(recoveries):.2f}s (bound {bound:.1f}s); "
@@ -135,6 +136,9 @@ def test_emulator_stopped_and_restarted_3_times_on_the_same_port(record_property
                 assert status.online.acquire(timeout=20), f"restart {restart}: listener did not come back"
                 recoveries.append(time.monotonic() - started)
                 assert client.request("POST", "/after", data=b"x", timeout=(10, 30)).content == b"/after|x"
+                # the background senders recover by themselves too
+                before = (traffic.http.ok, traffic.ws.ok)
+                assert wait_until(lambda: traffic.http.ok >= before[0] + 5 and traffic.ws.ok > before[1], 20)
             hung = traffic.stop()
             assert hung == [] and traffic.http.bad == [] and traffic.ws.bad == [], (traffic.http.bad[:3], traffic.ws.bad[:3])
             figures = (f"restarts survived=3/3 back online max={max(recoveries):.2f}s after start; "
