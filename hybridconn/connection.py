@@ -26,6 +26,7 @@ from typing import Dict, Iterable, Iterator, Optional, Union
 import websocket
 from websocket import ABNF
 
+from ._framing import masked_frame
 from ._wait import wait_readable
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
@@ -166,8 +167,11 @@ class HybridConnection:
         return _SendGuard(self)
 
     def _write(self, frame: ABNF) -> None:
+        # Framed and masked here, not by websocket-client's send_frame(): its pure-Python
+        # masking was over half the listener's CPU on large bodies (see _framing.py).
+        # Every send holds _send_lock, so websocket-client's own send lock is not needed.
         try:
-            self._ws.send_frame(frame)
+            self._ws.sock.sendall(masked_frame(frame.fin, frame.opcode, frame.data))
         except Exception as exc:  # noqa: BLE001 - translated here, at the boundary
             self._mark_closed(_ABNORMAL, "connection lost while sending")
             self._shutdown_socket()
