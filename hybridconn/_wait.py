@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import select
 import socket
+import ssl
 from typing import Optional
 
-__all__ = ["wait_readable"]
+__all__ = ["wait_readable", "recv_some"]
 
 _HAS_POLL = hasattr(select, "poll")
 _READ_EVENTS = (select.POLLIN | select.POLLPRI) if _HAS_POLL else 0
@@ -33,3 +34,24 @@ def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
     # Round up: a wait of 0.4 ms must not become a 0 ms busy poll.
     millis = None if timeout is None else max(0, math.ceil(timeout * 1000))
     return bool(poller.poll(millis))
+
+
+def recv_some(sock: socket.socket, timeout: Optional[float], size: int = 65536) -> Optional[bytes]:
+    """Up to ``size`` bytes from ``sock``: ``b""`` at EOF or on a dead socket, None on timeout.
+
+    TLS sockets with decrypted bytes already buffered are read at once (poll
+    cannot see those bytes).
+    """
+    pending = getattr(sock, "pending", None)
+    if not (pending is not None and pending()):
+        try:
+            if not wait_readable(sock, timeout):
+                return None
+        except (OSError, ValueError):
+            return b""
+    try:
+        return sock.recv(size)
+    except (socket.timeout, ssl.SSLWantReadError):
+        return None
+    except (OSError, ValueError):
+        return b""

@@ -73,7 +73,7 @@ class Accept:
 
     address: str
     id: str
-    connect_headers: Headers = field(default_factory=dict)
+    connect_headers: Headers = field(default_factory=dict, repr=False)
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -90,7 +90,7 @@ class Request:
     id: str
     method: Optional[str] = None
     request_target: Optional[str] = None
-    request_headers: Headers = field(default_factory=dict)
+    request_headers: Headers = field(default_factory=dict, repr=False)
     has_body: bool = False
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -107,7 +107,7 @@ class Response:
     request_id: str
     status_code: int
     status_description: Optional[str] = None
-    response_headers: Headers = field(default_factory=dict)
+    response_headers: Headers = field(default_factory=dict, repr=False)
     has_body: bool = False
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -333,7 +333,7 @@ class MessageReceived:
     """A complete control message; ``body`` is None when the message announced none."""
 
     message: ControlMessage
-    body: Optional[bytes] = None
+    body: Optional[bytes] = field(default=None, repr=False)  # may be 64 kB, and private
 
 
 @dataclass(frozen=True)

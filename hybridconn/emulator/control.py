@@ -31,7 +31,7 @@ from .context import EmulatorContext, Target
 from .gate import audiences, authorize, resolve_entity
 from .registry import ListenerChannel, PendingRequest
 from .status import Refusal, describe, new_tracking_id
-from .ws import CloseAnswered, ConnectionLost, PeerClosed
+from .ws import ConnectionLost, PeerClosed
 
 __all__ = ["serve_listen", "deliver_response", "close_reason"]
 

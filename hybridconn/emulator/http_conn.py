@@ -17,9 +17,10 @@ from typing import Callable, List, Optional, Tuple, Union
 import h11
 from wsproto.utilities import generate_accept_token
 
-from .._wait import wait_readable
+from ..addresses import redact
+from .._wait import recv_some
 from ..protocol import HEADER_METADATA_LIMIT
-from .context import EmulatorContext, Target, headers_dict, parse_target
+from .context import EmulatorContext, headers_dict, parse_target
 from .status import Refusal, describe, reason_phrase
 from .ws import WsChannel, shutdown_socket
 
@@ -107,20 +108,7 @@ class HttpConnection:
 
     def recv_bytes(self, timeout: Optional[float]) -> Optional[bytes]:
         """Bytes, b"" at EOF, None on timeout."""
-        sock = self.sock
-        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-            try:
-                readable = wait_readable(sock, timeout)  # poll: select fails for descriptors >= 1024
-            except (OSError, ValueError):
-                return b""
-            if not readable:
-                return None
-        try:
-            return sock.recv(65536)
-        except (socket.timeout, ssl.SSLWantReadError):
-            return None
-        except (OSError, ValueError):
-            return b""
+        return recv_some(self.sock, timeout, 65536)
 
     def next_event(self, timeout: Optional[float] = None) -> H11Event:
         """The next h11 event; raises ConnectionDone on timeout or a dead socket."""
@@ -190,8 +178,10 @@ class HttpConnection:
 
     def _bad_http(self, exc: h11.RemoteProtocolError) -> None:
         status = exc.error_status_hint or 400
-        text = "Request header section too large" if status == 431 else f"Bad request: {exc}"
-        log.info("bad HTTP from %s: %s -> %d", self.peer[0], exc, status)
+        # h11 quotes the offending line, which may be an authorization header.
+        detail = redact(str(exc))
+        text = "Request header section too large" if status == 431 else f"Bad request: {detail}"
+        log.info("bad HTTP from %s: %s -> %d", self.peer[0], detail, status)
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             try:
                 self.refuse(status, describe(text, self.ctx.authority), close=True)

@@ -15,7 +15,6 @@ import logging
 import queue
 import time
 import uuid
-from http import HTTPStatus
 from typing import Any, Dict, List, Optional, Tuple
 
 import h11
@@ -37,7 +36,7 @@ from .http_conn import WRITE_TIMEOUT, ConnectionDone
 from .registry import PendingRequest
 from .relay import rendezvous_address
 from .rendezvous import RendezvousLink, serve_rendezvous
-from .status import Refusal, describe, reason_phrase
+from .status import Refusal, describe, reason_phrase, standard_phrase
 
 __all__ = ["serve_http", "serve_rendezvous"]
 
@@ -222,7 +221,7 @@ def _write_response(conn: Any, ctx: EmulatorContext, pending: PendingRequest, re
     if body is not None and not bodiless:
         headers.append(("Content-Length", str(len(body))))
     try:
-        head = h11.Response(status_code=status, headers=headers, reason=reason_phrase(response.status_description or _phrase(status)))
+        head = h11.Response(status_code=status, headers=headers, reason=reason_phrase(response.status_description or standard_phrase(status)))
     except h11.LocalProtocolError as exc:
         log.warning("request %s: the listener's response head is invalid (%s)", pending.id, exc)
         _discard_body(pending, body, ctx)
@@ -244,13 +243,6 @@ def _write_response(conn: Any, ctx: EmulatorContext, pending: PendingRequest, re
         elif item[0] == "end":
             conn.send(h11.EndOfMessage())
             return status
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def _discard_body(pending: PendingRequest, body: Optional[bytes], ctx: EmulatorContext) -> None:

@@ -24,7 +24,7 @@ from .context import EmulatorContext, Target, raw_headers
 from .control import close_reason
 from .gate import authorize, forwarded_headers, optional_int, resolve_entity
 from .registry import PendingAccept
-from .status import Refusal, describe
+from .status import Refusal, describe, standard_phrase
 from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
 
 __all__ = ["serve_connect", "serve_accept", "pump", "rendezvous_address"]
@@ -104,7 +104,7 @@ def serve_accept(conn: Any, request: h11.Request, target: Target, headers: Dict[
             raise Refusal(400, describe(f"Invalid rejection status code {status_text!r}", conn.tracker(target.path)))
         if not pending.claim():
             raise Refusal(403, describe("The rendezvous address was already used or has expired", conn.tracker(target.path)))
-        description = target.param("sb-hc-statusDescription", "statusDescription") or h11_reason(status)
+        description = target.param("sb-hc-statusDescription", "statusDescription") or standard_phrase(status, "Rejected")
         pending.rejected(status, description)
         raise Refusal(410, describe("Gone: the connection was rejected", conn.tracker(target.path)))
     if not pending.claim():
@@ -122,15 +122,6 @@ def serve_accept(conn: Any, request: h11.Request, target: Target, headers: Dict[
         pump(listener_ws, None, "")
         return
     pump(listener_ws, pending.sender_ws, "The listener shut down the connection")
-
-
-def h11_reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Rejected"
 
 
 def pump(src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:

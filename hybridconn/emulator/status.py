@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from http import HTTPStatus
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -28,6 +29,14 @@ def describe(text: str, system_tracker: str, tracking_id: Optional[str] = None) 
     if text and text[-1] not in ".!?":
         text += "."
     return f"{text} TrackingId:{tracking_id or new_tracking_id()}, SystemTracker:{system_tracker}, Timestamp:{stamp}"
+
+
+def standard_phrase(status: int, default: str = "") -> str:
+    """The standard reason phrase of ``status`` (``default`` for codes without one)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return default
 
 
 def reason_phrase(text: str, limit: int = 1024) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from .._wait import wait_readable
+from .._wait import recv_some
 
 __all__ = ["WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent"]
 
@@ -141,9 +140,8 @@ class WsChannel:
             if not self.can_send:
                 return False
             try:
-                wire = bytes(self._conn.send(Message(data=text)))
-                if body is not None:
-                    wire += self._conn.send(Message(data=bytes(body)))
+                head = self._conn.send(Message(data=text))
+                wire = head if body is None else b"".join((head, self._conn.send(Message(data=body))))
             except (LocalProtocolError, TypeError):
                 return False
             return self._send_bytes_locked(wire)
@@ -164,20 +162,7 @@ class WsChannel:
 
     def _recv(self, timeout: Optional[float]) -> Optional[bytes]:
         """Bytes, b"" at EOF, None on timeout."""
-        sock = self.sock
-        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-            try:
-                readable = wait_readable(sock, timeout)  # poll: select fails for descriptors >= 1024
-            except (OSError, ValueError):
-                return b""
-            if not readable:
-                return None
-        try:
-            return sock.recv(READ_SIZE)
-        except (socket.timeout, ssl.SSLWantReadError):
-            return None
-        except (OSError, ValueError):
-            return b""
+        return recv_some(self.sock, timeout, READ_SIZE)
 
     def read_events(self, timeout: Optional[float] = None) -> List[ChannelEvent]:
         """Read once and return what it completed ([] on timeout).
