@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Sequence, Tuple
 
 from requests.structures import CaseInsensitiveDict
 
@@ -128,6 +128,7 @@ class Acceptor:
         self.subprotocols = tuple(subprotocols)
         self._connect_timeout, self._io_timeout = connect_timeout, io_timeout
         self._verify, self._proxy = verify, proxy
+        self._counts_lock = threading.Lock()  # bumped from every pool thread
         self.accepted = 0
         self.rejected = 0
 
@@ -136,7 +137,8 @@ class Acceptor:
         return self._hooks.get("on_connection") is None
 
     def reject(self, message: Accept, status: int, description: str) -> None:
-        self.rejected += 1
+        with self._counts_lock:
+            self.rejected += 1
         reject_socket(message.address, status, description, timeout=self._connect_timeout, verify=self._verify,
                       proxy=self._proxy)
 
@@ -146,7 +148,7 @@ class Acceptor:
             return None, ""
         parsed = parse_address(message.address, self.path)
         headers: "CaseInsensitiveDict[str]" = CaseInsensitiveDict(message.connect_headers)
-        offered = tuple(p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip())
+        offered = _offered(headers)
         try:
             decision = hook(ConnectionRequest(message.id, headers, parsed.suffix, parsed.query, offered))
         except Exception:  # noqa: BLE001 - a crashing gate rejects, as Microsoft's listener does
@@ -167,6 +169,11 @@ class Acceptor:
             self.reject(message, status, description)
             return
         subprotocol = choose_subprotocol(message.connect_headers, self.subprotocols)
+        if subprotocol is None and self.subprotocols and _offered(message.connect_headers):
+            # The spec: a listener accepts only if it supports the protocol the sender asked for.
+            # (With no ``subprotocols`` configured the socket is accepted without one.)
+            self.reject(message, 400, "Bad Request: unsupported subprotocol")
+            return
         try:
             conn = accept_socket(message.address, id=message.id, path=self.path,
                                  connect_headers=message.connect_headers, subprotocol=subprotocol,
@@ -175,7 +182,8 @@ class Acceptor:
         except HybridConnectionError as exc:
             log.warning("could not accept a connection on %s: %s", self.path, exc)
             return
-        self.accepted += 1
+        with self._counts_lock:
+            self.accepted += 1
         if not self._sockets.track(conn):
             return
         handler = self._hooks.get("on_connection")
@@ -207,3 +215,9 @@ class Acceptor:
         for conn in self.queue.close():
             conn.close(1001, "listener closing", timeout=0.5)
             self._sockets.forget(conn)
+
+
+def _offered(connect_headers: Mapping[str, str]) -> Tuple[str, ...]:
+    """The subprotocols the sender offered (``Sec-WebSocket-Protocol``, any case)."""
+    value = next((v for k, v in connect_headers.items() if k.lower() == "sec-websocket-protocol"), "")
+    return tuple(p.strip() for p in value.split(",") if p.strip())

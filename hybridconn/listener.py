@@ -62,7 +62,9 @@ class HybridConnectionListener:
         without any frame after a ping before the channel is declared dead and replaced.
     :param retry_on_open: keep trying in ``open()`` instead of raising on 401/403/unreachable.
     :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter`` (a fraction).
-    :param subprotocols: WebSocket subprotocols this application speaks, in no order.
+    :param subprotocols: WebSocket subprotocols this application speaks, in no order. A sender
+        offering only others is rejected with 400; with none configured, every socket is accepted
+        without a subprotocol (whatever the sender offered).
     :param token_in_query: send the token as ``sb-hc-token`` instead of the ``ServiceBusAuthorization`` header.
     :param io_timeout: socket timeout for a stalled frame read or send.
     """
@@ -128,6 +130,8 @@ class HybridConnectionListener:
         self._keepalive = KeepAlive(self.name, ping_interval, ping_timeout, self._fresh_token if self._provider else None,
                                     renewable, self._channel_dead)
         self._stats = {"requests": 0, "busy": 0, "connects": 0, "rendezvous_opened": 0}
+        self._stats_lock = threading.Lock()  # counters are bumped from the reader and every pool thread
+        self._offline_reported = True  # on_offline fires once per online -> offline transition
 
     @classmethod
     def from_connection_string(cls, connection_string: str, path: Optional[str] = None, token_ttl: float = 3600,
@@ -150,7 +154,9 @@ class HybridConnectionListener:
     @property
     def stats(self) -> Dict[str, int]:
         """Counters: requests served, busy (503) answers, sockets accepted/rejected, control-channel connects."""
-        return dict(self._stats, accepted=self._acceptor.accepted, rejected=self._acceptor.rejected,
+        with self._stats_lock:
+            counters = dict(self._stats)
+        return dict(counters, accepted=self._acceptor.accepted, rejected=self._acceptor.rejected,
                     in_flight=self._pool.in_flight,
                     sockets=self._rendezvous.sockets, renewals=self._keepalive.renewals)
 
@@ -165,6 +171,10 @@ class HybridConnectionListener:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self._stats[name] += 1
 
     def _notify(self, hook: str, *args: Any) -> None:
         handler = self._hooks.get(hook)
@@ -231,7 +241,7 @@ class HybridConnectionListener:
         url = listen_url(self.namespace, self.path, id=conn_id, token=token if self.token_in_query else None)
         headers = {AUTH_HEADER: token} if token and not self.token_in_query else None
         ws = open_websocket(url, headers=headers, timeout=timeout, verify=self.verify, proxy=self.proxy, what="listen")
-        self._stats["connects"] += 1
+        self._count("connects")
         return _Channel(HybridConnection(ws, id=conn_id, io_timeout=self.io_timeout), expires_on, obtained_at)
 
     def _go_online(self, channel: _Channel) -> bool:
@@ -244,6 +254,7 @@ class HybridConnectionListener:
             channel.conn.close(1000, "listener closing", timeout=1.0)
             return False
         self._keepalive.attach(channel.conn, channel.expires_on, channel.obtained_at)
+        self._offline_reported = False
         self._online.set()
         self._settled.set()
         log.info("listener %s is online (sb-hc-id %s)", self.path, channel.conn.id)
@@ -279,7 +290,8 @@ class HybridConnectionListener:
                 try:
                     self._dispatch(channel, event)
                 except Exception:  # noqa: BLE001
-                    log.exception("listener %s could not dispatch %r", self.path, event)
+                    # Only what kind of message and its id: the message holds headers and a body.
+                    log.exception("listener %s could not dispatch %s", self.path, _describe(event))
 
     def _lost(self, channel: _Channel) -> None:
         conn = channel.conn
@@ -297,7 +309,7 @@ class HybridConnectionListener:
         if time.monotonic() - channel.opened_at >= STABLE_AFTER:
             self._attempt = 0
         log.warning("listener %s went offline: %s", self.path, error)
-        self._notify("on_offline", error)
+        self._report_offline(error)
 
     def _channel_dead(self, conn: HybridConnection, error: HybridConnectionError) -> None:
         channel = self._channel
@@ -329,8 +341,16 @@ class HybridConnectionListener:
         """A terminal error (404): stop the listener and keep the error for serve_forever()/open()."""
         log.error("listener %s stopped: %s", self.path, error)
         self.last_error = self._fatal = error
-        self._notify("on_offline", error)
+        self._report_offline(error)
         self.close()
+
+    def _report_offline(self, error: Optional[BaseException]) -> None:
+        """Call on_offline once per online -> offline transition (a 404 while reconnecting is not a second one)."""
+        with self._lock:
+            if self._offline_reported:
+                return
+            self._offline_reported = True
+        self._notify("on_offline", error)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -357,24 +377,24 @@ class HybridConnectionListener:
 
     def _submit_request(self, request: RelayedRequest, reply: Reply) -> None:
         if self._stopping.is_set() or not self._pool.submit("http", self._serve_request, request, reply):
-            self._stats["busy"] += 1
+            self._count("busy")
             why = "closing" if self._stopping.is_set() else "busy"
             log.warning("listener %s is %s: answering 503 to %s %s", self.path, why, request.method, request.target)
             reply.send(error_response(503, f"Service Unavailable: the listener is {why}"))
 
     def _serve_request(self, request: RelayedRequest, reply: Reply) -> None:
-        self._stats["requests"] += 1
+        self._count("requests")
         reply.send(call_handler(self._hooks.get("on_request"), request))
 
     def _busy(self, kind: str, fn: Callable[..., None], *args: Any) -> None:
-        self._stats["busy"] += 1
+        self._count("busy")
         if not self._overflow.submit(kind, fn, *args):
             log.warning("listener %s is overloaded; dropped a %s without answering", self.path, kind)
 
     # ------------------------------------------------------------------ rendezvous requests
 
     def _open_request_socket(self, address: str) -> HybridConnection:
-        self._stats["rendezvous_opened"] += 1
+        self._count("rendezvous_opened")
         return open_request_socket(address, timeout=self.connect_timeout, io_timeout=self.io_timeout,
                                    verify=self.verify, proxy=self.proxy)
 
@@ -466,4 +486,11 @@ class HybridConnectionListener:
         self._settled.set()
         log.info("listener %s closed", self.path)
         if was_online and self._fatal is None:
-            self._notify("on_offline", None)
+            self._report_offline(None)
+
+
+def _describe(event: Any) -> str:
+    """An event as its message kind and id, for logs (never its headers or body)."""
+    message = getattr(event, "message", None)
+    kind = type(message).__name__ if message is not None else "no message"
+    return f"{type(event).__name__}({kind} id={getattr(message, 'id', None) or '-'})"

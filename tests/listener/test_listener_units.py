@@ -244,3 +244,20 @@ def test_retry_on_open_returns_after_timeout_and_keeps_trying(closed_port: int) 
     assert len(attempts) >= 2
     listener.close(timeout=5)
     assert listener.state == "closed"
+
+
+# ---------------------------------------------------------------- logging a failed dispatch
+
+
+def test_a_failed_dispatch_is_logged_by_kind_and_id_only() -> None:
+    from hybridconn.listener import _describe
+    from hybridconn.protocol import MessageReceived, ProtocolError, ProtocolViolation, Request
+
+    request = Request(address="ws://relay/$hc/hc1?sb-hc-token=SECRET-TOKEN", id="req-7", method="POST",
+                      request_target="/hc1/x", request_headers={"Authorization": "Bearer SECRET", "Cookie": "s=SECRET"},
+                      has_body=True)
+    text = _describe(MessageReceived(request, b"SECRET body"))
+    assert "Request" in text and "req-7" in text
+    assert "SECRET" not in text
+    assert "SECRET" not in _describe(ProtocolViolation(ProtocolError("bad"), request))
+    assert "no message" in _describe(ProtocolViolation(ProtocolError("bad")))

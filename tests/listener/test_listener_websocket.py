@@ -241,3 +241,34 @@ def test_listener_close_closes_open_websockets(make_listener: Make, sender: Send
     code, _ = read_close(ws)
     assert code in (1000, 1001)
     ws.shutdown()
+
+
+def test_no_supported_subprotocol_offered_is_rejected_400(make_listener: Make, sender: Sender) -> None:
+    listener = make_listener(open=False, subprotocols=["chat.v1"])
+    handled = threading.Event()
+    listener.on_connection = lambda conn: handled.set()
+    listener.open(timeout=15)
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        sender.connect(subprotocols=["mqtt", "chat.v9"])
+    assert info.value.status_code == 400
+    assert not handled.is_set()
+    assert listener.stats["rejected"] == 1 and listener.stats["accepted"] == 0
+
+
+def test_without_configured_subprotocols_an_offer_is_accepted_without_one(make_listener: Make,
+                                                                          sender: Sender) -> None:
+    listener = make_listener(open=False)
+    chosen: List[Optional[str]] = []
+
+    @listener.on_connection
+    def handle(conn: HybridConnection) -> None:
+        chosen.append(conn.subprotocol)
+        echo_messages(conn)
+
+    listener.open(timeout=15)
+    # offered as a plain header: websocket-client's own check would refuse a reply that picks none
+    ws = sender.connect(headers={"Sec-WebSocket-Protocol": "mqtt"})
+    ws.send("x")
+    assert ws.recv() == "x"
+    ws.close()
+    assert chosen == [None]
