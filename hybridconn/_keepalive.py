@@ -20,9 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
+from websocket import ABNF
+
 from .addresses import redact
 from .auth import renewal_point
-from .connection import HybridConnection
+from .connection import HybridConnection, _SendGuard
 from .exceptions import AuthenticationError, ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from .protocol import RenewToken, serialize_message
 
@@ -226,7 +228,12 @@ class KeepAlive:
             watch.renew_at = now + self._retry_delay(expires_on, now)
             return
         try:
-            watch.conn.send(serialize_message(RenewToken(token)))
+            _send_text(watch.conn, serialize_message(RenewToken(token)), self.ping_timeout)
+        except RelayTimeoutError:
+            # A handler's write holds the channel (the relay stopped reading): as with a ping,
+            # the channel is dead, and the one timer thread must not wait on it.
+            self._declare_dead(watch, f"could not send the renewed token within {self.ping_timeout:g} s")
+            return
         except ConnectionClosed:
             self.detach(watch.conn)
             return
@@ -238,3 +245,13 @@ class KeepAlive:
     @staticmethod
     def _retry_delay(expires_on: float, now: float) -> float:
         return min(RENEW_RETRY_MAX, max(0.1, (expires_on - now) / 4))
+
+
+def _send_text(conn: HybridConnection, text: str, timeout: float) -> None:
+    """Send one text frame, waiting at most ``timeout`` for the send lock (RelayTimeoutError after).
+
+    HybridConnection.send() waits for the lock without a bound; ping(timeout=) is the only
+    bounded public send, so this uses the same guard ping() does.
+    """
+    with _SendGuard(conn, timeout):
+        conn._write(ABNF.create_frame(text.encode("utf-8"), ABNF.OPCODE_TEXT))

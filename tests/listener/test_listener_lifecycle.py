@@ -298,3 +298,22 @@ def test_close_returns_in_time_when_the_relay_hangs(relay: Any, make_listener: M
     assert listener.state == "closed"
     assert elapsed < 10, elapsed  # bounded by its timeout (generous margin for a loaded machine)
     relay.drop_control_channels("hc1")  # release the emulator's side of the stalled channel
+
+
+def test_renewal_blocked_by_a_stuck_write_declares_the_channel_dead(make_listener: Make) -> None:
+    listener = make_listener(open=False, token_ttl=4, ping_interval=60, ping_timeout=1)
+    events = Events(listener)
+    listener.open(timeout=15)
+    assert events.online.acquire(timeout=5)
+    channel = listener._channel
+    assert channel is not None
+    stuck = channel.conn._send_lock  # a handler's write that the relay never drains holds this
+    stuck.acquire()
+    try:
+        assert events.offline.wait(15), "the renewal waited on the send lock forever"
+        assert isinstance(events.offline_errors[0], RelayTimeoutError)
+        assert "renewed token" in str(events.offline_errors[0])
+    finally:
+        stuck.release()
+    assert events.online.acquire(timeout=15)  # a new channel; the timer thread is still alive
+    assert listener.is_online
