@@ -246,7 +246,7 @@ def _cell(r: Optional[Dict[str, Any]]) -> str:
 
 def table(cases: List[Case], results: Dict[str, Dict[str, Any]], node_skip: Optional[str]) -> List[str]:
     head = ["case", "unit", "hybridconn median (min-max)", "plain loopback", "hyco-* (Node)",
-            "x plain", "x hyco", "p50 / p99 ms", "CPU us/op snd/emu/lst", "target"]
+            "x plain", "x hyco", "p50 / p99 ms", "CPU us/op snd/emu/lst", "hyco lst", "target"]
     rows = [head]
     for case in cases:
         res = results.get(case.key)
@@ -258,16 +258,26 @@ def table(cases: List[Case], results: Dict[str, Dict[str, Any]], node_skip: Opti
         lat = f"{ours['p50_us'] / 1000:.2f} / {ours['p99_us'] / 1000:.2f}" if ours.get("p50_us") else "-"
         cpu = ours.get("cpu_us_per_op")
         cpu_cell = "/".join(f"{cpu[r]:.0f}" for r in ("sender", "emulator", "listener")) if cpu else "-"
+        node_cpu = (res.get("node") or {}).get("cpu_us_per_op")
+        node_cell = f"{node_cpu['listener']:.0f}" if node_cpu else "-"
         goal = "ok" if v["ok"] else "MISS: " + "; ".join(v["notes"])
         if case.absolute:
             goal = f"{case.absolute}: {goal}"
         rows.append([case.label, case.unit, _cell(ours), _cell(res.get("plain")), _cell(res.get("node")),
-                     x_plain, x_node, lat, cpu_cell, goal])
+                     x_plain, x_node, lat, cpu_cell, node_cell, goal])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     sep = "  ".join("=" * w for w in widths)
     lines = [sep, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip(), sep]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows[1:]]
     lines.append(sep)
+    lines += [
+        "Rates: median of the runs (min-max). x plain / x hyco: hybridconn's median over theirs (target).",
+        "p50/p99: hybridconn's latency per request / round trip / accept, all runs pooled.",
+        "CPU us/op: process CPU per operation (request, message, 64 kB message for upload/download, 1 MB",
+        "response) of the sender (this process), the emulator and the hybridconn listener; hyco lst: the Node",
+        "listener's. * 1 MB: one TCP connection per request for all three (hyco-https 1.4.5 never answers a",
+        "second request routed over the rendezvous socket of a large response).",
+    ]
     if node_skip:
         lines.append(f"hyco-* rows skipped: {node_skip}")
     return lines
