@@ -332,6 +332,10 @@ class Reply:
             log.exception("streaming the response to request %s failed; dropping the rendezvous", self.request_id)
             conn.abort()
             return False
+        finally:
+            # A body cut short must end now, not at some later garbage collection: closing it runs
+            # the handler's generator cleanup (its finally blocks, open files) as soon as the socket fails.
+            _close_body(chunks)
         if fresh:
             if self._adopt is not None:
                 self._adopt(conn)
@@ -346,6 +350,16 @@ def _response_headers(response: RelayedResponse) -> dict:
     if len(kept) != len(headers):
         log.debug("dropped connection headers from a response: %s", sorted(set(headers) - set(kept)))
     return kept
+
+
+def _close_body(chunks: Optional[Iterator[bytes]]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:  # noqa: BLE001 - the handler's own cleanup failed; the response is over anyway
+        log.exception("closing a streamed response body failed")
 
 
 def _slices(body: bytes) -> Iterator[bytes]:
