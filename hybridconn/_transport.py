@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from ._logsafe import install_redaction
 from .addresses import redact_url
 from .exceptions import ConfigurationError, HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
 
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 Verify = Union[bool, str]
 
 _warned_insecure = threading.Event()
+
+# websocket-client's trace and urllib3's debug lines would show tokens: filter them at the source.
+install_redaction()
 
 
 def warn_insecure_once() -> None:
