@@ -20,7 +20,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Optional
+from http import HTTPStatus
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from requests.structures import CaseInsensitiveDict
 
@@ -28,11 +29,14 @@ from .addresses import split_target
 from .connection import HybridConnection
 from .exceptions import ConnectionClosed, HybridConnectionError, ProtocolError
 from .protocol import (
-    CONTROL_CHANNEL_BODY_LIMIT, Request, Response, fits_control_channel, serialize_message, strip_hop_headers,
+    Request, Response, fits_control_channel, serialize_message, strip_hop_headers,
 )
 from .relayed import RelayedRequest, RelayedResponse
 
-__all__ = ["WorkPool", "Hook", "call_handler", "error_response", "relayed_request", "Reply", "RequestHandler"]
+__all__ = [
+    "WorkPool", "Hook", "call_handler", "error_response", "internal_error", "status_description", "relayed_request",
+    "Reply", "RequestHandler",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class WorkPool:
         self.capacity = max_workers + max_pending
         self._cond = threading.Condition()
         self._counts = {"http": 0, "ws": 0}
+        self._drops: Dict["Future[None]", Callable[[], None]] = {}  # queued work -> how to refuse it
         self._mine = threading.local()
         self._closed = False
 
@@ -74,16 +79,16 @@ class WorkPool:
         with self._cond:
             return sum(self._counts.values())
 
-    def count(self, kind: str) -> int:
-        with self._cond:
-            return self._counts[kind]
-
     def in_worker(self) -> bool:
         """True when called from one of this pool's threads."""
         return getattr(self._mine, "kind", None) is not None
 
-    def submit(self, kind: str, fn: Callable[..., None], *args: Any) -> bool:
-        """Queue ``fn(*args)``; False (and nothing queued) when the pool is full or closed."""
+    def submit(self, kind: str, fn: Callable[..., None], *args: Any,
+               on_drop: Optional[Callable[[], None]] = None) -> bool:
+        """Queue ``fn(*args)``; False (and nothing queued) when the pool is full or closed.
+
+        ``on_drop`` answers the work instead if it is still queued when :meth:`drop_queued` runs.
+        """
         with self._cond:
             if self._closed or sum(self._counts.values()) >= self.capacity:
                 return False
@@ -93,6 +98,9 @@ class WorkPool:
         except RuntimeError:  # shut down between the check and the submit
             self._release(kind)
             return False
+        if on_drop is not None:
+            with self._cond:
+                self._drops[future] = on_drop
         future.add_done_callback(lambda f, k=kind: self._done(f, k))  # type: ignore[misc]
         return True
 
@@ -106,7 +114,15 @@ class WorkPool:
             self._mine.kind = None
 
     def _done(self, future: "Future[None]", kind: str) -> None:
+        with self._cond:
+            self._drops.pop(future, None)
         self._release(kind)
+
+    def drop_queued(self) -> List[Callable[[], None]]:
+        """Cancel the work not yet started; the ``on_drop`` callbacks of what was cancelled, to call."""
+        with self._cond:
+            queued = list(self._drops.items())
+        return [on_drop for future, on_drop in queued if future.cancel()]
 
     def _release(self, kind: str) -> None:
         with self._cond:
@@ -131,7 +147,8 @@ class WorkPool:
         """Take no more work, let queued and running work finish until ``deadline``.
 
         True when every thread has finished. Work still queued at the deadline is
-        dropped; a handler still running is left to finish on its own.
+        dropped (call :meth:`drop_queued` first to answer it); a handler still
+        running is left to finish on its own.
         """
         with self._cond:
             self._closed = True
@@ -206,6 +223,16 @@ def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bo
                           via_rendezvous=via_rendezvous)
 
 
+def internal_error(what: str, *args: Any, exc_info: bool = True, logger: logging.Logger = log) -> RelayedResponse:
+    """A 500 carrying a fresh tracking id; ``what % args`` is logged with the id (and the traceback).
+
+    The client sees only the id, which ties its answer to the log; never the exception text.
+    """
+    tracking_id = uuid.uuid4().hex
+    logger.error(what + " (TrackingId:%s)", *args, tracking_id, exc_info=exc_info)
+    return error_response(500, "Internal Server Error", tracking_id)
+
+
 def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> RelayedResponse:
     """Run ``handler`` and always come back with a response to send."""
     if handler is None:
@@ -214,20 +241,26 @@ def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> 
     try:
         result = handler(request)
     except Exception:  # noqa: BLE001 - any handler failure becomes a 500
-        tracking_id = uuid.uuid4().hex
-        log.exception("request handler failed on %s %s (TrackingId:%s)", request.method, request.target, tracking_id)
-        return error_response(500, "Internal Server Error", tracking_id)
+        return internal_error("request handler failed on %s %s", request.method, request.target)
     if not isinstance(result, RelayedResponse):
-        tracking_id = uuid.uuid4().hex
-        log.error(
-            "request handler returned %s instead of a RelayedResponse for %s %s; answering 500 (TrackingId:%s)",
-            type(result).__name__, request.method, request.target, tracking_id,
-        )
-        return error_response(500, "Internal Server Error", tracking_id)
-    if result.status in (502, 504):
-        log.error("a listener may not answer %d (reserved for the relay); sending 500 instead", result.status)
+        return internal_error("request handler returned %s instead of a RelayedResponse for %s %s; answering 500",
+                              type(result).__name__, request.method, request.target, exc_info=False)
+    if result.status in (502, 504) or result.status < 200:
+        # 502/504 are the relay's own; a 1xx is not a final response, and this is the only one.
+        log.error("a listener may not answer %d; sending 500 instead", result.status)
         return error_response(500, f"Internal Server Error (handler answered {result.status})")
     return result
+
+
+def status_description(status: int, reason: Optional[str]) -> Optional[str]:
+    """``reason`` if it is printable ASCII (it ends up in an HTTP status line), else the standard phrase."""
+    if reason is None or all(" " <= ch <= "~" or ch == "\t" for ch in reason):
+        return reason
+    log.warning("a response reason with control or non-ASCII characters was replaced by the standard phrase")
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------------------
@@ -241,7 +274,9 @@ class Reply:
     :param rendezvous: the rendezvous socket the request arrived on, if any.
     :param address: the request's rendezvous address, for upgrading a large response.
     :param open_rendezvous: connects a rendezvous address (``sb-hc-action=request``).
-    :param adopt: takes a freshly opened rendezvous socket to serve the sender's later requests.
+    :param adopt: takes back a rendezvous socket opened for the response (after it went out, or
+        failed): to serve the sender's later requests on it, or to close it.
+    :param on_done: called once the response went out or failed.
     """
 
     def __init__(
@@ -253,6 +288,7 @@ class Reply:
         address: str = "",
         open_rendezvous: Optional[RendezvousOpener] = None,
         adopt: Optional[RendezvousAdopter] = None,
+        on_done: Optional[Callable[[], None]] = None,
     ) -> None:
         self.request_id = request_id
         self.control = control
@@ -260,12 +296,8 @@ class Reply:
         self.address = address
         self._open_rendezvous = open_rendezvous
         self._adopt = adopt
-        self._sent = False
-        self._lock = threading.Lock()
-
-    @property
-    def sent(self) -> bool:
-        return self._sent
+        self._on_done = on_done
+        self._sent = False  # one thread sends (the task, or whoever refuses it): no lock needed
 
     def send(self, response: RelayedResponse) -> bool:
         """Write the response (once; a second call is ignored). False when it could not go out.
@@ -273,16 +305,18 @@ class Reply:
         Failures are logged, never raised: a handler whose channel died must
         not crash the pool.
         """
-        with self._lock:
-            if self._sent:
-                log.error("a second response to request %s was dropped", self.request_id)
-                return False
-            self._sent = True
+        if self._sent:
+            log.error("a second response to request %s was dropped", self.request_id)
+            return False
+        self._sent = True
         try:
             return self._send(response)
-        except (ConnectionClosed, HybridConnectionError) as exc:
+        except HybridConnectionError as exc:  # ConnectionClosed among them
             log.warning("could not deliver the response to request %s: %s", self.request_id, exc)
             return False
+        finally:
+            if self._on_done is not None:
+                self._on_done()
 
     def _send(self, response: RelayedResponse) -> bool:
         headers = _response_headers(response)
@@ -294,7 +328,7 @@ class Reply:
                 response, headers, body, chunks = failed, _response_headers(failed), failed.body, None
         if chunks is None:
             size = len(body)  # type: ignore[arg-type]
-            if self.rendezvous is None and size <= CONTROL_CHANNEL_BODY_LIMIT and fits_control_channel(size, headers):
+            if self.rendezvous is None and fits_control_channel(size, headers):
                 return self._on_control(response, headers, bytes(body) if size else None)  # type: ignore[arg-type]
             chunks = _slices(bytes(body)) if size else None  # type: ignore[arg-type]
         return self._on_rendezvous(response, headers, chunks)
@@ -304,7 +338,7 @@ class Reply:
             Response(
                 request_id=self.request_id,
                 status_code=response.status,
-                status_description=response.reason,
+                status_description=status_description(response.status, response.reason),
                 response_headers=headers,
                 has_body=has_body,
             )
@@ -318,17 +352,18 @@ class Reply:
 
     def _on_rendezvous(self, response: RelayedResponse, headers: dict, chunks: Optional[Iterator[bytes]]) -> bool:
         conn = self.rendezvous
-        fresh = False
-        if conn is None:
-            if self._open_rendezvous is None or not self.address:
-                raise ProtocolError(f"response to {self.request_id} needs a rendezvous but the request had no address")
-            conn = self._open_rendezvous(self.address)
-            fresh = True
+        fresh = conn is None
         try:
+            if conn is None:
+                if self._open_rendezvous is None or not self.address:
+                    raise ProtocolError(f"response to {self.request_id} needs a rendezvous but the request had no address")
+                conn = self._open_rendezvous(self.address)
             conn.send_unit(self._head(response, headers, chunks is not None), chunks)
         except ConnectionClosed:
             raise
         except Exception:  # noqa: BLE001 - a streamed body failed midway: the response is broken
+            if conn is None:
+                raise  # opening the rendezvous failed: nothing was sent
             log.exception("streaming the response to request %s failed; dropping the rendezvous", self.request_id)
             conn.abort()
             return False
@@ -336,12 +371,15 @@ class Reply:
             # A body cut short must end now, not at some later garbage collection: closing it runs
             # the handler's generator cleanup (its finally blocks, open files) as soon as the socket fails.
             _close_body(chunks)
-        if fresh:
-            if self._adopt is not None:
-                self._adopt(conn)
-            else:
-                conn.close(1000, "", timeout=2.0)
+            if fresh and conn is not None:
+                self._release_fresh(conn)
         return True
+
+    def _release_fresh(self, conn: HybridConnection) -> None:
+        if self._adopt is not None:
+            self._adopt(conn)  # keeps serving it, or closes and forgets it
+        else:
+            conn.close(1000, "", timeout=2.0)
 
 
 def _response_headers(response: RelayedResponse) -> dict:
@@ -374,9 +412,7 @@ def _prefetch(body: Iterable[bytes]) -> "tuple[Optional[Iterator[bytes]], Option
         iterator = iter(body)
         first = next(iterator, None)
     except Exception:  # noqa: BLE001 - the handler's generator failed before sending anything
-        tracking_id = uuid.uuid4().hex
-        log.exception("streamed response body failed before its first chunk (TrackingId:%s)", tracking_id)
-        return None, error_response(500, "Internal Server Error", tracking_id)
+        return None, internal_error("streamed response body failed before its first chunk")
     if first is None:
         return iter(()), None
 

@@ -6,8 +6,10 @@
   with 410.
 - :class:`RendezvousSet` keeps the request rendezvous sockets: one reader
   thread (``hybridconn-rendezvous-<path>``) per socket reads the sender's
-  requests as they come, for as long as either side keeps it open, and hands
-  each one on. It also tracks accepted WebSockets so the listener can close
+  requests as they come, for as long as either side keeps it open (or until
+  it has been idle for ``idle_timeout``), and hands each one on; a broken
+  request is answered 400, a body over ``max_body`` 413. It also tracks
+  accepted WebSockets and response sockets so the listener can close
   everything it opened.
 - :class:`MessageReader` turns a socket's frames into control messages with
   their bodies (shared with the control channel's reader).
@@ -19,6 +21,7 @@ import codecs
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set
 
 import websocket
@@ -26,7 +29,7 @@ import websocket
 from .addresses import parse_address, redact_url, reject_url, rendezvous_request_url
 from .connection import HybridConnection
 from ._transport import Verify, open_websocket
-from .exceptions import ConnectionClosed, HandshakeError, HybridConnectionError
+from .exceptions import ConnectionClosed, HandshakeError, HybridConnectionError, ProtocolError, RelayTimeoutError
 from .protocol import AssemblerEvent, FrameAssembler, MessageReceived, ProtocolViolation, Request
 
 __all__ = [
@@ -38,7 +41,20 @@ log = logging.getLogger(__name__)
 
 _TEXT, _BINARY, _CONT = 0x1, 0x2, 0x0
 
-RequestCallback = Callable[[HybridConnection, Request, bytes], None]
+RequestCallback = Callable[[HybridConnection, Request, bytes, Callable[[], None]], None]
+RefuseCallback = Callable[[HybridConnection, Request, int, str], None]
+
+
+class BodyTooLargeError(ProtocolError):
+    """A request body went over the reader's ``max_body`` (it was read and dropped)."""
+
+
+@dataclass
+class _Pending:
+    """A kept socket's requests still waiting for their response, and when the last one went out."""
+
+    count: int = 0
+    last_done: float = 0.0
 
 
 class MessageReader:
@@ -63,7 +79,13 @@ class MessageReader:
             if fin:
                 self._decoder = None
             return self.assembler.receive_text(text, fin)
-        return self.assembler.receive_binary(payload, fin)
+        events = self.assembler.receive_binary(payload, fin)
+        # The only violation a binary frame reports about a message is a body over max_body.
+        return [_too_large(e) if isinstance(e, ProtocolViolation) and e.message is not None else e for e in events]
+
+
+def _too_large(violation: ProtocolViolation) -> ProtocolViolation:
+    return ProtocolViolation(BodyTooLargeError(str(violation.error)), violation.message)
 
 
 def _connect(url: str, *, timeout: float, verify: Verify, proxy: Optional[str], what: str,
@@ -158,29 +180,32 @@ def refuse_request(address: str, request_id: str, reply: Callable[[HybridConnect
 class RendezvousSet:
     """The listener's rendezvous sockets and their reader threads.
 
-    :param on_request: called from a socket's reader thread for each complete request.
-    :param limit: most request sockets kept at once; beyond it, :meth:`can_keep` is False.
+    :param on_request: called from a socket's reader thread for each complete request, with a
+        ``done`` callable to call once its response went out (until then the socket is not idle).
+    :param on_refuse: called from the reader thread to answer a request it will not hand on
+        (``status``, ``text``): 400 for a broken one, 413 for a body over ``max_body``.
+    :param limit: most request sockets kept at once; beyond it, :meth:`serve` says no.
+    :param idle_timeout: a kept socket with no frames and no response pending for this long is
+        closed (so idle keep-alive senders do not hold the ``limit`` forever); None never.
+    :param max_body: largest request body read over a rendezvous (None: no limit).
     """
 
-    def __init__(self, path: str, on_request: RequestCallback, limit: int) -> None:
+    def __init__(self, path: str, on_request: RequestCallback, limit: int, *,
+                 on_refuse: Optional[RefuseCallback] = None, idle_timeout: Optional[float] = 120.0,
+                 max_body: Optional[int] = None) -> None:
         self.path = path
         self._on_request = on_request
+        self._on_refuse = on_refuse
         self.limit = limit
+        self.idle_timeout = idle_timeout
+        self.max_body = max_body
         self._lock = threading.Lock()
         self._readers: Dict[threading.Thread, Optional[HybridConnection]] = {}
         self._sockets: Set[HybridConnection] = set()
+        self._pending: Dict[HybridConnection, _Pending] = {}
         self._closed = False
 
     # ---------------------------------------------------------------- accounting
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self._readers)
-
-    def can_keep(self) -> bool:
-        with self._lock:
-            return not self._closed and len(self._readers) < self.limit
 
     def track(self, conn: HybridConnection) -> bool:
         """Remember an open socket (to close it on shutdown). False (and closed) if shutting down."""
@@ -233,34 +258,71 @@ class RendezvousSet:
                     self._readers[me] = conn
             if conn is not None:
                 self._read_requests(conn)
+        except Exception:  # noqa: BLE001 - a reader must end its socket, not die into threading.excepthook
+            log.exception("a rendezvous reader of %s failed; closing its socket", self.path)
         finally:
             with self._lock:
                 self._readers.pop(me, None)
                 if conn is not None:
                     self._sockets.discard(conn)
+                    self._pending.pop(conn, None)
             if conn is not None and not conn.closed:
                 conn.close(1000, "", timeout=1.0)
 
     def _read_requests(self, conn: HybridConnection) -> None:
-        reader = MessageReader(conn)
+        reader = MessageReader(conn, max_body=self.max_body)
+        with self._lock:
+            pending = self._pending.setdefault(conn, _Pending())
         while True:
             try:
-                events = reader.read()
+                events = reader.read(self._idle_wait(conn, pending))
+            except RelayTimeoutError:
+                if self._idle_wait(conn, pending) == 0.0:
+                    log.debug("closing a rendezvous socket of %s idle for %s s", self.path, self.idle_timeout)
+                    conn.close(1000, "idle", timeout=1.0)
+                    return
+                continue
             except ConnectionClosed:
                 return
-            except HybridConnectionError as exc:  # a timeout or protocol error ends this socket
+            except HybridConnectionError as exc:  # a protocol error ends this socket
                 log.debug("rendezvous socket on %s ended: %s", self.path, exc)
                 return
             for event in events:
-                if isinstance(event, MessageReceived) and isinstance(event.message, Request):
-                    if event.message.is_address_only:
-                        log.warning("an address-only request arrived on a rendezvous socket; ignored")
-                        continue
-                    self._on_request(conn, event.message, event.body or b"")
-                elif isinstance(event, ProtocolViolation):
-                    log.warning("protocol violation on a rendezvous socket of %s: %s", self.path, event.error)
+                self._handle(conn, event, pending)
+
+    def _idle_wait(self, conn: HybridConnection, pending: _Pending) -> Optional[float]:
+        """Seconds the reader may wait before the socket counts as idle (0.0: it is now; None: never)."""
+        if self.idle_timeout is None:
+            return None
+        with self._lock:
+            if pending.count:
+                return self.idle_timeout  # a response is being made: not idle, look again later
+            quiet_since = max(conn.last_activity, pending.last_done)
+        return max(0.0, quiet_since + self.idle_timeout - time.monotonic())
+
+    def _handle(self, conn: HybridConnection, event: AssemblerEvent, pending: _Pending) -> None:
+        message = event.message
+        if isinstance(event, MessageReceived) and isinstance(message, Request):
+            if message.is_address_only:
+                log.warning("an address-only request arrived on a rendezvous socket; ignored")
+                return
+            with self._lock:
+                pending.count += 1
+            self._on_request(conn, message, event.body or b"", lambda: self._done(pending))
+        elif isinstance(event, ProtocolViolation):
+            log.warning("protocol violation on a rendezvous socket of %s: %s", self.path, event.error)
+            if isinstance(message, Request) and message.method is not None and self._on_refuse is not None:
+                if isinstance(event.error, BodyTooLargeError):
+                    self._on_refuse(conn, message, 413, "Payload Too Large")
                 else:
-                    log.warning("unexpected %s on a rendezvous socket of %s", type(event.message).__name__, self.path)
+                    self._on_refuse(conn, message, 400, "Bad Request")
+        else:
+            log.warning("unexpected %s on a rendezvous socket of %s", type(message).__name__, self.path)
+
+    def _done(self, pending: _Pending) -> None:
+        with self._lock:
+            pending.count = max(0, pending.count - 1)
+            pending.last_done = time.monotonic()
 
     # ---------------------------------------------------------------- shutdown
 

@@ -26,7 +26,7 @@ from .addresses import Namespace, listen_url, token_audience
 from .auth import AUTH_HEADER, ConnectionString, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
 from .exceptions import (
-    AuthenticationError, ConfigurationError, EndpointNotFoundError, HybridConnectionError,
+    AuthenticationError, ConfigurationError, ConnectionClosed, EndpointNotFoundError, HybridConnectionError,
     RelayTimeoutError,
 )
 from .protocol import CONTROL_CHANNEL_BODY_LIMIT, Accept, MessageReceived, ProtocolViolation, Request
@@ -36,6 +36,8 @@ __all__ = ["HybridConnectionListener", "ConnectionRequest"]
 
 log = logging.getLogger(__name__)
 
+#: Default ``max_request_body``: larger request bodies are dropped and answered 413.
+DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
 #: A channel that stayed up this long resets the backoff to its first step.
 STABLE_AFTER = 5.0
 _READ_POLL = 5.0  # the reader re-checks its state at least this often
@@ -67,6 +69,11 @@ class HybridConnectionListener:
         without a subprotocol (whatever the sender offered).
     :param token_in_query: send the token as ``sb-hc-token`` instead of the ``ServiceBusAuthorization`` header.
     :param io_timeout: socket timeout for a stalled frame read or send.
+    :param rendezvous_idle_timeout: seconds a kept request rendezvous socket may sit idle (no frames,
+        no response pending) before it is closed, so idle keep-alive senders do not hold
+        ``max_rendezvous`` forever; None keeps them until the sender closes.
+    :param max_request_body: largest request body in bytes (default 64 MiB); a larger one is read
+        and dropped as it arrives and answered 413. None: no limit (bodies are held in memory).
     """
 
     on_request = Hook()
@@ -96,6 +103,8 @@ class HybridConnectionListener:
         token_in_query: bool = False,
         io_timeout: float = 30.0,
         connect_timeout: float = 30.0,
+        rendezvous_idle_timeout: Optional[float] = 120.0,
+        max_request_body: Optional[int] = DEFAULT_MAX_REQUEST_BODY,
         name: Optional[str] = None,
     ) -> None:
         self.namespace = Namespace.parse(namespace)
@@ -122,7 +131,10 @@ class HybridConnectionListener:
         self._fatal: Optional[BaseException] = None
         self._pool = WorkPool(self.name, max_workers, max_pending)
         self._overflow = WorkPool(self.name, 2, 32, role="overflow")
-        self._rendezvous = RendezvousSet(self.name, self._on_rendezvous_request, max_rendezvous)
+        self.max_request_body = max_request_body
+        self._rendezvous = RendezvousSet(self.name, self._on_rendezvous_request, max_rendezvous,
+                                         on_refuse=self._refuse_on_rendezvous, idle_timeout=rendezvous_idle_timeout,
+                                         max_body=max_request_body)
         self._acceptor = Acceptor(self.path, self._hooks, self._rendezvous, self._stopping,
                                   queue_size=max_pending, subprotocols=subprotocols or (),
                                   connect_timeout=connect_timeout, io_timeout=io_timeout, verify=verify, proxy=proxy)
@@ -370,13 +382,18 @@ class HybridConnectionListener:
                 self._busy("http", self._refuse_rendezvous_request, message)
         elif isinstance(message, Request):
             reply = Reply(message.id, control=channel.conn, address=message.address,
-                          open_rendezvous=self._open_request_socket, adopt=self._adopt_rendezvous)
+                          open_rendezvous=self._open_response_socket, adopt=self._adopt_rendezvous)
+            if self.max_request_body is not None and len(event.body or b"") > self.max_request_body:
+                reply.send(error_response(413, "Payload Too Large"))
+                return
             self._submit_request(relayed_request(message, event.body or b"", self.path, False), reply)
         else:
             log.warning("unexpected %s message on the control channel of %s", type(message).__name__, self.path)
 
     def _submit_request(self, request: RelayedRequest, reply: Reply) -> None:
-        if self._stopping.is_set() or not self._pool.submit("http", self._serve_request, request, reply):
+        closing = error_response(503, "Service Unavailable: the listener is closing")
+        if self._stopping.is_set() or not self._pool.submit("http", self._serve_request, request, reply,
+                                                            on_drop=lambda: reply.send(closing)):
             self._count("busy")
             why = "closing" if self._stopping.is_set() else "busy"
             log.warning("listener %s is %s: answering 503 to %s %s", self.path, why, request.method, request.target)
@@ -398,12 +415,26 @@ class HybridConnectionListener:
         return open_request_socket(address, timeout=self.connect_timeout, io_timeout=self.io_timeout,
                                    verify=self.verify, proxy=self.proxy)
 
-    def _adopt_rendezvous(self, conn: HybridConnection) -> None:
-        if not self._rendezvous.serve(conn):
-            conn.close(1000, "", timeout=2.0)
+    def _open_response_socket(self, address: str) -> HybridConnection:
+        """A rendezvous for a large response, tracked at once so close() can close it mid-response."""
+        conn = self._open_request_socket(address)
+        if not self._rendezvous.track(conn):
+            raise ConnectionClosed(1001, "listener closing")
+        return conn
 
-    def _on_rendezvous_request(self, conn: HybridConnection, message: Request, body: bytes) -> None:
-        self._submit_request(relayed_request(message, body, self.path, True), Reply(message.id, rendezvous=conn))
+    def _adopt_rendezvous(self, conn: HybridConnection) -> None:
+        """Keep serving a socket opened for a response, or close and forget it."""
+        if conn.closed or not self._rendezvous.serve(conn):
+            conn.close(1000, "", timeout=2.0)
+            self._rendezvous.forget(conn)
+
+    def _on_rendezvous_request(self, conn: HybridConnection, message: Request, body: bytes,
+                               done: Callable[[], None]) -> None:
+        self._submit_request(relayed_request(message, body, self.path, True),
+                             Reply(message.id, rendezvous=conn, on_done=done))
+
+    def _refuse_on_rendezvous(self, conn: HybridConnection, message: Request, status: int, text: str) -> None:
+        Reply(message.id, rendezvous=conn).send(error_response(status, text))
 
     def _refuse_rendezvous_request(self, message: Request) -> None:
         busy = error_response(503, "Service Unavailable: the listener is busy")
@@ -418,7 +449,8 @@ class HybridConnectionListener:
             why = "closing"
         elif self._acceptor.must_queue() and self._acceptor.queue.full():
             why = "holding too many unaccepted connections"
-        elif not self._pool.submit("ws", self._acceptor.serve, message):
+        elif not self._pool.submit("ws", self._acceptor.serve, message, on_drop=lambda: self._acceptor.reject(
+                message, 503, "Service Unavailable: the listener is closing")):
             why = "busy"
         if why:
             self._busy("ws", self._acceptor.reject, message, 503, f"Service Unavailable: the listener is {why}")
@@ -446,6 +478,33 @@ class HybridConnectionListener:
         if self._fatal is not None:
             raise self._fatal
 
+    def _refuse_queued(self, deadline: float) -> None:
+        """Answer 503 to the work still queued (every request gets a response), while the channel is up.
+
+        In a thread of its own, joined until ``deadline``: a hung network must not hold close();
+        closing the channel then ends a send stuck in it.
+        """
+        refusals = self._pool.drop_queued()
+        if not refusals:
+            return
+        log.warning("listener %s closing: answering 503 to %d queued requests or connections", self.path,
+                    len(refusals))
+
+        def refuse_all() -> None:
+            for done, refuse in enumerate(refusals):
+                if time.monotonic() >= deadline:
+                    log.warning("listener %s: close deadline passed; %d queued items left unanswered",
+                                self.path, len(refusals) - done)
+                    return
+                try:
+                    refuse()
+                except Exception:  # noqa: BLE001 - one failed refusal must not stop the others
+                    log.exception("listener %s could not refuse queued work", self.path)
+
+        thread = threading.Thread(target=refuse_all, name=f"hybridconn-refuse-{self.name}", daemon=True)
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()))
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop: answer new work 503, let running handlers finish (up to ``timeout``), close the
         control channel with 1000 and every socket, stop all threads. Idempotent; callable from a
@@ -466,6 +525,7 @@ class HybridConnectionListener:
                 self._closed.wait(timeout)
             return
         self._pool.wait_idle(start + timeout * 0.6, kinds=("http",))
+        self._refuse_queued(start + timeout * 0.8)  # the rest is for closing sockets
         with self._lock:
             channel, self._channel = self._channel, None
         if channel is not None:

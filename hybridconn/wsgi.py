@@ -16,11 +16,11 @@ from __future__ import annotations
 import inspect
 import io
 import logging
-import uuid
 from types import TracebackType
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from ._dispatch import internal_error
 from .addresses import Namespace
 from .protocol import CONTROL_CHANNEL_BODY_LIMIT, is_stripped_header
 from .relayed import RelayedRequest, RelayedResponse
@@ -347,23 +347,10 @@ class _StreamedBody:
 
 
 def _internal_error(environ: Dict[str, Any]) -> RelayedResponse:
-    # Same shape as the listener's own 500 for a crashed handler: the tracking id
-    # ties the client's answer to the logged traceback, the exception stays here.
-    tracking_id = uuid.uuid4().hex
-    log.error(
-        "WSGI application failed on %s %s (TrackingId:%s)",
-        environ.get("REQUEST_METHOD"),
-        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
-        tracking_id,
-        exc_info=True,
-    )
-    reason = f"Internal Server Error (TrackingId:{tracking_id})"
-    return RelayedResponse(
-        status=500,
-        headers={"Content-Type": "text/plain; charset=utf-8"},
-        body=reason.encode("utf-8"),
-        reason=reason,
-    )
+    # The listener's own 500 for a crashed handler: the tracking id ties the
+    # client's answer to the logged traceback, the exception stays here.
+    return internal_error("WSGI application failed on %s %s", environ.get("REQUEST_METHOD"),
+                          environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), logger=log)
 
 
 def call_wsgi(app: WSGIApp, environ: Dict[str, Any], buffer_limit: int = BUFFER_LIMIT) -> RelayedResponse:

@@ -261,3 +261,127 @@ def test_a_failed_dispatch_is_logged_by_kind_and_id_only() -> None:
     assert "SECRET" not in text
     assert "SECRET" not in _describe(ProtocolViolation(ProtocolError("bad"), request))
     assert "no message" in _describe(ProtocolViolation(ProtocolError("bad")))
+
+
+# ---------------------------------------------------------------- the pool's queued work at close
+
+
+def test_drop_queued_cancels_work_not_started_and_returns_its_refusals() -> None:
+    pool = WorkPool("units", 1, 4)
+    entered, release = threading.Event(), threading.Event()
+    refused: List[str] = []
+    ran: List[str] = []
+    assert pool.submit("http", lambda: (entered.set(), release.wait(10)), on_drop=lambda: refused.append("running"))
+    assert entered.wait(5)
+    for name in ("a", "b"):
+        assert pool.submit("http", ran.append, name, on_drop=lambda name=name: refused.append(name))
+    drops = pool.drop_queued()
+    for drop in drops:
+        drop()
+    release.set()
+    assert pool.close(time.monotonic() + 5)
+    assert sorted(refused) == ["a", "b"] and ran == []
+    assert pool.in_flight == 0
+
+
+# ---------------------------------------------------------------- response status and reason
+
+
+def test_status_description_keeps_printable_ascii_and_replaces_the_rest() -> None:
+    from hybridconn._dispatch import status_description
+
+    assert status_description(200, None) is None
+    assert status_description(201, "Made It") == "Made It"
+    assert status_description(201, "OK\r\nSet-Cookie: x=1") == "Created"
+    assert status_description(404, "Non trouvé") == "Not Found"
+    assert status_description(299, "bad\x7f") is None  # no standard phrase: the relay picks one
+
+
+def test_informational_status_is_replaced_by_500() -> None:
+    assert call_handler(lambda req: RelayedResponse(status=100), _request()).status == 500
+    assert call_handler(lambda req: RelayedResponse(status=200), _request()).status == 200
+
+
+# ---------------------------------------------------------------- rendezvous readers (a socket pair as the relay)
+
+
+class _RelaySide:
+    """Both ends of a socket pair as WebSockets: ``conn`` for the listener, ``relay`` to script frames."""
+
+    def __init__(self) -> None:
+        import websocket
+
+        from hybridconn.connection import HybridConnection
+
+        ours, theirs = socket.socketpair()
+        listener_ws, self.relay = websocket.WebSocket(), websocket.WebSocket()
+        listener_ws.sock, listener_ws.connected = ours, True
+        self.relay.sock, self.relay.connected = theirs, True
+        self.relay.sock.settimeout(10)
+        self.conn = HybridConnection(listener_ws, io_timeout=10)
+
+    def send_request(self, request_id: str, has_body: bool) -> None:
+        import json
+
+        self.relay.send(json.dumps({"request": {"address": "ws://relay/x", "id": request_id, "method": "POST",
+                                                "requestTarget": "/hc1/x", "requestHeaders": {}, "body": has_body}}))
+
+    def close(self) -> None:
+        self.relay.shutdown()
+        self.conn.abort()
+
+
+def test_broken_request_on_a_rendezvous_socket_is_answered_400() -> None:
+    import json
+
+    from hybridconn._dispatch import Reply, error_response
+    from hybridconn._rendezvous import RendezvousSet
+
+    side = _RelaySide()
+    refusals: List[int] = []
+
+    def refuse(conn, message, status, text):  # type: ignore[no-untyped-def]
+        refusals.append(status)
+        Reply(message.id, rendezvous=conn).send(error_response(status, text))
+
+    kept = RendezvousSet("units", lambda *args: None, 4, on_refuse=refuse)
+    try:
+        assert kept.serve(side.conn)
+        side.send_request("r1", has_body=True)
+        side.relay.send("a text frame where the body belongs")
+        answer = json.loads(side.relay.recv())
+        assert answer["response"]["requestId"] == "r1" and answer["response"]["statusCode"] == 400
+        assert refusals == [400]
+    finally:
+        kept.close_all(2)
+        assert kept.join(time.monotonic() + 5)
+        side.close()
+
+
+def test_a_failing_rendezvous_reader_closes_its_socket(caplog: pytest.LogCaptureFixture) -> None:
+    import websocket
+
+    from hybridconn._rendezvous import RendezvousSet
+
+    side = _RelaySide()
+    hooked: List[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: hooked.append(args.exc_value)  # type: ignore[assignment]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    kept = RendezvousSet("units", broken, 4)
+    try:
+        with caplog.at_level(logging.ERROR, logger="hybridconn"):
+            assert kept.serve(side.conn)
+            side.send_request("r1", has_body=False)
+            opcode, _ = side.relay.recv_data(control_frame=True)
+            assert opcode == websocket.ABNF.OPCODE_CLOSE  # the reader closed its socket
+            assert kept.join(time.monotonic() + 5)
+        assert any("rendezvous reader" in r.getMessage() for r in caplog.records)
+        assert hooked == [] and kept.sockets == 0
+    finally:
+        threading.excepthook = previous
+        kept.close_all(1)
+        side.close()
