@@ -157,6 +157,7 @@ class HybridConnectionClient:
         headers: Optional[Mapping[str, str]] = None,
         subprotocols: Union[None, str, Sequence[str]] = None,
         suffix: str = "",
+        *,
         query: QueryArg = None,
         id: Optional[str] = None,
         timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
@@ -167,7 +168,8 @@ class HybridConnectionClient:
         :param subprotocols: offered ``Sec-WebSocket-Protocol`` values; the
             negotiated one is ``conn.subprotocol``.
         :param suffix: a path after the hybrid connection's name (may end in ``?query``).
-        :param query: application query parameters (no ``sb-hc-*``).
+        :param query: application query parameters (no ``sb-hc-*``). It and the
+            parameters after it are keyword-only.
         :param id: the tracking id (``sb-hc-id``) the listener sees; a new UUID by default.
         :param timeout: seconds to wait for the relay and the listener to complete the handshake.
         :raises AuthenticationError: 401.

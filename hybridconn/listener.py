@@ -146,11 +146,17 @@ class HybridConnectionListener:
         self._offline_reported = True  # on_offline fires once per online -> offline transition
 
     @classmethod
-    def from_connection_string(cls, connection_string: str, path: Optional[str] = None, token_ttl: float = 3600,
-                               **options: Any) -> "HybridConnectionListener":
-        """A listener from ``Endpoint=...;SharedAccessKeyName=...;SharedAccessKey=...[;EntityPath=...]``."""
-        cs = ConnectionString.parse(connection_string)
-        return cls(cs.namespace, cs.resolve_path(path), cs.token_provider(ttl=token_ttl), **options)
+    def from_connection_string(cls, connection_string: Union[str, ConnectionString], path: Optional[str] = None,
+                               token_ttl: float = 3600, **options: Any) -> "HybridConnectionListener":
+        """A listener from ``Endpoint=...;SharedAccessKeyName=...;SharedAccessKey=...[;EntityPath=...]``.
+
+        A SharedAccessKey gives a provider minting tokens valid ``token_ttl`` seconds;
+        ``token_provider=`` in ``options`` replaces it.
+        """
+        cs = connection_string if isinstance(connection_string, ConnectionString) else ConnectionString.parse(
+            connection_string)
+        provider = options.pop("token_provider", None) or cs.token_provider(ttl=token_ttl)
+        return cls(cs.namespace, cs.resolve_path(path), provider, **options)
 
     # ------------------------------------------------------------------ state
 

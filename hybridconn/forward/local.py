@@ -139,7 +139,9 @@ class LocalForwarder:
         """Block until :meth:`close` is called (from another thread or a signal handler)."""
         if self._server is None:
             self.start()
-        self._stopping.wait()
+        # Short waits in a loop: an unbounded wait() is not interrupted by Ctrl-C on every Python.
+        while not self._stopping.wait(0.5):
+            pass
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop accepting, end every forwarded connection, and wait for the threads (bounded)."""

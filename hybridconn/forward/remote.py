@@ -131,7 +131,9 @@ class RemoteForwarder:
 
     def serve_forever(self) -> None:
         """Block until :meth:`close` is called (from another thread or a signal handler)."""
-        self._closing.wait()
+        # Short waits in a loop: an unbounded wait() is not interrupted by Ctrl-C on every Python.
+        while not self._closing.wait(0.5):
+            pass
 
     def close(self, timeout: float = 10.0) -> None:
         """End every forwarded connection and close the listener (bounded by ``timeout``)."""

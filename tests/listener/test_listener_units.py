@@ -385,3 +385,30 @@ def test_a_failing_rendezvous_reader_closes_its_socket(caplog: pytest.LogCapture
         threading.excepthook = previous
         kept.close_all(1)
         side.close()
+
+
+# ---------------------------------------------------------------- constructors and signatures
+
+
+def test_from_connection_string_takes_a_parsed_string_and_a_token_provider_override() -> None:
+    from hybridconn.auth import ConnectionString, StaticTokenProvider
+
+    text = "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0;EntityPath=hc1"
+    parsed = HybridConnectionListener.from_connection_string(ConnectionString.parse(text))
+    assert parsed.path == "hc1" and parsed._provider is not None and parsed._provider.renewable
+    fixed = StaticTokenProvider("SharedAccessSignature sr=x&sig=y&se=1&skn=k")
+    overridden = HybridConnectionListener.from_connection_string(text, token_provider=fixed, max_workers=2)
+    assert overridden._provider is fixed
+    for listener in (parsed, overridden):
+        listener.close()
+
+
+def test_client_connect_takes_everything_after_suffix_by_keyword() -> None:
+    import inspect
+
+    from hybridconn.client import HybridConnectionClient
+
+    parameters = inspect.signature(HybridConnectionClient.connect).parameters
+    assert [p for p in parameters if parameters[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == [
+        "self", "headers", "subprotocols", "suffix"]
+    assert all(parameters[p].kind is inspect.Parameter.KEYWORD_ONLY for p in ("query", "id", "timeout"))
