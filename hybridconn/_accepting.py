@@ -19,7 +19,7 @@ from typing import Any, Callable, Deque, Dict, Mapping, Optional, Sequence, Tupl
 from requests.structures import CaseInsensitiveDict
 
 from ._rendezvous import RendezvousSet, accept_socket, choose_subprotocol, reject_socket
-from ._transport import Verify
+from ._transport import HandshakeSet, Verify
 from .addresses import parse_address
 from .connection import HybridConnection
 from .exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
@@ -119,8 +119,10 @@ class Acceptor:
         io_timeout: float,
         verify: Verify,
         proxy: Optional[str],
+        handshakes: Optional[HandshakeSet] = None,
     ) -> None:
         self.path = path
+        self._handshakes = handshakes
         self._hooks = hooks
         self._sockets = sockets
         self._stopping = stopping
@@ -140,7 +142,7 @@ class Acceptor:
         with self._counts_lock:
             self.rejected += 1
         reject_socket(message.address, status, description, timeout=self._connect_timeout, verify=self._verify,
-                      proxy=self._proxy)
+                      proxy=self._proxy, handshakes=self._handshakes)
 
     def _decide(self, message: Accept) -> Tuple[Optional[int], str]:
         hook = self._hooks.get("on_accept")
@@ -178,7 +180,7 @@ class Acceptor:
             conn = accept_socket(message.address, id=message.id, path=self.path,
                                  connect_headers=message.connect_headers, subprotocol=subprotocol,
                                  timeout=self._connect_timeout, io_timeout=self._io_timeout, verify=self._verify,
-                                 proxy=self._proxy)
+                                 proxy=self._proxy, handshakes=self._handshakes)
         except HybridConnectionError as exc:
             log.warning("could not accept a connection on %s: %s", self.path, exc)
             return

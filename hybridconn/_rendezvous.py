@@ -28,7 +28,7 @@ import websocket
 
 from .addresses import parse_address, redact_url, reject_url, rendezvous_request_url
 from .connection import HybridConnection
-from ._transport import Verify, open_websocket
+from ._transport import HandshakeSet, Verify, open_websocket
 from .exceptions import ConnectionClosed, HandshakeError, HybridConnectionError, ProtocolError, RelayTimeoutError
 from .protocol import AssemblerEvent, FrameAssembler, MessageReceived, ProtocolViolation, Request
 
@@ -89,9 +89,10 @@ def _too_large(violation: ProtocolViolation) -> ProtocolViolation:
 
 
 def _connect(url: str, *, timeout: float, verify: Verify, proxy: Optional[str], what: str,
-             subprotocols: Optional[Sequence[str]] = None) -> "websocket.WebSocket":
+             subprotocols: Optional[Sequence[str]] = None,
+             handshakes: Optional[HandshakeSet] = None) -> "websocket.WebSocket":
     return open_websocket(url, headers=None, subprotocols=subprotocols, timeout=timeout, verify=verify,
-                          proxy=proxy, what=what)
+                          proxy=proxy, what=what, handshakes=handshakes)
 
 
 def choose_subprotocol(connect_headers: Mapping[str, str], supported: Optional[Sequence[str]]) -> Optional[str]:
@@ -122,21 +123,22 @@ def accept_socket(
     io_timeout: float,
     verify: Verify,
     proxy: Optional[str],
+    handshakes: Optional[HandshakeSet] = None,
 ) -> HybridConnection:
     """Connect an accept address; the result is the sender's WebSocket, joined."""
     ws = _connect(address, timeout=timeout, verify=verify, proxy=proxy, what="accept",
-                  subprotocols=[subprotocol] if subprotocol else None)
+                  subprotocols=[subprotocol] if subprotocol else None, handshakes=handshakes)
     parsed = parse_address(address, path)
     return HybridConnection(ws, id=id, headers=dict(connect_headers), path=parsed.suffix, query=parsed.query,
                             subprotocol=subprotocol, io_timeout=io_timeout)
 
 
 def reject_socket(address: str, status: int, description: str, *, timeout: float, verify: Verify,
-                  proxy: Optional[str]) -> bool:
+                  proxy: Optional[str], handshakes: Optional[HandshakeSet] = None) -> bool:
     """Refuse a sender with ``status``; True when the relay confirmed (410)."""
     url = reject_url(address, status, description)
     try:
-        ws = _connect(url, timeout=timeout, verify=verify, proxy=proxy, what="reject")
+        ws = _connect(url, timeout=timeout, verify=verify, proxy=proxy, what="reject", handshakes=handshakes)
     except HandshakeError as exc:
         if exc.status_code == 410:
             return True
@@ -151,17 +153,20 @@ def reject_socket(address: str, status: int, description: str, *, timeout: float
 
 
 def open_request_socket(address: str, *, timeout: float, io_timeout: float, verify: Verify,
-                        proxy: Optional[str]) -> HybridConnection:
+                        proxy: Optional[str], handshakes: Optional[HandshakeSet] = None) -> HybridConnection:
     """Connect a request's rendezvous address (``sb-hc-action=request``)."""
-    ws = _connect(rendezvous_request_url(address), timeout=timeout, verify=verify, proxy=proxy, what="rendezvous")
+    ws = _connect(rendezvous_request_url(address), timeout=timeout, verify=verify, proxy=proxy, what="rendezvous",
+                  handshakes=handshakes)
     return HybridConnection(ws, io_timeout=io_timeout)
 
 
 def refuse_request(address: str, request_id: str, reply: Callable[[HybridConnection], None], *, timeout: float,
-                   io_timeout: float, verify: Verify, proxy: Optional[str]) -> None:
+                   io_timeout: float, verify: Verify, proxy: Optional[str],
+                   handshakes: Optional[HandshakeSet] = None) -> None:
     """Fetch an address-only request we have no room for, and let ``reply`` answer it (a 503)."""
     try:
-        conn = open_request_socket(address, timeout=timeout, io_timeout=io_timeout, verify=verify, proxy=proxy)
+        conn = open_request_socket(address, timeout=timeout, io_timeout=io_timeout, verify=verify, proxy=proxy,
+                                   handshakes=handshakes)
     except HybridConnectionError as exc:
         log.warning("could not open a rendezvous to refuse request %s: %s", request_id, exc)
         return

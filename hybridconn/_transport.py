@@ -11,7 +11,7 @@ import logging
 import socket
 import ssl
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Union
 from urllib.parse import urlsplit
 
 import websocket
@@ -20,7 +20,7 @@ from ._logsafe import install_redaction
 from .addresses import redact_url
 from .exceptions import ConfigurationError, HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
 
-__all__ = ["open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify"]
+__all__ = ["open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify", "HandshakeSet"]
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,16 @@ def open_websocket(
     verify: Verify = True,
     proxy: Optional[str] = None,
     what: str = "connect",
+    handshakes: Optional["HandshakeSet"] = None,
 ) -> websocket.WebSocket:
     """Complete a WebSocket handshake, or raise a hybridconn error.
 
     A refused handshake raises the error matching its status (see
     :func:`~hybridconn.exceptions.error_for_status`); the caller decides what
     a status means where it differs (a reject expects 410).
+
+    :param handshakes: tracks this handshake while it runs, so its owner can
+        cut it short (:meth:`HandshakeSet.abort_all`) instead of waiting ``timeout``.
     """
     ws = websocket.WebSocket(
         enable_multithread=True,
@@ -109,14 +113,66 @@ def open_websocket(
     if subprotocols:
         options["subprotocols"] = list(subprotocols)
     options.update(ws_proxy_options(proxy))
+    if handshakes is not None:
+        handshakes.add(ws, what)
     try:
         ws.connect(url, **options)
     except BaseException as exc:
         _close_quietly(ws)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
+        if handshakes is not None and handshakes.aborted:
+            raise RelayConnectionError(f"{what} handshake cancelled: shutting down") from exc
         raise translate_ws_error(exc, url, what) from exc
+    finally:
+        if handshakes is not None:
+            handshakes.discard(ws)
+    if handshakes is not None and handshakes.aborted:  # finished just as its owner shut down
+        _close_quietly(ws)
+        raise RelayConnectionError(f"{what} handshake cancelled: shutting down")
     return ws
+
+
+class HandshakeSet:
+    """Handshakes in progress, so that an owner shutting down can end them at once.
+
+    A handshake blocks in connect/recv for up to its timeout; shutting its
+    socket down wakes it (it then raises). Once :meth:`abort_all` has run,
+    new handshakes fail at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: Set[websocket.WebSocket] = set()
+        self.aborted = False
+
+    def add(self, ws: websocket.WebSocket, what: str = "connect") -> None:
+        with self._lock:
+            if not self.aborted:
+                self._running.add(ws)
+                return
+        raise RelayConnectionError(f"{what} handshake cancelled: shutting down")
+
+    def discard(self, ws: websocket.WebSocket) -> None:
+        with self._lock:
+            self._running.discard(ws)
+
+    def abort_all(self) -> int:
+        """Refuse new handshakes and wake the running ones; how many were running."""
+        with self._lock:
+            self.aborted = True
+            running = list(self._running)
+        for ws in running:
+            sock = ws.sock
+            if sock is not None:
+                try:
+                    # The plain socket's shutdown (an SSLSocket's would drop its SSL object under the
+                    # reading thread); it wakes a blocked connect() or recv(). The fd is closed by
+                    # the handshake's own thread.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        return len(running)
 
 
 def translate_ws_error(exc: BaseException, url: str = "", what: str = "connect") -> HybridConnectionError:

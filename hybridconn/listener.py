@@ -21,7 +21,7 @@ from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response, rela
 from ._keepalive import KeepAlive, backoff_delay, loss_error
 from ._accepting import Acceptor, ConnectionRequest
 from ._rendezvous import MessageReader, RendezvousSet, open_request_socket, refuse_request
-from ._transport import Verify, open_websocket
+from ._transport import HandshakeSet, Verify, open_websocket
 from .addresses import Namespace, listen_url, token_audience
 from .auth import AUTH_HEADER, ConnectionString, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
@@ -131,13 +131,15 @@ class HybridConnectionListener:
         self._fatal: Optional[BaseException] = None
         self._pool = WorkPool(self.name, max_workers, max_pending)
         self._overflow = WorkPool(self.name, 2, 32, role="overflow")
+        self._handshakes = HandshakeSet()  # close() ends handshakes in progress instead of waiting them out
         self.max_request_body = max_request_body
         self._rendezvous = RendezvousSet(self.name, self._on_rendezvous_request, max_rendezvous,
                                          on_refuse=self._refuse_on_rendezvous, idle_timeout=rendezvous_idle_timeout,
                                          max_body=max_request_body)
         self._acceptor = Acceptor(self.path, self._hooks, self._rendezvous, self._stopping,
                                   queue_size=max_pending, subprotocols=subprotocols or (),
-                                  connect_timeout=connect_timeout, io_timeout=io_timeout, verify=verify, proxy=proxy)
+                                  connect_timeout=connect_timeout, io_timeout=io_timeout, verify=verify, proxy=proxy,
+                                  handshakes=self._handshakes)
         renewable = self._provider is not None and self._provider.renewable
         self._keepalive = KeepAlive(self.name, ping_interval, ping_timeout, self._fresh_token if self._provider else None,
                                     renewable, self._channel_dead)
@@ -258,7 +260,8 @@ class HybridConnectionListener:
         conn_id = str(uuid.uuid4())  # sb-hc-id: one per connection, for tracing
         url = listen_url(self.namespace, self.path, id=conn_id, token=token if self.token_in_query else None)
         headers = {AUTH_HEADER: token} if token and not self.token_in_query else None
-        ws = open_websocket(url, headers=headers, timeout=timeout, verify=self.verify, proxy=self.proxy, what="listen")
+        ws = open_websocket(url, headers=headers, timeout=timeout, verify=self.verify, proxy=self.proxy, what="listen",
+                            handshakes=self._handshakes)
         self._count("connects")
         return _Channel(HybridConnection(ws, id=conn_id, io_timeout=self.io_timeout), expires_on, obtained_at)
 
@@ -419,7 +422,7 @@ class HybridConnectionListener:
     def _open_request_socket(self, address: str) -> HybridConnection:
         self._count("rendezvous_opened")
         return open_request_socket(address, timeout=self.connect_timeout, io_timeout=self.io_timeout,
-                                   verify=self.verify, proxy=self.proxy)
+                                   verify=self.verify, proxy=self.proxy, handshakes=self._handshakes)
 
     def _open_response_socket(self, address: str) -> HybridConnection:
         """A rendezvous for a large response, tracked at once so close() can close it mid-response."""
@@ -445,7 +448,8 @@ class HybridConnectionListener:
     def _refuse_rendezvous_request(self, message: Request) -> None:
         busy = error_response(503, "Service Unavailable: the listener is busy")
         refuse_request(message.address, message.id, lambda conn: Reply(message.id, rendezvous=conn).send(busy),
-                       timeout=self.connect_timeout, io_timeout=self.io_timeout, verify=self.verify, proxy=self.proxy)
+                       timeout=self.connect_timeout, io_timeout=self.io_timeout, verify=self.verify, proxy=self.proxy,
+                       handshakes=self._handshakes)
 
     # ------------------------------------------------------------------ WebSocket connections
 
@@ -483,6 +487,19 @@ class HybridConnectionListener:
             return
         if self._fatal is not None:
             raise self._fatal
+
+    def _wait_aborting(self, done: Callable[[float], bool], deadline: float) -> None:
+        """Wait in slices for ``done(slice_end)`` until ``deadline``, ending handshakes between slices.
+
+        websocket-client hands a handshake's socket over only once the TCP connection (and a
+        proxy tunnel) is up, so a handshake that was just starting at the first abort is caught
+        by a later one.
+        """
+        while True:
+            self._handshakes.abort_all()
+            now = time.monotonic()
+            if done(min(deadline, now + 0.2)) or now >= deadline:
+                return
 
     def _refuse_queued(self, deadline: float) -> None:
         """Answer 503 to the work still queued (every request gets a response), while the channel is up.
@@ -532,6 +549,7 @@ class HybridConnectionListener:
             return
         self._pool.wait_idle(start + timeout * 0.6, kinds=("http",))
         self._refuse_queued(start + timeout * 0.8)  # the rest is for closing sockets
+        self._handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
         with self._lock:
             channel, self._channel = self._channel, None
         if channel is not None:
@@ -541,8 +559,9 @@ class HybridConnectionListener:
         self._rendezvous.close_all(max(0.1, (deadline - time.monotonic()) / 2))
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
-            reader.join(max(0.0, deadline - time.monotonic()))
-        self._rendezvous.join(deadline)
+            self._wait_aborting(lambda until: _joined(reader, until), deadline)
+        self._wait_aborting(self._rendezvous.join, deadline)
+        self._wait_aborting(self._pool.wait_idle, deadline)
         self._pool.close(deadline)
         self._overflow.close(deadline)
         with self._lock:
@@ -560,3 +579,8 @@ def _describe(event: Any) -> str:
     message = getattr(event, "message", None)
     kind = type(message).__name__ if message is not None else "no message"
     return f"{type(event).__name__}({kind} id={getattr(message, 'id', None) or '-'})"
+
+
+def _joined(thread: threading.Thread, until: float) -> bool:
+    thread.join(max(0.0, until - time.monotonic()))
+    return not thread.is_alive()

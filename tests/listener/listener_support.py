@@ -94,3 +94,108 @@ class Events:
 
     def _connecting(self) -> None:
         self.connecting += 1
+
+
+class HoldingProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1. Once :meth:`hold` is called, new tunnels open but lead
+    nowhere: every WebSocket handshake through one stalls (a relay that took the connection and
+    stopped answering). Tunnels opened before keep working."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._holding = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: List[Any] = []
+        self._threads: List[threading.Thread] = []
+        self.held = threading.Semaphore(0)  # released once per tunnel held
+        self._spawn(self._accept_loop)
+
+    def hold(self) -> None:
+        self._holding.set()
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name="test-proxy", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _keep(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _accept_loop(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                continue
+            client.settimeout(None)
+            self._keep(client)
+            self._spawn(self._tunnel, client)
+
+    def _tunnel(self, client: Any) -> None:
+        import socket
+
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            if self._holding.is_set():
+                # The tunnel opens, but what the listener sends goes nowhere: its WebSocket
+                # handshake waits for an answer that never comes (closed by close()).
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                self.held.release()
+                while client.recv(65536):
+                    pass
+                return
+            host, port = head.split(b" ", 2)[1].decode().rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            upstream.settimeout(None)
+            self._keep(upstream)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self._spawn(self._pump, upstream, client)
+            self._pump(client, upstream)
+        except OSError:
+            return
+
+    @staticmethod
+    def _pump(source: Any, target: Any) -> None:
+        import socket
+
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        import socket
+
+        self._stop.set()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in list(self._threads):
+            thread.join(5)
+        for sock in sockets:
+            sock.close()
+        self._server.close()
