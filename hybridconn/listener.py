@@ -1,10 +1,10 @@
-"""HybridConnectionListener: the control channel, its reader, dispatch, reconnect, lifecycle.
+"""HybridConnectionListener: options, dispatch of what the control channel brings, lifecycle.
 
-One reader thread (``hybridconn-listener-<path>``) owns the control channel:
-it reads accepts and requests (with their body frames), hands them to the
-handler pool, and when the channel is lost it reports offline, backs off
-with jitter and reconnects. A timer thread (:mod:`hybridconn._keepalive`)
-pings and renews the token. Responses are written by :mod:`hybridconn._dispatch`,
+One reader thread (``hybridconn-listener-<path>``, :mod:`hybridconn._control`)
+owns the control channel: it reads accepts and requests (with their body
+frames) and hands them here, and when the channel is lost it reports
+offline, backs off with jitter and reconnects. A timer thread
+(:mod:`hybridconn._keepalive`) pings and renews the token. Responses are written by :mod:`hybridconn._dispatch`,
 rendezvous sockets kept by :mod:`hybridconn._rendezvous`.
 """
 
@@ -13,23 +13,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
-from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response, relayed_request
-from ._keepalive import KeepAlive, backoff_delay, loss_error
 from ._accepting import Acceptor, ConnectionRequest
-from ._rendezvous import MessageReader, RendezvousSet, open_request_socket, refuse_request
-from ._transport import HandshakeSet, Verify, open_websocket
-from .addresses import Namespace, listen_url, token_audience
-from .auth import AUTH_HEADER, ConnectionString, TokenProviderLike, as_token_provider
+from ._control import Channel, ControlLoop
+from ._dispatch import Hook, Reply, WorkPool, call_handler, error_response, relayed_request
+from ._keepalive import KeepAlive
+from ._rendezvous import RendezvousSet, open_request_socket, refuse_request
+from ._transport import HandshakeSet, Verify
+from .addresses import Namespace, token_audience
+from .auth import ConnectionString, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
-from .exceptions import (
-    AuthenticationError, ConfigurationError, ConnectionClosed, EndpointNotFoundError, HybridConnectionError,
-    RelayTimeoutError,
-)
-from .protocol import CONTROL_CHANNEL_BODY_LIMIT, Accept, MessageReceived, ProtocolViolation, Request
+from .exceptions import ConfigurationError, ConnectionClosed, HybridConnectionError
+from .protocol import Accept, MessageReceived, ProtocolViolation, Request
 from .relayed import RelayedRequest
 
 __all__ = ["HybridConnectionListener", "ConnectionRequest"]
@@ -38,21 +34,7 @@ log = logging.getLogger(__name__)
 
 #: Default ``max_request_body``: larger request bodies are dropped and answered 413.
 DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
-#: A channel that stayed up this long resets the backoff to its first step.
-STABLE_AFTER = 5.0
-_READ_POLL = 5.0  # the reader re-checks its state at least this often
-
-
-@dataclass
-class _Channel:
-    conn: HybridConnection
-    expires_on: Optional[float]
-    obtained_at: float
-    opened_at: float = field(default_factory=time.monotonic)
-    dead_error: Optional[HybridConnectionError] = None
-
-
-class HybridConnectionListener:
+class HybridConnectionListener(ControlLoop):
     """Listens on a hybrid connection and serves its HTTP requests and WebSocket connections.
 
     :param namespace: host name or base URL (``ws://127.0.0.1:9350`` for the emulator).
@@ -124,7 +106,7 @@ class HybridConnectionListener:
         self._online = threading.Event()
         self._closed = threading.Event()
         self._settled = threading.Event()  # online for the first time, or closed: open() may return
-        self._channel: Optional[_Channel] = None
+        self._channel: Optional[Channel] = None
         self._reader: Optional[threading.Thread] = None
         self._attempt = 0
         self.last_error: Optional[BaseException] = None
@@ -220,7 +202,7 @@ class HybridConnectionListener:
             if self._state != "new":
                 return
             self._state = "offline"
-        channel: Optional[_Channel] = None
+        channel: Optional[Channel] = None
         if not self.retry_on_open:
             self._notify("on_connecting")
             try:
@@ -243,139 +225,9 @@ class HybridConnectionListener:
             if self._fatal is not None:
                 raise self._fatal
 
-    def _fresh_token(self) -> Tuple[str, float]:
-        assert self._provider is not None
-        return self._provider.get_token(self._audience)
-
-    def _connect(self, timeout: float) -> _Channel:
-        token, expires_on = None, None
-        if self._provider is not None:
-            try:
-                token, expires_on = self._fresh_token()
-            except HybridConnectionError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a provider may fail in any way
-                raise AuthenticationError(None, f"the token provider failed: {type(exc).__name__}") from exc
-        obtained_at = time.time()
-        conn_id = str(uuid.uuid4())  # sb-hc-id: one per connection, for tracing
-        url = listen_url(self.namespace, self.path, id=conn_id, token=token if self.token_in_query else None)
-        headers = {AUTH_HEADER: token} if token and not self.token_in_query else None
-        ws = open_websocket(url, headers=headers, timeout=timeout, verify=self.verify, proxy=self.proxy, what="listen",
-                            handshakes=self._handshakes)
-        self._count("connects")
-        return _Channel(HybridConnection(ws, id=conn_id, io_timeout=self.io_timeout), expires_on, obtained_at)
-
-    def _go_online(self, channel: _Channel) -> bool:
-        with self._lock:
-            if self._stopping.is_set():
-                keep = False
-            else:
-                keep, self._channel, self._state = True, channel, "online"
-        if not keep:
-            channel.conn.close(1000, "listener closing", timeout=1.0)
-            return False
-        self._keepalive.attach(channel.conn, channel.expires_on, channel.obtained_at)
-        self._offline_reported = False
-        self._online.set()
-        self._settled.set()
-        log.info("listener %s is online (sb-hc-id %s)", self.path, channel.conn.id)
-        self._notify("on_online")
-        return True
-
-    # ------------------------------------------------------------------ the reader thread
-
-    def _run(self, channel: Optional[_Channel]) -> None:
-        try:
-            while not self._stopping.is_set():
-                if channel is None:
-                    channel = self._reconnect()
-                    if channel is None:
-                        return
-                self._read(channel)
-                self._lost(channel)
-                channel = None
-        except Exception:  # noqa: BLE001 - last resort: report and stop rather than die silently
-            log.exception("listener %s reader failed", self.path)
-            self._fail(HybridConnectionError("the listener's reader thread failed; see the log"))
-
-    def _read(self, channel: _Channel) -> None:
-        reader = MessageReader(channel.conn, max_body=CONTROL_CHANNEL_BODY_LIMIT)
-        while True:
-            try:
-                events = reader.read(timeout=_READ_POLL)
-            except RelayTimeoutError:
-                continue
-            except HybridConnectionError:  # ConnectionClosed, or a broken frame
-                return
-            for event in events:
-                try:
-                    self._dispatch(channel, event)
-                except Exception:  # noqa: BLE001
-                    # Only what kind of message and its id: the message holds headers and a body.
-                    log.exception("listener %s could not dispatch %s", self.path, _describe(event))
-
-    def _lost(self, channel: _Channel) -> None:
-        conn = channel.conn
-        self._keepalive.detach(conn)
-        conn.abort()
-        with self._lock:
-            if self._channel is channel:
-                self._channel = None
-            self._online.clear()
-            if self._stopping.is_set():
-                return
-            self._state = "offline"
-        error = channel.dead_error or loss_error(conn)
-        self.last_error = error
-        if time.monotonic() - channel.opened_at >= STABLE_AFTER:
-            self._attempt = 0
-        log.warning("listener %s went offline: %s", self.path, error)
-        self._report_offline(error)
-
-    def _channel_dead(self, conn: HybridConnection, error: HybridConnectionError) -> None:
-        channel = self._channel
-        if channel is not None and channel.conn is conn:
-            channel.dead_error = error
-        conn.abort()
-
-    def _reconnect(self) -> Optional[_Channel]:
-        while not self._stopping.is_set():
-            delay = backoff_delay(self.backoff, self._attempt, self.jitter)
-            if delay and self._stopping.wait(delay):
-                return None
-            self._notify("on_connecting")
-            try:
-                channel = self._connect(self.connect_timeout)
-            except EndpointNotFoundError as exc:
-                self._fail(exc)
-                return None
-            except HybridConnectionError as exc:
-                self._attempt += 1
-                self.last_error = exc
-                log.warning("listener %s could not reconnect (attempt %d): %s", self.path, self._attempt, exc)
-                continue
-            self._attempt += 1
-            return channel if self._go_online(channel) else None
-        return None
-
-    def _fail(self, error: BaseException) -> None:
-        """A terminal error (404): stop the listener and keep the error for serve_forever()/open()."""
-        log.error("listener %s stopped: %s", self.path, error)
-        self.last_error = self._fatal = error
-        self._report_offline(error)
-        self.close()
-
-    def _report_offline(self, error: Optional[BaseException]) -> None:
-        """Call on_offline once per online -> offline transition (a 404 while reconnecting is not a second one)."""
-        with self._lock:
-            if self._offline_reported:
-                return
-            self._offline_reported = True
-        self._notify("on_offline", error)
-
     # ------------------------------------------------------------------ dispatch
 
-    def _dispatch(self, channel: _Channel, event: Any) -> None:
+    def _dispatch(self, channel: Channel, event: Any) -> None:
         if isinstance(event, ProtocolViolation):
             log.warning("protocol violation on the control channel of %s: %s", self.path, event.error)
             if isinstance(event.message, Request):
@@ -572,13 +424,6 @@ class HybridConnectionListener:
         log.info("listener %s closed", self.path)
         if was_online and self._fatal is None:
             self._report_offline(None)
-
-
-def _describe(event: Any) -> str:
-    """An event as its message kind and id, for logs (never its headers or body)."""
-    message = getattr(event, "message", None)
-    kind = type(message).__name__ if message is not None else "no message"
-    return f"{type(event).__name__}({kind} id={getattr(message, 'id', None) or '-'})"
 
 
 def _joined(thread: threading.Thread, until: float) -> bool:

@@ -250,7 +250,7 @@ def test_retry_on_open_returns_after_timeout_and_keeps_trying(closed_port: int) 
 
 
 def test_a_failed_dispatch_is_logged_by_kind_and_id_only() -> None:
-    from hybridconn.listener import _describe
+    from hybridconn._control import _describe
     from hybridconn.protocol import MessageReceived, ProtocolError, ProtocolViolation, Request
 
     request = Request(address="ws://relay/$hc/hc1?sb-hc-token=SECRET-TOKEN", id="req-7", method="POST",
