@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
 from .addresses import redact
 from .exceptions import ProtocolError
@@ -181,19 +181,21 @@ def parse_message(text: Union[str, bytes]) -> ControlMessage:
     not a JSON object holding exactly one known message kind raises
     :class:`~hybridconn.exceptions.ProtocolError`.
     """
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError("control message is not valid UTF-8") from exc
-    if not isinstance(text, str):
-        raise ProtocolError(f"control message must be text, got {type(text).__name__}")
+    if type(text) is not str:
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProtocolError("control message is not valid UTF-8") from exc
+        if not isinstance(text, str):
+            raise ProtocolError(f"control message must be text, got {type(text).__name__}")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"control message is not valid JSON: {_preview(text)}") from exc
     if not isinstance(document, dict):
         raise ProtocolError(f"control message must be a JSON object, got {type(document).__name__}")
+    # A well-formed message has one key: look it up directly; scan only otherwise.
     kinds = [key for key in document if key in _KINDS]
     if len(kinds) != 1:
         names = sorted(map(str, document))
@@ -207,62 +209,64 @@ def parse_message(text: Union[str, bytes]) -> ControlMessage:
     body = document[kind]
     if not isinstance(body, dict):
         raise ProtocolError(f"{kind!r} must be a JSON object, got {type(body).__name__}")
-    cls = _KINDS[kind]
-    return _build(cls, kind, body)
+    return _build(_KINDS[kind], kind, body)
 
 
 def _build(cls: Type[Any], kind: str, body: Dict[str, Any]) -> ControlMessage:
-    names = _WIRE_NAMES[cls][1]
-    wire_to_field = {wire: name for name, wire in names.items()}
+    fields = _PARSE_TABLE[cls]
     values: Dict[str, Any] = {}
     extra: Dict[str, Any] = {}
     for wire_name, value in body.items():
-        name = wire_to_field.get(wire_name)
-        if name is None:
+        spec = fields.get(wire_name)
+        if spec is None:
             extra[wire_name] = value
         elif value is not None:
-            values[name] = _coerce(kind, wire_name, name, value)
-    missing = [names[name] for name in _REQUIRED[cls] if name not in values]
-    if missing:
-        raise ProtocolError(f"{kind!r} message lacks required field(s): {', '.join(missing)}")
+            name, expected, coerce = spec
+            # The common case (the type the spec asks for) skips the coercion call.
+            values[name] = value if type(value) is expected else coerce(f"{kind}.{wire_name}", value)
+    for name in _REQUIRED[cls]:
+        if name not in values:
+            missing = [_WIRE_NAMES[cls][1][n] for n in _REQUIRED[cls] if n not in values]
+            raise ProtocolError(f"{kind!r} message lacks required field(s): {', '.join(missing)}")
     if cls is Request:
         values.setdefault("address", "")
-    if cls is Accept:
+    elif cls is Accept:
         # The id is informative (it repeats sb-hc-id of the address); don't drop an accept over it.
         values.setdefault("id", "")
     return cls(**values, extra=extra)  # type: ignore[no-any-return]
 
 
-def _coerce(kind: str, wire_name: str, name: str, value: Any) -> Any:
-    where = f"{kind}.{wire_name}"
-    if name in _HEADER_FIELDS:
-        return _coerce_headers(where, value)
-    if name == "has_body":
-        if not isinstance(value, bool):
-            raise ProtocolError(f"{where} must be true or false, got {value!r:.40}")
-        return value
-    if name == "status_code":
-        if isinstance(value, bool):
-            raise ProtocolError(f"{where} must be a number, got {value!r}")
-        if isinstance(value, int):
-            return value
-        # ASCII digits only: str.isdigit() also admits "²", which int() rejects.
-        if isinstance(value, str) and _STATUS_TEXT.fullmatch(value):
-            return int(value.strip())
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ProtocolError(f"{where} must be a number, got {value!r:.40}")
+def _as_text(where: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ProtocolError(f"{where} must be a string, got {type(value).__name__}")
     return value
 
 
-def _coerce_headers(where: str, value: Any) -> Headers:
+def _as_flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{where} must be true or false, got {value!r:.40}")
+    return value
+
+
+def _as_status(where: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ProtocolError(f"{where} must be a number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    # ASCII digits only: str.isdigit() also admits "²", which int() rejects.
+    if isinstance(value, str) and _STATUS_TEXT.fullmatch(value):
+        return int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ProtocolError(f"{where} must be a number, got {value!r:.40}")
+
+
+def _as_headers(where: str, value: Any) -> Headers:
     if not isinstance(value, dict):
         raise ProtocolError(f"{where} must be a JSON object, got {type(value).__name__}")
     headers: Headers = {}
     for name, item in value.items():
-        if isinstance(item, str):
+        if type(item) is str:
             headers[name] = item
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
             headers[name] = str(item)
@@ -271,6 +275,22 @@ def _coerce_headers(where: str, value: Any) -> Headers:
         else:
             raise ProtocolError(f"{where}[{name!r:.40}] must be a string, got {type(item).__name__}")
     return headers
+
+
+# A header object always goes through _as_headers (it copies and checks every value), so its
+# "expected" type is one no JSON value has.
+_FIELD_PARSERS: Dict[str, Tuple[type, Callable[[str, Any], Any]]] = {
+    "has_body": (bool, _as_flag),
+    "status_code": (int, _as_status),
+    "connect_headers": (type(None), _as_headers),
+    "request_headers": (type(None), _as_headers),
+    "response_headers": (type(None), _as_headers),
+}
+# Per class: wire name -> (field name, the type taken as is, coercion otherwise); built once.
+_PARSE_TABLE: Dict[Type[Any], Dict[str, Tuple[str, type, Callable[[str, Any], Any]]]] = {
+    cls: {wire: (name, *_FIELD_PARSERS.get(name, (str, _as_text))) for name, wire in names.items()}
+    for cls, (_, names) in _WIRE_NAMES.items()
+}
 
 
 def serialize_message(message: ControlMessage) -> str:
@@ -291,9 +311,14 @@ def serialize_message(message: ControlMessage) -> str:
         if name in _HEADER_FIELDS:
             value = dict(value)
         body[wire_name] = value
-    for key, value in message.extra.items():
-        body.setdefault(key, value)
-    return json.dumps({kind: body}, separators=(",", ":"), ensure_ascii=False)
+    if message.extra:
+        for key, value in message.extra.items():
+            body.setdefault(key, value)
+    return _ENCODE({kind: body})
+
+
+# One encoder for every message: json.dumps with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def is_stripped_header(name: str) -> bool:
@@ -304,12 +329,17 @@ def is_stripped_header(name: str) -> bool:
 def strip_hop_headers(headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]]) -> Headers:
     """Drop the RFC 7230 headers the service strips (case-insensitive); keep Via."""
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {name: value for name, value in items if not is_stripped_header(name)}
+    return {name: value for name, value in items if name.lower() not in STRIPPED_HEADERS}
 
 
 def header_metadata_size(headers: Mapping[str, str]) -> int:
     """Bytes of header metadata as counted against :data:`HEADER_METADATA_LIMIT`."""
-    return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) + 4 for k, v in headers.items())
+    total = 0
+    for name, value in headers.items():
+        # ASCII (nearly every header) is one byte per character: skip the encode.
+        total += (len(name) if name.isascii() else len(name.encode("utf-8"))) + 4
+        total += len(value) if value.isascii() else len(value.encode("utf-8"))
+    return total
 
 
 def fits_control_channel(body_length: int, headers: Optional[Mapping[str, str]] = None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Dict, List, Optional, Tuple
 
@@ -30,20 +31,25 @@ def resolve_entity(conn: "object", target: Target) -> Tuple[Entity, str]:
 def audiences(conn: "object", headers: Dict[str, str], entity: Entity) -> List[str]:
     """Resources a token may be signed for: the host the client addressed, or ours."""
     ctx = conn.ctx  # type: ignore[attr-defined]
+    return list(_audiences(headers.get("host", "").strip(), ctx.authority, entity.name))
+
+
+@functools.lru_cache(maxsize=256)
+def _audiences(host_header: str, authority: str, entity_name: str) -> Tuple[str, ...]:
+    # Cached: every relayed request asks, and a sender repeats the same Host header.
     hosts: List[str] = []
-    host_header = headers.get("host", "").strip()
     if host_header:
         hosts.append(host_header)
-    hosts.append(ctx.authority)
-    name, _, port = ctx.authority.rpartition(":")
+    hosts.append(authority)
+    name, _, port = authority.rpartition(":")
     if name in _LOOPBACK:
         hosts.extend(f"{alias}:{port}" for alias in _LOOPBACK if alias != name)
     seen: List[str] = []
     for host in hosts:
-        audience = f"http://{host}/{entity.name}"
+        audience = f"http://{host}/{entity_name}"
         if audience not in seen:
             seen.append(audience)
-    return seen
+    return tuple(seen)
 
 
 def authorize(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import time
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
@@ -51,7 +50,6 @@ def serve_http(conn: Any, request: h11.Request, target: Target, headers: Dict[st
     started = time.monotonic()
     request_id = str(uuid.uuid4())
     method = request.method.decode("ascii", "replace")
-    shown_target = "/" + target.path.lstrip("/")
     status = 0
     try:
         status = _relay(conn, ctx, request, target, headers, request_id, method)
@@ -65,9 +63,11 @@ def serve_http(conn: Any, request: h11.Request, target: Target, headers: Dict[st
         status = status or 0
         raise
     finally:
-        log.info(
-            "request %s %s %s -> %s (%.1f ms)", request_id, method, shown_target, status or "dropped", (time.monotonic() - started) * 1000
-        )
+        if log.isEnabledFor(logging.INFO):  # one line per request: build its arguments only when shown
+            log.info(
+                "request %s %s %s -> %s (%.1f ms)", request_id, method, "/" + target.path.lstrip("/"), status or "dropped",
+                (time.monotonic() - started) * 1000,
+            )
 
 
 def _relay(conn: Any, ctx: EmulatorContext, request: h11.Request, target: Target, headers: Dict[str, str], request_id: str, method: str) -> int:
@@ -196,12 +196,7 @@ def _answer(
 
 
 def _next_item(pending: PendingRequest, timeout: float) -> Optional[Tuple[Any, ...]]:
-    if timeout <= 0:
-        return None
-    try:
-        return pending.events.get(timeout=timeout)
-    except queue.Empty:
-        return None
+    return pending.get(timeout) if timeout > 0 else None
 
 
 def _write_response(conn: Any, ctx: EmulatorContext, pending: PendingRequest, response: Response, body: Optional[bytes], method: str) -> int:

@@ -9,8 +9,8 @@ relayed HTTP request's outcome back to the sender's connection thread.
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import random
 import threading
 import time
@@ -119,13 +119,37 @@ class PendingAccept:
             return self.state
 
 
+class _DoneFlag:
+    """Set once the sender stops taking outcomes; wakes a producer blocked on a full queue."""
+
+    __slots__ = ("_cond", "_set")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self._set = False
+
+    def set(self) -> None:
+        with self._cond:
+            self._set = True
+            self._cond.notify_all()
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class PendingRequest:
-    """A relayed HTTP request; its outcome arrives as items on :attr:`events`.
+    """A relayed HTTP request; its outcome arrives as items taken with :meth:`get`.
 
     Items: ``("link", RendezvousLink)``, ``("head", Response)`` (a streamed body follows as
     ``("data", bytes)`` items), ``("head", Response, body)`` (complete), ``("data", bytes)``,
     ``("end",)``, ``("fail", status, description)``, ``("abort", why)``.
+
+    One lock and a deque rather than a ``queue.Queue`` and an ``Event``: one of these is made
+    per relayed request, and those cost three conditions and a second lock each.
     """
+
+    #: Items queued before a producer (a rendezvous body reader) waits for the sender.
+    MAX_QUEUED = 64
 
     def __init__(self, entity: Entity, request_id: str, address: str, sender: Any) -> None:
         self.entity = entity
@@ -133,32 +157,49 @@ class PendingRequest:
         self.address = address
         self.sender = sender  # the sender's HTTP connection (http_conn.HttpConnection)
         self.channel: Optional[ListenerChannel] = None  # control channel it was sent on
-        self.events: "queue.Queue[Tuple[Any, ...]]" = queue.Queue(maxsize=64)
+        self._cond = threading.Condition(threading.Lock())
+        self._items: "collections.deque[Tuple[Any, ...]]" = collections.deque()
         self.linked = False
         self.answered = False
-        self.done = threading.Event()
+        self.done = _DoneFlag(self._cond)
 
     def put(self, item: Tuple[Any, ...], stop: Optional[threading.Event] = None) -> bool:
         """Queue an item; blocks while the sender is slow (back-pressure), gives up when done."""
-        while not self.done.is_set() and not (stop is not None and stop.is_set()):
-            try:
-                self.events.put(item, timeout=1.0)
-                return True
-            except queue.Full:
-                continue
-        return False
+        with self._cond:
+            while True:
+                if self.done.is_set() or (stop is not None and stop.is_set()):
+                    return False
+                if len(self._items) < self.MAX_QUEUED:
+                    break
+                self._cond.wait(1.0)  # ``stop`` is not our condition's: look at it every second
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
 
     def put_now(self, item: Tuple[Any, ...]) -> None:
         """Queue a terminal item without blocking (drops the oldest data if full)."""
-        while True:
-            try:
-                self.events.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self.events.get_nowait()
-                except queue.Empty:
-                    pass
+        with self._cond:
+            if len(self._items) >= self.MAX_QUEUED:
+                self._items.popleft()
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Optional[Tuple[Any, ...]]:
+        """The next item, or None when none arrives within ``timeout`` seconds."""
+        with self._cond:
+            if not self._items:
+                if timeout <= 0:
+                    return None
+                deadline = time.monotonic() + timeout
+                while not self._items:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+            item = self._items.popleft()
+            if len(self._items) == self.MAX_QUEUED - 1:
+                self._cond.notify_all()  # a producer may be waiting for room
+            return item
 
 
 class Registry:
