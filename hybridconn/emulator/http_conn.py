@@ -203,7 +203,14 @@ class HttpConnection:
             return http_relay.serve_http(self, request, target, headers)
         # WebSocket endpoints: read the (empty) request body up to the upgrade point.
         self.finish_request_body()
-        if "websocket" not in headers.get("upgrade", "").lower():
+        # RFC 6455 4.2.1: a GET, HTTP/1.1, "Connection: Upgrade" and "Upgrade: websocket" - else no 101.
+        connection = {token.strip() for token in headers.get("connection", "").lower().split(",")}
+        if (
+            "websocket" not in headers.get("upgrade", "").lower()
+            or "upgrade" not in connection
+            or request.method != b"GET"
+            or request.http_version != b"1.1"
+        ):
             raise Refusal(400, describe("This endpoint requires a WebSocket upgrade", self.tracker(target.path)))
         if headers.get("sec-websocket-version", "").strip() != "13" or not headers.get("sec-websocket-key"):
             raise Refusal(400, describe("Invalid WebSocket handshake: Sec-WebSocket-Version 13 and Sec-WebSocket-Key are required", self.tracker(target.path)))
