@@ -41,6 +41,8 @@ def standard_phrase(status: int, default: str = "") -> str:
 
 def reason_phrase(text: str, limit: int = 1024) -> str:
     """A string fit for an HTTP status line (printable ASCII only)."""
+    if text.isascii() and text.isprintable():  # the usual case: nothing to replace
+        return text[:limit]
     return _UNSAFE_REASON.sub("?", text)[:limit]
 
 
