@@ -20,11 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
-from websocket import ABNF
 
 from .addresses import redact
 from .auth import renewal_point
-from .connection import HybridConnection, _SendGuard
+from .connection import HybridConnection
 from .exceptions import AuthenticationError, ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from .protocol import RenewToken, serialize_message
 
@@ -248,10 +247,5 @@ class KeepAlive:
 
 
 def _send_text(conn: HybridConnection, text: str, timeout: float) -> None:
-    """Send one text frame, waiting at most ``timeout`` for the send lock (RelayTimeoutError after).
-
-    HybridConnection.send() waits for the lock without a bound; ping(timeout=) is the only
-    bounded public send, so this uses the same guard ping() does.
-    """
-    with _SendGuard(conn, timeout):
-        conn._write(ABNF.create_frame(text.encode("utf-8"), ABNF.OPCODE_TEXT))
+    """Send one text frame, waiting at most ``timeout`` for the send lock (RelayTimeoutError after)."""
+    conn.send(text, timeout=timeout)

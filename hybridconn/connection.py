@@ -100,15 +100,20 @@ class HybridConnection:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, message: Message) -> None:
-        """Send one text (``str``) or binary (``bytes``) message. Thread-safe."""
+    def send(self, message: Message, timeout: Optional[float] = None) -> None:
+        """Send one text (``str``) or binary (``bytes``) message. Thread-safe.
+
+        :param timeout: longest wait for the send lock while another send is in
+            progress (:class:`RelayTimeoutError` after it); None waits as long as it takes.
+        """
         if isinstance(message, str):
-            frames = [ABNF.create_frame(message.encode("utf-8"), ABNF.OPCODE_TEXT)]
+            frame = ABNF.create_frame(message.encode("utf-8"), ABNF.OPCODE_TEXT)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            frames = [ABNF.create_frame(bytes(message), ABNF.OPCODE_BINARY)]
+            frame = ABNF.create_frame(bytes(message), ABNF.OPCODE_BINARY)
         else:
             raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
-        self._send_frames(frames)
+        with _SendGuard(self, timeout):
+            self._write(frame)
 
     def send_unit(self, text: str, body: Union[None, bytes, Iterable[bytes]] = None) -> None:
         """Send a JSON text frame and, if given, its body as one binary message, as a unit.
