@@ -21,7 +21,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Dict, Iterable, Iterator, Optional, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, TypeVar, Union
 
 import websocket
 from websocket import ABNF
@@ -35,6 +35,7 @@ __all__ = ["HybridConnection", "Message"]
 log = logging.getLogger(__name__)
 
 Message = Union[str, bytes]
+_T = TypeVar("_T")
 
 #: Fragment size for streamed bodies.
 FRAGMENT_SIZE = 64 * 1024
@@ -70,6 +71,8 @@ class HybridConnection:
         self.subprotocol = subprotocol if subprotocol is not None else ws.getsubprotocol()
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
+        self._fragment_opcode: Optional[int] = None  # opcode of a fragmented message in progress
+        self._fragments: List[bytes] = []
         self._state_lock = threading.Lock()
         self._closed = threading.Event()
         self._close_sent = False
@@ -192,19 +195,7 @@ class HybridConnection:
         :raises ProtocolError: the peer sent invalid UTF-8 in a text message
             (the connection is closed with 1007).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._recv_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise RelayTimeoutError(f"no message within {timeout} s (another thread is receiving)")
-        try:
-            while True:
-                if self.closed:
-                    raise ConnectionClosed(self.close_code, self.close_reason)
-                self._wait_readable(deadline, timeout)
-                result = self._read_one()
-                if result is not None:
-                    return result
-        finally:
-            self._recv_lock.release()
+        return self._read_locked(self._read_one, timeout)
 
     def recv_frame(self, timeout: Optional[float] = None) -> "tuple[int, bytes, bool]":
         """The next data frame as ``(opcode, payload, fin)``, fragments not joined.
@@ -213,17 +204,27 @@ class HybridConnection:
         frames). Pings are answered; pongs and closes are handled as in
         :meth:`recv`. Text payloads are returned undecoded.
         """
+        return self._read_locked(self._read_data_frame, timeout)
+
+    def _read_data_frame(self) -> "Optional[tuple[int, bytes, bool]]":
+        frame = self._next_frame()
+        if frame is None:
+            return None
+        return frame.opcode, frame.data, bool(frame.fin)
+
+    def _read_locked(self, step: "Callable[[], Optional[_T]]", timeout: Optional[float]) -> "_T":
+        """Run ``step`` under the receive lock until it yields a result, within ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._recv_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise RelayTimeoutError(f"no frame within {timeout} s (another thread is receiving)")
+            raise RelayTimeoutError(f"nothing received within {timeout} s (another thread is receiving)")
         try:
             while True:
                 if self.closed:
                     raise ConnectionClosed(self.close_code, self.close_reason)
                 self._wait_readable(deadline, timeout)
-                frame = self._next_frame()
-                if frame is not None and frame.opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
-                    return frame.opcode, frame.data, bool(frame.fin)
+                result = step()
+                if result is not None:
+                    return result
         finally:
             self._recv_lock.release()
 
@@ -278,17 +279,25 @@ class HybridConnection:
         frame = self._next_frame()
         if frame is None:
             return None
-        cont = self._ws.cont_frame
-        try:
-            cont.validate(frame)
-        except websocket.WebSocketProtocolException as exc:
-            self._fail(1002, "protocol error")
-            raise ConnectionClosed(1002, f"protocol error: {exc}") from exc
-        cont.add(frame)
-        if not cont.is_fire(frame):
-            return None
-        opcode, joined = cont.extract(frame)  # websocket-client returns the frame, its data joined
-        data = joined.data
+        # Fragments are collected in a list and joined once: websocket-client's
+        # continuation buffer concatenates per frame, quadratic for large messages.
+        opcode, data = frame.opcode, frame.data
+        if opcode == ABNF.OPCODE_CONT:
+            if self._fragment_opcode is None:
+                self._fail(1002, "protocol error")
+                raise ConnectionClosed(1002, "protocol error: a continuation frame without a message")
+            self._fragments.append(data)
+            if not frame.fin:
+                return None
+            opcode, data = self._fragment_opcode, b"".join(self._fragments)
+            self._fragment_opcode, self._fragments = None, []
+        else:
+            if self._fragment_opcode is not None:
+                self._fail(1002, "protocol error")
+                raise ConnectionClosed(1002, "protocol error: a new message inside a fragmented one")
+            if not frame.fin:
+                self._fragment_opcode, self._fragments = opcode, [data]
+                return None
         if opcode == ABNF.OPCODE_TEXT:
             try:
                 return bytes(data).decode("utf-8")
