@@ -126,7 +126,7 @@ class ConnectionString:
         if key and not name:
             raise ConfigurationError("connection string has SharedAccessKey but no SharedAccessKeyName")
         result = cls(**values)  # type: ignore[arg-type]
-        result.namespace  # validate the endpoint now, not on first use
+        _ = result.namespace  # validate the endpoint now, not on first use
         return result
 
     @property

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Default ``max_request_body``: larger request bodies are dropped and answered 413.
 DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
+
+
 class HybridConnectionListener(ControlLoop):
     """Listens on a hybrid connection and serves its HTTP requests and WebSocket connections.
 
