@@ -11,6 +11,8 @@ import pytest
 import requests
 import websocket
 
+from hybridconn._transport import _status_reason
+
 from hybridconn.auth import generate_sas_token
 from hybridconn.emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
 
@@ -46,8 +48,8 @@ def refused(url: str, headers: Sequence[str] = (), **options: Any) -> websocket.
 
 
 def status_message(exc: websocket.WebSocketBadStatusException) -> str:
-    message = exc.status_message
-    return message.decode("latin-1") if isinstance(message, bytes) else str(message)
+    # websocket-client 1.9.0 (what Python 3.9 gets) has no status_message; the library's reader copes.
+    return _status_reason(exc)
 
 
 def shut(ws: Optional[websocket.WebSocket]) -> None:
