@@ -64,4 +64,7 @@ def relay_or_emulator(args: argparse.Namespace, default_name: str) -> Iterator[R
     with RelayEmulator(hybrid_connections=[path]) as emulator:
         text = emulator.connection_string(path)
         authority = ConnectionString.parse(text).namespace.authority
-        yield Relay(text, path, True, f"embedded relay emulator at {authority}, hybrid connection {path!r}")
+        try:
+            yield Relay(text, path, True, f"embedded relay emulator at {authority}, hybrid connection {path!r}")
+        finally:
+            emulator.stop(drain=2.0)  # deliver responses already given before the relay goes away

@@ -330,6 +330,13 @@ class Registry:
     def pop_request(self, key: str) -> None:
         with self.cond:
             self.requests.pop(key, None)
+            if not self.requests:
+                self.cond.notify_all()  # wakes a draining stop()
+
+    def wait_requests_done(self, timeout: float) -> bool:
+        """Wait until no HTTP request is in flight; False when ``timeout`` passed first."""
+        with self.cond:
+            return self.cond.wait_for(lambda: not self.requests, timeout)
 
     def find_request(self, key: str) -> Optional[PendingRequest]:
         with self.cond:

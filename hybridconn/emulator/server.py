@@ -113,8 +113,15 @@ class RelayEmulator:
         log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entities) or "none")
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and drop every connection; returns within about ``timeout`` seconds. Idempotent."""
+    def stop(self, timeout: float = 5.0, drain: float = 0.0) -> None:
+        """Stop serving and drop every connection; returns within about ``timeout + drain`` seconds. Idempotent.
+
+        :param drain: seconds to wait first for HTTP requests in flight to be
+            answered and their responses delivered (a script that serves one
+            request and exits should not cut the response it just gave).
+        """
+        if drain > 0 and self._ctx is not None and not self._registry.wait_requests_done(drain):
+            log.info("relay emulator stopping with HTTP requests still in flight after %.1f s", drain)
         with self._lock:
             ctx, server, thread = self._ctx, self._server, self._accept_thread
             self._ctx = self._server = self._accept_thread = None
