@@ -66,14 +66,32 @@ class AcceptQueue:
         self._items: Deque[HybridConnection] = deque()
         self._cond = threading.Condition()
         self._maxsize, self._closed = maxsize, False
+        # Places promised to accepts still in their handshake: counting them is what keeps
+        # the bound exact when a second accept arrives before the first socket is queued.
+        self._reserved = 0
 
     def full(self) -> bool:
         with self._cond:
-            return len(self._items) >= self._maxsize
+            return len(self._items) + self._reserved >= self._maxsize
 
-    def put(self, conn: HybridConnection) -> bool:
+    def reserve(self) -> bool:
+        """Promise a place to an accept about to start; False when none is left."""
         with self._cond:
-            if self._closed or len(self._items) >= self._maxsize:
+            if self._closed or len(self._items) + self._reserved >= self._maxsize:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a place promised by :meth:`reserve` that will not be used."""
+        with self._cond:
+            self._reserved = max(0, self._reserved - 1)
+
+    def put(self, conn: HybridConnection, reserved: bool = False) -> bool:
+        with self._cond:
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
+            if self._closed or len(self._items) + self._reserved >= self._maxsize:
                 return False
             self._items.append(conn)
             self._cond.notify()
@@ -162,20 +180,29 @@ class Acceptor:
             log.error("on_accept returned %r; rejecting the connection with 502", decision)
             return 502, "Bad Gateway"
 
-    def serve(self, message: Accept) -> None:
-        """The pool task for one accept message."""
+    def serve(self, message: Accept, reserved: bool = False) -> None:
+        """The pool task for one accept message (``reserved``: a queue place was promised to it)."""
+        placed = False
+        try:
+            placed = self._serve(message, reserved)
+        finally:
+            if reserved and not placed:
+                self.queue.release()
+
+    def _serve(self, message: Accept, reserved: bool) -> bool:
+        """Accept or reject; True when the socket went into the pull queue (using the reservation)."""
         status, description = self._decide(message)
         if status is None and self._stopping.is_set():
             status, description = 503, "Service Unavailable: the listener is closing"
         if status is not None:
             self.reject(message, status, description)
-            return
+            return False
         subprotocol = choose_subprotocol(message.connect_headers, self.subprotocols)
         if subprotocol is None and self.subprotocols and _offered(message.connect_headers):
             # The spec: a listener accepts only if it supports the protocol the sender asked for.
             # (With no ``subprotocols`` configured the socket is accepted without one.)
             self.reject(message, 400, "Bad Request: unsupported subprotocol")
-            return
+            return False
         try:
             conn = accept_socket(message.address, id=message.id, path=self.path,
                                  connect_headers=message.connect_headers, subprotocol=subprotocol,
@@ -183,17 +210,17 @@ class Acceptor:
                                  proxy=self._proxy, handshakes=self._handshakes)
         except HybridConnectionError as exc:
             log.warning("could not accept a connection on %s: %s", self.path, exc)
-            return
+            return False
         with self._counts_lock:
             self.accepted += 1
         if not self._sockets.track(conn):
-            return
+            return False
         handler = self._hooks.get("on_connection")
         if handler is None:
-            if not self.queue.put(conn):
+            if not self.queue.put(conn, reserved=reserved):
                 conn.close(1013, "listener busy", timeout=1.0)
                 self._sockets.forget(conn)
-            return
+            return reserved
         try:
             handler(conn)
         except ConnectionClosed as exc:
@@ -205,6 +232,7 @@ class Acceptor:
             if not conn.closed:
                 conn.close(1000, "", timeout=2.0)
             self._sockets.forget(conn)
+        return False
 
     def take(self, timeout: Optional[float]) -> Optional[HybridConnection]:
         conn = self.queue.get(timeout)

@@ -308,16 +308,24 @@ class HybridConnectionListener(ControlLoop):
     # ------------------------------------------------------------------ WebSocket connections
 
     def _on_accept_message(self, message: Accept) -> None:
-        why = ""
+        acceptor, why, reserved = self._acceptor, "", False
         if self._stopping.is_set():
             why = "closing"
-        elif self._acceptor.must_queue() and self._acceptor.queue.full():
-            why = "holding too many unaccepted connections"
-        elif not self._pool.submit("ws", self._acceptor.serve, message, on_drop=lambda: self._acceptor.reject(
-                message, 503, "Service Unavailable: the listener is closing")):
+        elif acceptor.must_queue():
+            reserved = acceptor.queue.reserve()
+            why = "" if reserved else "holding too many unaccepted connections"
+
+        def dropped() -> None:
+            if reserved:
+                acceptor.queue.release()
+            acceptor.reject(message, 503, "Service Unavailable: the listener is closing")
+
+        if not why and not self._pool.submit("ws", acceptor.serve, message, reserved, on_drop=dropped):
             why = "busy"
+            if reserved:
+                acceptor.queue.release()
         if why:
-            self._busy("ws", self._acceptor.reject, message, 503, f"Service Unavailable: the listener is {why}")
+            self._busy("ws", acceptor.reject, message, 503, f"Service Unavailable: the listener is {why}")
 
     def accept_connection(self, timeout: Optional[float] = None) -> Optional[HybridConnection]:
         """The next accepted WebSocket (when no ``on_connection`` is set); None once closed.
