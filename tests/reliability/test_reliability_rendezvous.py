@@ -85,7 +85,7 @@ def test_response_body_cut_listener_to_relay(setup: Any) -> None:
         response = client.request("GET", "/stream", timeout=(10, 30))
         # a response may start before the cut; it must then fail while reading, never come back short
         raise AssertionError(f"got {len(response.content)} of {BIG} bytes without an error")
-    assert proxy.cuts == 1
+    assert proxy.cut_done.wait(10) and proxy.cuts == 1  # the proxy counts just after the cut
     assert generator_closed.wait(15)
     assert outcome and outcome[0].startswith("GeneratorExit"), outcome
     print(f"\n[reliability] response cut: sender got {type(info.value).__name__}; handler body got {outcome[0]}")
@@ -105,7 +105,7 @@ def test_request_body_cut_relay_to_listener(setup: Any) -> None:
     proxy.cut_after(DOWN, CUT_AT)
     with pytest.raises(HybridConnectionError) as info:
         client.request("POST", "/upload", data=os.urandom(BIG), timeout=(10, 30))
-    assert proxy.cuts == 1
+    assert proxy.cut_done.wait(10) and proxy.cuts == 1  # the proxy counts just after the cut
     # the handler never ran with a truncated body (a body is whole or the request never reaches it)
     assert all(size == BIG for size in seen), seen
     print(f"\n[reliability] request cut: sender got {type(info.value).__name__}; handler calls with a short body=0")
@@ -148,7 +148,7 @@ def test_websocket_message_cut_both_directions(setup: Any) -> None:
     finally:
         sender.abort()
     assert handler_done.acquire(timeout=20)
-    assert proxy.cuts == 1, (repr(first.value), handler_errors)
+    assert proxy.cut_done.wait(10) and proxy.cuts == 1, (repr(first.value), handler_errors)
     assert handler_errors[-1].startswith("ConnectionClosed") or "1000" not in handler_errors[-1], handler_errors
 
     # listener -> relay: the listener's 4 MB message is cut on the way out
@@ -161,7 +161,7 @@ def test_websocket_message_cut_both_directions(setup: Any) -> None:
             raise AssertionError(f"got {len(received)} bytes of a cut message")
     finally:
         sender.abort()
-    assert proxy.cuts == 2, (repr(second.value), handler_errors)
+    assert proxy.cut_done.wait(10) and proxy.cuts == 2, (repr(second.value), handler_errors)
     assert handler_done.acquire(timeout=20)
     assert handler_errors[-1].startswith("ConnectionClosed") or "1000" not in handler_errors[-1], handler_errors
     print(f"\n[reliability] websocket cuts: sender got close codes {first.value.code}, {second.value.code}; "
