@@ -177,6 +177,11 @@ class HttpConnection:
                 return
 
     def _bad_http(self, exc: h11.RemoteProtocolError) -> None:
+        if self.drop_requested.is_set():
+            # We shut the reading side ourselves (the listener's rendezvous died mid-request), so the
+            # "incomplete body" is our doing: the sender's connection is dropped, never answered 400.
+            log.debug("connection from %s dropped mid-request: %s", self.peer[0], redact(str(exc)))
+            return
         status = exc.error_status_hint or 400
         # h11 quotes the offending line, which may be an authorization header.
         detail = redact(str(exc))
