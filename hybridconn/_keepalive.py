@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
 
-from .addresses import redact
+from ._redact import redact
 from .auth import renewal_point
 from .connection import HybridConnection
 from .exceptions import AuthenticationError, ConnectionClosed, HybridConnectionError, RelayTimeoutError

@@ -10,17 +10,22 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import os
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import websocket
 
-from ._logsafe import install_redaction
-from .addresses import redact_url
+from ._redact import install_redaction, redact_url
+from .auth import AUTH_HEADER
 from .exceptions import ConfigurationError, HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
 
-__all__ = ["open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify", "HandshakeSet"]
+__all__ = [
+    "Dialer", "open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify", "HandshakeSet",
+    "check_verify",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,21 @@ def warn_insecure_once() -> None:
     if not _warned_insecure.is_set():
         _warned_insecure.set()
         log.warning("TLS certificate verification is disabled (verify=False); use only against a test relay")
+
+
+def check_verify(verify: Any) -> Verify:
+    """``verify`` as given, checked: True, False (logged once as a warning) or an existing CA bundle path."""
+    if verify is False:
+        warn_insecure_once()
+        return False
+    if verify is True:
+        return True
+    if isinstance(verify, (str, os.PathLike)):
+        path = os.fspath(verify)
+        if not os.path.isfile(path):
+            raise ConfigurationError(f"verify={path!r}: no such CA bundle file")
+        return path
+    raise ConfigurationError("verify must be True, False or the path of a CA bundle")
 
 
 def ws_ssl_options(verify: Verify) -> Dict[str, Any]:
@@ -81,6 +101,55 @@ def ws_proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
     if parts.username:
         options["http_proxy_auth"] = (parts.username, parts.password or "")
     return options
+
+
+@dataclass(frozen=True)
+class Dialer:
+    """How one listener or client reaches the relay: built once, passed to every part that dials.
+
+    :ivar verify: TLS verification (True, False, or a CA bundle path).
+    :ivar proxy: an explicit ``http://[user:pass@]host:port`` proxy, or None (environment).
+    :ivar connect_timeout: seconds for a handshake.
+    :ivar io_timeout: socket timeout for a stalled frame read or send on an open connection.
+    :ivar token_in_query: put the token in ``sb-hc-token`` instead of the ``ServiceBusAuthorization`` header.
+    :ivar handshakes: the owner's handshakes in progress, so that closing it ends them at once.
+    """
+
+    verify: Verify = True
+    proxy: Optional[str] = None
+    connect_timeout: float = 30.0
+    io_timeout: float = 30.0
+    token_in_query: bool = False
+    handshakes: Optional["HandshakeSet"] = field(default=None, compare=False, repr=False)
+
+    def place_token(self, token: Optional[str]) -> Tuple[Optional[str], Optional[Dict[str, str]]]:
+        """Where a token goes on a handshake: ``(query token, headers)``; one of them is None."""
+        if not token:
+            return None, None
+        if self.token_in_query:
+            return token, None
+        return None, {AUTH_HEADER: token}
+
+    def open(
+        self,
+        url: str,
+        *,
+        what: str,
+        headers: Optional[Mapping[str, str]] = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        timeout: Optional[float] = None,
+    ) -> websocket.WebSocket:
+        """Complete a WebSocket handshake to ``url`` (see :func:`open_websocket`)."""
+        return open_websocket(
+            url,
+            headers=headers,
+            subprotocols=subprotocols,
+            timeout=self.connect_timeout if timeout is None else timeout,
+            verify=self.verify,
+            proxy=self.proxy,
+            what=what,
+            handshakes=self.handshakes,
+        )
 
 
 def open_websocket(

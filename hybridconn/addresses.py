@@ -7,11 +7,11 @@ or ``wss://...``), which is how tests and the emulator are addressed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from ._redact import redact, redact_url
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -294,24 +294,3 @@ def split_target(target: str, path: Optional[str] = None) -> Tuple[str, str]:
     raw_path, _, query = target.partition("?")
     name, suffix = _split_name(unquote(raw_path).lstrip("/"), path)
     return suffix, strip_relay_query(query)
-
-
-# Also the percent-encoded forms ("sig%3D...", "SharedAccessSignature%20..."): a token nested
-# in another URL's query is encoded once more.
-_SECRET_PARAMS = re.compile(
-    r"(?i)((?:sb-hc-token|sig|signature|sharedaccesskey|sharedaccesssignature)(?:=|%3D))[^&;\s\"']*"
-)
-_SAS_HEADER = re.compile(r"(?i)(SharedAccessSignature(?:\s+|%20|\+))\S+")
-
-
-def redact(text: str) -> str:
-    """Hide token, signature and key values anywhere in a piece of text."""
-    if not text:
-        return text
-    text = _SAS_HEADER.sub(r"\1<redacted>", text)
-    return _SECRET_PARAMS.sub(r"\1<redacted>", text)
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs: ``sb-hc-token`` and ``sig`` values hidden."""
-    return redact(url)

@@ -6,12 +6,14 @@ translated once, where they cross into hybridconn, with ``raise ... from exc``.
 
 No message built here ever contains a token, a signature or a key: callers
 pass descriptions that come from the service or from our own text, and
-:func:`hybridconn.addresses.redact_url` scrubs any URL before it is shown.
+:func:`hybridconn._redact.redact` scrubs anything from the far end before it is shown.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple
+
+from ._redact import redact
 
 __all__ = [
     "HybridConnectionError",
@@ -177,9 +179,6 @@ def error_for_status(
 
 
 def _scrub(text: str) -> str:
-    # addresses imports this module, so import its redact() lazily.
-    from .addresses import redact
-
     return redact(text)
 
 

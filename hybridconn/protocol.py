@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
-from .addresses import redact
+from ._redact import redact
 from .exceptions import ProtocolError
 
 __all__ = [

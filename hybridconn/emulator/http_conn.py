@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import h11
 from wsproto.utilities import generate_accept_token
 
-from ..addresses import redact
+from .._redact import redact
 from .._wait import recv_some
 from ..protocol import HEADER_METADATA_LIMIT
 from .context import EmulatorContext, headers_dict, parse_target
