@@ -13,9 +13,11 @@ DEBUG, which holds the ``sb-hc-token`` query when ``token_in_query`` is on.
 
 from __future__ import annotations
 
-import logging
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import logging
 
 __all__ = ["redact", "redact_url", "RedactingFilter", "install_redaction", "THIRD_PARTY_LOGGERS"]
 
@@ -46,10 +48,14 @@ def redact_url(url: str) -> str:
     return redact(url)
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces token, signature and key values in a record's message and traceback text."""
+class RedactingFilter:
+    """Replaces token, signature and key values in a record's message and traceback text.
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    A plain object with a ``filter`` method, which is all ``logging`` asks of a filter:
+    importing :mod:`logging` here would pull threading into protocol.py, which must stay free of it.
+    """
+
+    def filter(self, record: "logging.LogRecord") -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is the handler's problem, not ours
@@ -58,12 +64,16 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
+            import logging
+
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
 def install_redaction(names: Iterable[str] = THIRD_PARTY_LOGGERS) -> None:
     """Add one :class:`RedactingFilter` to each named logger (idempotent)."""
+    import logging
+
     for name in names:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
