@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from typing import Optional, Union
 
 __all__ = ["Deadline"]
 
@@ -32,6 +32,11 @@ class Deadline:
         deadline = cls(None)
         deadline._at = when
         return deadline
+
+    @classmethod
+    def coerce(cls, value: "Union[Deadline, float, None]") -> "Deadline":
+        """A Deadline as is; a number as a monotonic time (the older float-deadline convention)."""
+        return value if isinstance(value, Deadline) else cls.at(value)
 
     @property
     def when(self) -> Optional[float]:

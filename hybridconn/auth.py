@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
@@ -41,6 +41,7 @@ __all__ = [
     "SasAuth",
     "AUTH_HEADER",
     "renewal_point",
+    "connection_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,11 @@ class ConnectionString:
         _ = result.namespace  # validate the endpoint now, not on first use
         return result
 
+    @classmethod
+    def coerce(cls, value: Union[str, "ConnectionString"]) -> "ConnectionString":
+        """A parsed connection string as is; text parsed."""
+        return value if isinstance(value, ConnectionString) else cls.parse(value)
+
     @property
     def namespace(self) -> Namespace:
         """Where the endpoint is reached."""
@@ -167,6 +173,19 @@ class ConnectionString:
     def __str__(self) -> str:
         # str() ends up in logs and f-strings: never the key. to_connection_string() has it.
         return self.to_connection_string(redact_secrets=True)
+
+
+def connection_settings(
+    connection_string: Union[str, ConnectionString], path: Optional[str], token_ttl: float, options: Dict[str, Any]
+) -> Tuple[Namespace, str, Optional["TokenProvider"]]:
+    """(namespace, hybrid connection, token provider) for a ``from_connection_string`` constructor.
+
+    ``token_provider=`` in ``options`` (taken out of it) replaces the provider the
+    connection string implies (a SharedAccessKey mints tokens valid ``token_ttl`` seconds).
+    """
+    cs = ConnectionString.coerce(connection_string)
+    provider = options.pop("token_provider", None) or cs.token_provider(ttl=token_ttl)
+    return cs.namespace, cs.resolve_path(path), provider
 
 
 # --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from ._dispatch import internal_error
+from ._listener.handling import internal_error
 from .addresses import Namespace
 from .protocol import CONTROL_CHANNEL_BODY_LIMIT, is_stripped_header
 from .relayed import RelayedRequest, RelayedResponse

@@ -17,9 +17,9 @@ from hybridconn import (
     RelayedResponse,
     RelayTimeoutError,
 )
-from hybridconn._accepting import AcceptQueue, interpret_decision
-from hybridconn._dispatch import WorkPool, call_handler
-from hybridconn._rendezvous import choose_subprotocol
+from hybridconn._listener.accepting import AcceptQueue, choose_subprotocol, interpret_decision
+from hybridconn._listener.handling import call_handler
+from hybridconn._listener.pool import WorkPool
 from hybridconn.auth import SharedAccessKeyTokenProvider, generate_sas_token, renewal_point
 from hybridconn.listener import HybridConnectionListener
 
@@ -250,7 +250,7 @@ def test_retry_on_open_returns_after_timeout_and_keeps_trying(closed_port: int) 
 
 
 def test_a_failed_dispatch_is_logged_by_kind_and_id_only() -> None:
-    from hybridconn._control import _describe
+    from hybridconn._listener.reader import describe_event as _describe
     from hybridconn.protocol import MessageReceived, ProtocolError, ProtocolViolation, Request
 
     request = Request(address="ws://relay/$hc/hc1?sb-hc-token=SECRET-TOKEN", id="req-7", method="POST",
@@ -288,7 +288,7 @@ def test_drop_queued_cancels_work_not_started_and_returns_its_refusals() -> None
 
 
 def test_status_description_keeps_printable_ascii_and_replaces_the_rest() -> None:
-    from hybridconn._dispatch import status_description
+    from hybridconn._listener.handling import status_description
 
     assert status_description(200, None) is None
     assert status_description(201, "Made It") == "Made It"
@@ -334,17 +334,25 @@ class _RelaySide:
 def test_broken_request_on_a_rendezvous_socket_is_answered_400() -> None:
     import json
 
-    from hybridconn._dispatch import Reply, error_response
-    from hybridconn._rendezvous import RendezvousSet
+    from hybridconn._deadline import Deadline
+    from hybridconn._listener.handling import error_response
+    from hybridconn._listener.rendezvous import RendezvousPool
+    from hybridconn._listener.responder import Reply
+    from hybridconn._transport import Dialer
 
     side = _RelaySide()
     refusals: List[int] = []
 
-    def refuse(conn, message, status, text):  # type: ignore[no-untyped-def]
-        refusals.append(status)
-        Reply(message.id, rendezvous=conn).send(error_response(status, text))
+    class Sink:
+        def rendezvous_request(self, request):  # type: ignore[no-untyped-def]
+            pass
 
-    kept = RendezvousSet("units", lambda *args: None, 4, on_refuse=refuse)
+        def rendezvous_refusal(self, conn, message, status, text):  # type: ignore[no-untyped-def]
+            refusals.append(status)
+            Reply(message.id, rendezvous=conn).send(error_response(status, text))
+
+    kept = RendezvousPool("units", Dialer(), 4)
+    kept.sink = Sink()
     try:
         assert kept.serve(side.conn)
         side.send_request("r1", has_body=True)
@@ -353,37 +361,44 @@ def test_broken_request_on_a_rendezvous_socket_is_answered_400() -> None:
         assert answer["response"]["requestId"] == "r1" and answer["response"]["statusCode"] == 400
         assert refusals == [400]
     finally:
-        kept.close_all(2)
-        assert kept.join(time.monotonic() + 5)
+        kept.close_all(Deadline(2))
+        assert kept.join(Deadline(5))
         side.close()
 
 
 def test_a_failing_rendezvous_reader_closes_its_socket(caplog: pytest.LogCaptureFixture) -> None:
     import websocket
 
-    from hybridconn._rendezvous import RendezvousSet
+    from hybridconn._deadline import Deadline
+    from hybridconn._listener.rendezvous import RendezvousPool
+    from hybridconn._transport import Dialer
 
     side = _RelaySide()
     hooked: List[BaseException] = []
     previous = threading.excepthook
     threading.excepthook = lambda args: hooked.append(args.exc_value)  # type: ignore[assignment]
 
-    def broken(*args: object) -> None:
-        raise RuntimeError("boom")
+    class BrokenSink:
+        def rendezvous_request(self, *args: object) -> None:
+            raise RuntimeError("boom")
 
-    kept = RendezvousSet("units", broken, 4)
+        def rendezvous_refusal(self, *args: object) -> None:
+            raise RuntimeError("boom")
+
+    kept = RendezvousPool("units", Dialer(), 4)
+    kept.sink = BrokenSink()
     try:
         with caplog.at_level(logging.ERROR, logger="hybridconn"):
             assert kept.serve(side.conn)
             side.send_request("r1", has_body=False)
             opcode, _ = side.relay.recv_data(control_frame=True)
             assert opcode == websocket.ABNF.OPCODE_CLOSE  # the reader closed its socket
-            assert kept.join(time.monotonic() + 5)
+            assert kept.join(Deadline(5))
         assert any("rendezvous reader" in r.getMessage() for r in caplog.records)
         assert hooked == [] and kept.sockets == 0
     finally:
         threading.excepthook = previous
-        kept.close_all(1)
+        kept.close_all(Deadline(1))
         side.close()
 
 
@@ -395,10 +410,10 @@ def test_from_connection_string_takes_a_parsed_string_and_a_token_provider_overr
 
     text = "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0;EntityPath=hc1"
     parsed = HybridConnectionListener.from_connection_string(ConnectionString.parse(text))
-    assert parsed.path == "hc1" and parsed._provider is not None and parsed._provider.renewable
+    assert parsed.path == "hc1" and parsed.token_provider is not None and parsed.token_provider.renewable
     fixed = StaticTokenProvider("SharedAccessSignature sr=x&sig=y&se=1&skn=k")
     overridden = HybridConnectionListener.from_connection_string(text, token_provider=fixed, max_workers=2)
-    assert overridden._provider is fixed
+    assert overridden.token_provider is fixed
     for listener in (parsed, overridden):
         listener.close()
 

@@ -14,20 +14,19 @@ half their life so there is always room for the round trip.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
+from .._deadline import Deadline
+from .._redact import redact
+from ..auth import renewal_point
+from ..connection import HybridConnection
+from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
+from ..protocol import RenewToken, serialize_message
 
-from ._redact import redact
-from .auth import renewal_point
-from .connection import HybridConnection
-from .exceptions import AuthenticationError, ConnectionClosed, HybridConnectionError, RelayTimeoutError
-from .protocol import RenewToken, serialize_message
-
-__all__ = ["KeepAlive", "renewal_point", "backoff_delay", "loss_error"]
+__all__ = ["KeepAlive", "TokenSource", "DeadCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +35,6 @@ DeadCallback = Callable[[HybridConnection, HybridConnectionError], None]
 
 #: A failed or premature renewal is retried after at most this long.
 RENEW_RETRY_MAX = 5.0
-
-
-def backoff_delay(schedule: Sequence[float], attempt: int, jitter: float) -> float:
-    """Seconds before reconnect ``attempt`` (0-based): the schedule's step (the last repeats) +- jitter."""
-    if not schedule:
-        return 0.0
-    base = float(schedule[min(attempt, len(schedule) - 1)])
-    return max(0.0, base * random.uniform(1 - jitter, 1 + jitter))
-
-
-def loss_error(conn: HybridConnection) -> HybridConnectionError:
-    """Why a control channel ended: 1008 (token expired or invalid) is an authentication error."""
-    if conn.close_code == 1008:
-        return AuthenticationError(None, f"the relay closed the control channel (1008 {conn.close_reason})".strip())
-    return ConnectionClosed(conn.close_code, conn.close_reason or "control channel lost")
 
 
 @dataclass
@@ -126,11 +110,11 @@ class KeepAlive:
                 self._watch = None
         self._wake.set()
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, until: Deadline) -> bool:
+        """Stop the thread; True when it ended before ``until``."""
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        return until.join(self._thread)
 
     # ------------------------------------------------------------------ the thread
 
@@ -227,7 +211,8 @@ class KeepAlive:
             watch.renew_at = now + self._retry_delay(expires_on, now)
             return
         try:
-            _send_text(watch.conn, serialize_message(RenewToken(token)), self.ping_timeout)
+            # Bounded: a send lock held longer than the ping timeout means the relay stopped reading.
+            watch.conn.send(serialize_message(RenewToken(token)), timeout=self.ping_timeout)
         except RelayTimeoutError:
             # A handler's write holds the channel (the relay stopped reading): as with a ping,
             # the channel is dead, and the one timer thread must not wait on it.
@@ -245,7 +230,3 @@ class KeepAlive:
     def _retry_delay(expires_on: float, now: float) -> float:
         return min(RENEW_RETRY_MAX, max(0.1, (expires_on - now) / 4))
 
-
-def _send_text(conn: HybridConnection, text: str, timeout: float) -> None:
-    """Send one text frame, waiting at most ``timeout`` for the send lock (RelayTimeoutError after)."""
-    conn.send(text, timeout=timeout)

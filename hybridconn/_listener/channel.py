@@ -1,0 +1,246 @@
+"""The control channel: connecting it, reading it, keeping it alive, losing it, reconnecting.
+
+:class:`ControlChannel` owns the listener's one outbound WebSocket to the
+relay. Its reader thread (``hybridconn-listener-<name>``) reads accepts and
+requests (with their body frames) and hands each event to a
+:class:`MessageSink` (the router); its timer (:mod:`.keepalive`) pings and
+renews the token. When the channel is lost it tells its
+:class:`ChannelObserver` (the listener) it is offline, waits as
+:mod:`.reconnect` says, and connects again. A 404 while reconnecting is
+terminal: the observer hears :meth:`ChannelObserver.channel_failed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Optional, Protocol
+
+from .._deadline import Deadline
+from .._transport import Dialer
+from ..addresses import Namespace, listen_url
+from ..auth import TokenProvider
+from ..connection import HybridConnection
+from ..exceptions import AuthenticationError, EndpointNotFoundError, HybridConnectionError, RelayTimeoutError
+from ..protocol import CONTROL_CHANNEL_BODY_LIMIT, AssemblerEvent
+from .keepalive import KeepAlive
+from .reader import MessageReader, describe_event
+from .reconnect import Backoff, loss_error
+
+__all__ = ["ControlChannel", "ChannelObserver", "MessageSink", "Link"]
+
+log = logging.getLogger(__name__)
+
+_READ_POLL = 5.0  # the reader re-checks its state at least this often
+
+
+class MessageSink(Protocol):
+    """Who takes what the control channel brings (the router)."""
+
+    def control_message(self, event: AssemblerEvent, conn: HybridConnection) -> None:
+        """One accept, request or violation read off the control channel ``conn``."""
+
+
+class ChannelObserver(Protocol):
+    """Who hears about the channel's life (the listener). Called from the reader thread,
+    except the first ``channel_online`` when ``open()`` connects in the caller's thread."""
+
+    def channel_connecting(self) -> None:
+        """A connect attempt starts."""
+
+    def channel_online(self, link: "Link") -> None:
+        """The channel is up."""
+
+    def channel_offline(self, error: HybridConnectionError) -> None:
+        """The channel was lost; a reconnect follows."""
+
+    def channel_retrying(self, error: HybridConnectionError, attempt: int) -> None:
+        """A reconnect attempt failed; another follows."""
+
+    def channel_failed(self, error: HybridConnectionError) -> None:
+        """A terminal error (404): no more attempts."""
+
+
+@dataclass
+class Link:
+    """One connected control channel: its socket, its token's lifetime, and why it died (if the timer said so)."""
+
+    conn: HybridConnection
+    expires_on: Optional[float]
+    obtained_at: float
+    opened_at: float = field(default_factory=time.monotonic)
+    dead_error: Optional[HybridConnectionError] = None
+
+
+class ControlChannel:
+    """The listener's control channel and the reader thread that serves it."""
+
+    def __init__(self, name: str, namespace: Namespace, path: str, provider: Optional[TokenProvider],
+                 audience: str, dialer: Dialer, backoff: Backoff, *, ping_interval: float, ping_timeout: float,
+                 sink: MessageSink, observer: ChannelObserver) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.path = path
+        self._provider = provider
+        self._audience = audience
+        self._dialer = dialer
+        self.backoff = backoff
+        renewable = provider is not None and provider.renewable
+        self.keepalive = KeepAlive(name, ping_interval, ping_timeout, self.fresh_token if provider else None,
+                                   renewable, self.declare_dead)
+        self._sink = sink
+        self._observer = observer
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._link: Optional[Link] = None
+        self._reader: Optional[threading.Thread] = None
+        self.connects = 0
+
+    @property
+    def link(self) -> Optional[Link]:
+        """The channel now up, or None."""
+        return self._link
+
+    def fresh_token(self) -> "tuple[str, float]":
+        """A token for the control channel (for the keepalive's renewals too)."""
+        assert self._provider is not None
+        return self._provider.get_token(self._audience)
+
+    def connect(self, timeout: Optional[float] = None) -> Link:
+        """Open a control channel now (in the caller's thread). Raises the handshake's error."""
+        token, expires_on = None, None
+        if self._provider is not None:
+            try:
+                token, expires_on = self.fresh_token()
+            except HybridConnectionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a provider may fail in any way
+                raise AuthenticationError(None, f"the token provider failed: {type(exc).__name__}") from exc
+        obtained_at = time.time()
+        conn_id = str(uuid.uuid4())  # sb-hc-id: one per connection, for tracing
+        query_token, headers = self._dialer.place_token(token)
+        url = listen_url(self.namespace, self.path, id=conn_id, token=query_token)
+        ws = self._dialer.open(url, what="listen", headers=headers, timeout=timeout)
+        self.connects += 1
+        return Link(HybridConnection(ws, id=conn_id, io_timeout=self._dialer.io_timeout), expires_on, obtained_at)
+
+    def start(self, first: Optional[Link]) -> None:
+        """Start the timer and the reader (serving ``first`` if ``open()`` already connected it)."""
+        self.keepalive.start()
+        if first is not None and not self._go_online(first):
+            first = None
+        self._reader = threading.Thread(target=self._run, args=(first,), name=f"hybridconn-listener-{self.name}",
+                                        daemon=True)
+        self._reader.start()
+
+    def _go_online(self, link: Link) -> bool:
+        with self._lock:
+            keep = not self._stopping.is_set()
+            if keep:
+                self._link = link
+        if not keep:
+            link.conn.close(1000, "listener closing", timeout=1.0)
+            return False
+        self.keepalive.attach(link.conn, link.expires_on, link.obtained_at)
+        log.info("listener %s is online (sb-hc-id %s)", self.path, link.conn.id)
+        self._observer.channel_online(link)
+        return True
+
+    # ------------------------------------------------------------------ the reader thread
+
+    def _run(self, link: Optional[Link]) -> None:
+        try:
+            while not self._stopping.is_set():
+                if link is None:
+                    link = self._reconnect()
+                    if link is None:
+                        return
+                self._read(link)
+                self._lost(link)
+                link = None
+        except Exception:  # noqa: BLE001 - last resort: report and stop rather than die silently
+            log.exception("listener %s reader failed", self.path)
+            self._observer.channel_failed(HybridConnectionError("the listener's reader thread failed; see the log"))
+
+    def _read(self, link: Link) -> None:
+        reader = MessageReader(link.conn, max_body=CONTROL_CHANNEL_BODY_LIMIT)
+        while True:
+            try:
+                events = reader.read(timeout=_READ_POLL)
+            except RelayTimeoutError:
+                continue
+            except HybridConnectionError:  # ConnectionClosed, or a broken frame
+                return
+            for event in events:
+                try:
+                    self._sink.control_message(event, link.conn)
+                except Exception:  # noqa: BLE001
+                    # Only what kind of message and its id: the message holds headers and a body.
+                    log.exception("listener %s could not dispatch %s", self.path, describe_event(event))
+
+    def _lost(self, link: Link) -> None:
+        conn = link.conn
+        self.keepalive.detach(conn)
+        conn.abort()
+        with self._lock:
+            if self._link is link:
+                self._link = None
+            if self._stopping.is_set():
+                return
+        error = link.dead_error or loss_error(conn)
+        self.backoff.channel_ended(link.opened_at)
+        log.warning("listener %s went offline: %s", self.path, error)
+        self._observer.channel_offline(error)
+
+    def declare_dead(self, conn: HybridConnection, error: HybridConnectionError) -> None:
+        """The keepalive's verdict: ``conn`` is unresponsive. Abort it; the reader reconnects."""
+        link = self._link
+        if link is not None and link.conn is conn:
+            link.dead_error = error
+        conn.abort()
+
+    def _reconnect(self) -> Optional[Link]:
+        while not self._stopping.is_set():
+            delay = self.backoff.next_delay()
+            if delay and self._stopping.wait(delay):
+                return None
+            self._observer.channel_connecting()
+            try:
+                link = self.connect()
+            except EndpointNotFoundError as exc:
+                self._observer.channel_failed(exc)
+                return None
+            except HybridConnectionError as exc:
+                self.backoff.attempted()
+                log.warning("listener %s could not reconnect (attempt %d): %s", self.path, self.backoff.attempt, exc)
+                self._observer.channel_retrying(exc, self.backoff.attempt)
+                continue
+            self.backoff.attempted()
+            return link if self._go_online(link) else None
+        return None
+
+    # ------------------------------------------------------------------ closing
+
+    def stop(self) -> None:
+        """No more reconnects; a link that comes up from now on is closed at once."""
+        self._stopping.set()
+
+    def close(self, until: Deadline) -> bool:
+        """Close the channel with 1000 and stop the timer; True when the timer ended in time.
+
+        The reader ends on its own once the socket is closed; :meth:`join` waits for it.
+        """
+        self.stop()
+        with self._lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.conn.close(1000, "listener closing", timeout=until.left(cap=2.0, floor=0.1))
+        return self.keepalive.stop(until.sooner(1.0))
+
+    def join(self, until: Deadline) -> bool:
+        """Wait for the reader thread until ``until``."""
+        reader = self._reader
+        return reader is None or until.join(reader)

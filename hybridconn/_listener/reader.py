@@ -1,0 +1,58 @@
+"""Reading control messages off a socket: frames in, paired message events out.
+
+Shared by the control channel and the request rendezvous sockets. Text
+messages are decoded incrementally, so a character split across fragments
+survives; binary frames are paired with the message announcing them by
+:class:`~hybridconn.protocol.FrameAssembler`.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Any, List, Optional
+
+from ..connection import HybridConnection
+from ..exceptions import ProtocolError
+from ..protocol import AssemblerEvent, FrameAssembler, ProtocolViolation
+
+__all__ = ["MessageReader", "BodyTooLargeError", "describe_event"]
+
+_TEXT, _CONT = 0x1, 0x0
+
+
+class BodyTooLargeError(ProtocolError):
+    """A request body went over the reader's ``max_body`` (it was read and dropped)."""
+
+
+class MessageReader:
+    """Reads frames from one socket and pairs them into control messages."""
+
+    def __init__(self, conn: HybridConnection, max_body: Optional[int] = None) -> None:
+        self.conn = conn
+        self.assembler = FrameAssembler(max_body=max_body)
+        self._decoder: Optional[codecs.IncrementalDecoder] = None
+
+    def read(self, timeout: Optional[float] = None) -> List[AssemblerEvent]:
+        """Events completed by the next frame (often none). Raises ConnectionClosed, RelayTimeoutError."""
+        opcode, payload, fin = self.conn.recv_frame(timeout)
+        if opcode == _TEXT or (opcode == _CONT and self._decoder is not None):
+            if self._decoder is None:
+                self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            text = self._decoder.decode(payload, final=fin)
+            if fin:
+                self._decoder = None
+            return self.assembler.receive_text(text, fin)
+        events = self.assembler.receive_binary(payload, fin)
+        # The only violation a binary frame reports about a message is a body over max_body.
+        return [_too_large(e) if isinstance(e, ProtocolViolation) and e.message is not None else e for e in events]
+
+
+def _too_large(violation: ProtocolViolation) -> ProtocolViolation:
+    return ProtocolViolation(BodyTooLargeError(str(violation.error)), violation.message)
+
+
+def describe_event(event: Any) -> str:
+    """An event as its message kind and id, for logs (never its headers or body)."""
+    message = getattr(event, "message", None)
+    kind = type(message).__name__ if message is not None else "no message"
+    return f"{type(event).__name__}({kind} id={getattr(message, 'id', None) or '-'})"

@@ -1,0 +1,294 @@
+"""Request rendezvous sockets: opening them, reading the requests they carry, closing them.
+
+A request rendezvous socket (``sb-hc-action=request``) is opened on a
+request's ``address`` for two reasons: the relay sent the request
+address-only (too large, or chunked) and it must be fetched there, or a
+response is too large for the control channel. Either way the relay keeps
+routing that sender's later requests over it, so :class:`RendezvousPool`
+gives each kept socket a reader thread (``hybridconn-rendezvous-<name>``)
+that hands every complete request to a :class:`RequestSink`, for as long as
+either side keeps it open (or until it has been idle ``idle_timeout``).
+
+The pool also tracks every other socket the listener opens (accepted
+WebSockets, sockets opened for a response), so ``close()`` can close them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Protocol, Set
+
+from .._deadline import Deadline
+from .._transport import Dialer
+from ..addresses import rendezvous_request_url
+from ..connection import HybridConnection
+from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
+from ..protocol import AssemblerEvent, MessageReceived, ProtocolViolation, Request
+from .handling import error_response
+from .reader import BodyTooLargeError, MessageReader
+from .responder import Reply
+from .stats import Counters
+
+__all__ = ["RendezvousPool", "RendezvousRequest", "RequestSink", "open_request_socket", "refuse_fetched"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RendezvousRequest:
+    """A complete request read off a rendezvous socket; call ``done`` once its response went out."""
+
+    conn: HybridConnection
+    message: Request
+    body: bytes = field(repr=False)
+    done: Callable[[], None] = field(repr=False)
+
+
+class RequestSink(Protocol):
+    """Who takes the requests the rendezvous readers read (the listener's router)."""
+
+    def rendezvous_request(self, request: RendezvousRequest) -> None:
+        """Serve one request; its response goes back over ``request.conn``."""
+
+    def rendezvous_refusal(self, conn: HybridConnection, message: Request, status: int, text: str) -> None:
+        """Answer a request the reader will not hand on: 400 when broken, 413 when its body is too large."""
+
+
+@dataclass
+class _Pending:
+    """A kept socket's requests still waiting for their response, and when the last one went out."""
+
+    count: int = 0
+    last_done: float = 0.0
+
+
+def open_request_socket(dialer: Dialer, address: str) -> HybridConnection:
+    """Connect a request's rendezvous address (``sb-hc-action=request``)."""
+    ws = dialer.open(rendezvous_request_url(address), what="rendezvous")
+    return HybridConnection(ws, io_timeout=dialer.io_timeout)
+
+
+class RendezvousPool:
+    """The listener's rendezvous sockets and their reader threads.
+
+    :ivar sink: takes each complete request a reader reads; the listener sets it once, when it
+        wires its parts (the router that is the sink also routes into this pool).
+    :param limit: most request sockets kept at once; beyond it, :meth:`serve` and :meth:`fetch` say no.
+    :param idle_timeout: a kept socket with no frames and no response pending for this long is
+        closed (so idle keep-alive senders do not hold the ``limit`` forever); None never.
+    :param max_body: largest request body read over a rendezvous (None: no limit); larger gets 413.
+    """
+
+    def __init__(self, name: str, dialer: Dialer, limit: int, *,
+                 idle_timeout: Optional[float] = 120.0, max_body: Optional[int] = None,
+                 counters: Optional[Counters] = None) -> None:
+        self.name = name
+        self._dialer = dialer
+        self.sink: Optional[RequestSink] = None
+        self.limit = limit
+        self.idle_timeout = idle_timeout
+        self.max_body = max_body
+        self._counters = counters or Counters()
+        self._lock = threading.Lock()
+        self._readers: Dict[threading.Thread, Optional[HybridConnection]] = {}
+        self._sockets: Set[HybridConnection] = set()
+        self._pending: Dict[HybridConnection, _Pending] = {}
+        self._closed = False
+
+    # ---------------------------------------------------------------- accounting
+
+    def track(self, conn: HybridConnection) -> bool:
+        """Remember an open socket (to close it on shutdown). False (and closed) if shutting down."""
+        with self._lock:
+            if not self._closed:
+                self._sockets.add(conn)
+                return True
+        conn.close(1001, "listener closing", timeout=1.0)
+        return False
+
+    def forget(self, conn: HybridConnection) -> None:
+        with self._lock:
+            self._sockets.discard(conn)
+
+    @property
+    def sockets(self) -> int:
+        with self._lock:
+            return len(self._sockets)
+
+    # ---------------------------------------------------------------- opening (ResponseSockets)
+
+    def open_socket(self, address: str) -> HybridConnection:
+        """Connect a request's rendezvous address, counted."""
+        self._counters.bump("rendezvous_opened")
+        return open_request_socket(self._dialer, address)
+
+    def open_for_response(self, address: str) -> HybridConnection:
+        """A rendezvous for a large response, tracked at once so close() can close it mid-response."""
+        conn = self.open_socket(address)
+        if not self.track(conn):
+            raise ConnectionClosed(1001, "listener closing")
+        return conn
+
+    def keep(self, conn: HybridConnection) -> None:
+        """Keep serving a socket opened for a response, or close and forget it."""
+        if conn.closed or not self.serve(conn):
+            conn.close(1000, "", timeout=2.0)
+            self.forget(conn)
+
+    # ---------------------------------------------------------------- readers
+
+    def serve(self, conn: HybridConnection) -> bool:
+        """Start a reader for ``conn``; False when the limit is reached or the pool is closed."""
+        return self._start(conn, None)
+
+    def fetch(self, address: str) -> bool:
+        """Open ``address`` in a new reader thread and serve the requests on it (an address-only request)."""
+        return self._start(None, address)
+
+    def _start(self, conn: Optional[HybridConnection], address: Optional[str]) -> bool:
+        with self._lock:
+            if self._closed or len(self._readers) >= self.limit:
+                return False
+            thread = threading.Thread(target=self._reader, args=(conn, address),
+                                      name=f"hybridconn-rendezvous-{self.name}", daemon=True)
+            self._readers[thread] = conn
+            if conn is not None:
+                self._sockets.add(conn)
+        thread.start()
+        return True
+
+    def _reader(self, conn: Optional[HybridConnection], address: Optional[str]) -> None:
+        me = threading.current_thread()
+        try:
+            if conn is None and address is not None:
+                conn = self._open_in_reader(me, address)
+            if conn is not None:
+                self._read_requests(conn)
+        except Exception:  # noqa: BLE001 - a reader must end its socket, not die into threading.excepthook
+            log.exception("a rendezvous reader of %s failed; closing its socket", self.name)
+        finally:
+            with self._lock:
+                self._readers.pop(me, None)
+                if conn is not None:
+                    self._sockets.discard(conn)
+                    self._pending.pop(conn, None)
+            if conn is not None and not conn.closed:
+                conn.close(1000, "", timeout=1.0)
+
+    def _open_in_reader(self, me: threading.Thread, address: str) -> Optional[HybridConnection]:
+        try:
+            conn = self.open_socket(address)
+        except HybridConnectionError as exc:
+            log.warning("could not open a request rendezvous for %s: %s", self.name, exc)
+            return None
+        if not self.track(conn):
+            return None
+        with self._lock:
+            self._readers[me] = conn
+        return conn
+
+    def _read_requests(self, conn: HybridConnection) -> None:
+        reader = MessageReader(conn, max_body=self.max_body)
+        with self._lock:
+            pending = self._pending.setdefault(conn, _Pending())
+        while True:
+            try:
+                events = reader.read(self._idle_wait(conn, pending))
+            except RelayTimeoutError:
+                if self._idle_wait(conn, pending) == 0.0:
+                    log.debug("closing a rendezvous socket of %s idle for %s s", self.name, self.idle_timeout)
+                    conn.close(1000, "idle", timeout=1.0)
+                    return
+                continue
+            except ConnectionClosed:
+                return
+            except HybridConnectionError as exc:  # a protocol error ends this socket
+                log.debug("rendezvous socket on %s ended: %s", self.name, exc)
+                return
+            for event in events:
+                self._handle(conn, event, pending)
+
+    def _idle_wait(self, conn: HybridConnection, pending: _Pending) -> Optional[float]:
+        """Seconds the reader may wait before the socket counts as idle (0.0: it is now; None: never)."""
+        if self.idle_timeout is None:
+            return None
+        with self._lock:
+            if pending.count:
+                return self.idle_timeout  # a response is being made: not idle, look again later
+            quiet_since = max(conn.last_activity, pending.last_done)
+        return max(0.0, quiet_since + self.idle_timeout - time.monotonic())
+
+    def _handle(self, conn: HybridConnection, event: AssemblerEvent, pending: _Pending) -> None:
+        message = event.message
+        if isinstance(event, MessageReceived) and isinstance(message, Request):
+            if message.is_address_only:
+                log.warning("an address-only request arrived on a rendezvous socket; ignored")
+                return
+            with self._lock:
+                pending.count += 1
+            request = RendezvousRequest(conn, message, event.body or b"", lambda: self._done(pending))
+            self._sink_or_fail().rendezvous_request(request)
+        elif isinstance(event, ProtocolViolation):
+            log.warning("protocol violation on a rendezvous socket of %s: %s", self.name, event.error)
+            if isinstance(message, Request) and message.method is not None:
+                too_large = isinstance(event.error, BodyTooLargeError)
+                status, text = (413, "Payload Too Large") if too_large else (400, "Bad Request")
+                self._sink_or_fail().rendezvous_refusal(conn, message, status, text)
+        else:
+            log.warning("unexpected %s on a rendezvous socket of %s", type(message).__name__, self.name)
+
+    def _sink_or_fail(self) -> RequestSink:
+        if self.sink is None:
+            raise RuntimeError("RendezvousPool.sink was never set")
+        return self.sink
+
+    def _done(self, pending: _Pending) -> None:
+        with self._lock:
+            pending.count = max(0, pending.count - 1)
+            pending.last_done = time.monotonic()
+
+    # ---------------------------------------------------------------- shutdown
+
+    def close_all(self, until: Deadline) -> None:
+        """Close every tracked socket (1001) within ``until`` and stop taking new ones."""
+        with self._lock:
+            self._closed = True
+            sockets = set(self._sockets) | {c for c in self._readers.values() if c is not None}
+        for conn in sockets:
+            left = until.left()
+            if left <= 0.05:
+                conn.abort()
+            else:
+                conn.close(1001, "listener closing", timeout=min(left, 1.0))
+
+    def join(self, until: Deadline) -> bool:
+        """Wait for the reader threads until ``until``; True when all have ended."""
+        with self._lock:
+            threads = list(self._readers)
+        for thread in threads:
+            until.join(thread)
+        me = threading.current_thread()
+        with self._lock:
+            return not any(t.is_alive() for t in self._readers if t is not me)
+
+
+def refuse_fetched(dialer: Dialer, address: str, request_id: str, status: int, text: str) -> None:
+    """Fetch an address-only request we will not serve, and answer it ``status`` over its socket."""
+    try:
+        conn = open_request_socket(dialer, address)
+    except HybridConnectionError as exc:
+        log.warning("could not open a rendezvous to refuse request %s: %s", request_id, exc)
+        return
+    try:
+        reader = MessageReader(conn)
+        until = Deadline(dialer.io_timeout)
+        while not any(isinstance(e, MessageReceived) for e in reader.read(until.left())):
+            pass
+        Reply(request_id, rendezvous=conn).send(error_response(status, text))
+    except HybridConnectionError as exc:
+        log.debug("refusing request %s failed: %s", request_id, exc)
+    finally:
+        conn.close(1000, "", timeout=1.0)
