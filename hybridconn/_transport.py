@@ -7,6 +7,7 @@ only hybridconn errors (``raise ... from exc``) and never shows a token.
 
 from __future__ import annotations
 
+import enum
 import logging
 import socket
 import ssl
@@ -103,6 +104,12 @@ def ws_proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
     return options
 
 
+class _Unset(enum.Enum):
+    """A handshake's timeout when the caller names none: the dialer's ``connect_timeout``."""
+
+    CONNECT_TIMEOUT = "connect_timeout"
+
+
 @dataclass(frozen=True)
 class Dialer:
     """How one listener or client reaches the relay: built once, passed to every part that dials.
@@ -137,14 +144,17 @@ class Dialer:
         what: str,
         headers: Optional[Mapping[str, str]] = None,
         subprotocols: Optional[Sequence[str]] = None,
-        timeout: Optional[float] = None,
+        timeout: Union[float, None, _Unset] = _Unset.CONNECT_TIMEOUT,
     ) -> websocket.WebSocket:
-        """Complete a WebSocket handshake to ``url`` (see :func:`open_websocket`)."""
+        """Complete a WebSocket handshake to ``url`` (see :func:`open_websocket`).
+
+        :param timeout: seconds for this handshake; by default ``connect_timeout``; None waits without limit.
+        """
         return open_websocket(
             url,
             headers=headers,
             subprotocols=subprotocols,
-            timeout=self.connect_timeout if timeout is None else timeout,
+            timeout=self.connect_timeout if isinstance(timeout, _Unset) else timeout,
             verify=self.verify,
             proxy=self.proxy,
             what=what,

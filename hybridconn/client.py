@@ -22,7 +22,6 @@ listener's reject, :class:`~hybridconn.exceptions.ConnectionRejectedError`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import uuid
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
@@ -40,9 +39,9 @@ from ._http import (
     scrub_secrets,
     translate_requests_error,
 )
-from ._transport import Verify, open_websocket, warn_insecure_once
+from ._transport import Dialer, Verify, check_verify
 from .addresses import Namespace, QueryArg, redact_url
-from .auth import AUTH_HEADER, ConnectionString, SasAuth, TokenProvider, TokenProviderLike, as_token_provider
+from .auth import ConnectionString, SasAuth, TokenProvider, TokenProviderLike, as_token_provider, connection_settings
 from .connection import HybridConnection
 from .exceptions import (
     ConfigurationError,
@@ -106,9 +105,8 @@ class HybridConnectionClient:
             raise ConfigurationError("hybrid connection path must be a non-empty string")
         self.path = path.strip("/")
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
-        self.verify = _check_verify(verify)
-        self.proxy = proxy or None
-        self.token_in_query = token_in_query
+        #: How this client reaches the relay (TLS, proxy, where the token goes).
+        self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, token_in_query=token_in_query)
         self.raise_for_relay = raise_for_relay
         #: The audience every token is minted for: the hybrid connection, so it covers every suffix.
         self.audience = addresses.token_audience(self.namespace, self.path)
@@ -129,9 +127,20 @@ class HybridConnectionClient:
         ``path`` is needed when the connection string has no EntityPath. A
         SharedAccessKey gives a provider minting tokens valid ``token_ttl`` seconds.
         """
-        cs = connection_string if isinstance(connection_string, ConnectionString) else ConnectionString.parse(connection_string)
-        provider = options.pop("token_provider", None) or cs.token_provider(token_ttl)
-        return cls(cs.namespace, cs.resolve_path(path), provider, **options)
+        namespace, entity, provider = connection_settings(connection_string, path, token_ttl, options)
+        return cls(namespace, entity, provider, **options)
+
+    @property
+    def verify(self) -> Verify:
+        return self.dialer.verify
+
+    @property
+    def proxy(self) -> Optional[str]:
+        return self.dialer.proxy
+
+    @property
+    def token_in_query(self) -> bool:
+        return self.dialer.token_in_query
 
     # ------------------------------------------------------------------ addresses
 
@@ -182,30 +191,22 @@ class HybridConnectionClient:
         """
         connection_id = id or str(uuid.uuid4())
         suffix_path, pairs = _split_suffix(suffix, query)
-        token = self._token()
+        query_token, auth_header = self.dialer.place_token(self._token())
         url = addresses.connect_url(
-            self.namespace,
-            self.path,
-            suffix=suffix_path,
-            query=pairs,
-            id=connection_id,
-            token=token if self.token_in_query else None,
+            self.namespace, self.path, suffix=suffix_path, query=pairs, id=connection_id, token=query_token
         )
-        auth_header = {AUTH_HEADER: token} if token and not self.token_in_query else None
         offered = [subprotocols] if isinstance(subprotocols, str) else list(subprotocols or [])
         # Offered as a plain header, checked by _negotiated_subprotocol: websocket-client
         # would fail a handshake whose listener picked none, which RFC 6455 allows.
         protocol_header = {"Sec-WebSocket-Protocol": ", ".join(offered)} if offered else None
         log.debug("connecting to %s", redact_url(url))
         try:
-            ws = open_websocket(
+            ws = self.dialer.open(
                 url,
+                what="connect",
                 # The caller's headers win: one may bring its own ServiceBusAuthorization.
                 headers=merged_headers(auth_header, protocol_header, headers),
                 timeout=timeout,
-                verify=self.verify,
-                proxy=self.proxy,
-                what="connect",
             )
         except HybridConnectionError as exc:
             scrub_secrets(exc)
@@ -306,20 +307,6 @@ class HybridConnectionClient:
         if self.token_in_query:
             return QueryTokenAuth(self.token_provider, self.audience)
         return SasAuth(self.token_provider, audience=self.audience)
-
-
-def _check_verify(verify: Verify) -> Verify:
-    if verify is False:
-        warn_insecure_once()
-        return False
-    if verify is True:
-        return True
-    if isinstance(verify, (str, os.PathLike)):
-        path = os.fspath(verify)
-        if not os.path.isfile(path):
-            raise ConfigurationError(f"verify={path!r}: no such CA bundle file")
-        return path
-    raise ConfigurationError("verify must be True, False or the path of a CA bundle")
 
 
 def _split_suffix(suffix: str, query: QueryArg) -> Tuple[str, Pairs]:

@@ -110,7 +110,13 @@ class ControlChannel:
         return self._provider.get_token(self._audience)
 
     def connect(self, timeout: Optional[float] = None) -> Link:
-        """Open a control channel now (in the caller's thread). Raises the handshake's error."""
+        """Open a control channel now (in the caller's thread), within ``timeout`` (default: connect_timeout).
+
+        Raises the handshake's error.
+        """
+        return self._connect(self._dialer.connect_timeout if timeout is None else timeout)
+
+    def _connect(self, timeout: float) -> Link:
         token, expires_on = None, None
         if self._provider is not None:
             try:
