@@ -1,0 +1,138 @@
+"""Azure Relay connection strings, and what a ``from_connection_string`` constructor takes from one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple, Union
+
+from ._providers import SharedAccessKeyTokenProvider, StaticTokenProvider, TokenProvider
+from .addresses import Namespace
+from .exceptions import ConfigurationError
+
+__all__ = ["ConnectionString", "connection_settings"]
+
+_CS_KEYS = {
+    "endpoint": "endpoint",
+    "sharedaccesskeyname": "shared_access_key_name",
+    "sharedaccesskey": "shared_access_key",
+    "sharedaccesssignature": "shared_access_signature",
+    "entitypath": "entity_path",
+    "usedevelopmentemulator": "use_development_emulator",
+}
+_CS_SECRETS = ("shared_access_key", "shared_access_signature")
+_CS_WIRE = {
+    "endpoint": "Endpoint",
+    "shared_access_key_name": "SharedAccessKeyName",
+    "shared_access_key": "SharedAccessKey",
+    "shared_access_signature": "SharedAccessSignature",
+    "entity_path": "EntityPath",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionString:
+    """An Azure Relay connection string.
+
+    ``Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=..;SharedAccessKey=..[;EntityPath=..]``,
+    keys case-insensitive. ``UseDevelopmentEmulator=true`` (the Azure emulators'
+    convention) means plain ``ws://``/``http://`` to the endpoint's host and port.
+    The repr and error messages never show the key or signature.
+    """
+
+    endpoint: str
+    shared_access_key_name: Optional[str] = None
+    shared_access_key: Optional[str] = field(default=None, repr=False)
+    shared_access_signature: Optional[str] = field(default=None, repr=False)
+    entity_path: Optional[str] = None
+    use_development_emulator: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "ConnectionString":
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigurationError("connection string is empty")
+        values: Dict[str, object] = {}
+        previous: Optional[str] = None
+        for index, part in enumerate(p for p in text.strip().split(";") if p.strip()):
+            name, sep, value = part.partition("=")
+            attr = _CS_KEYS.get(name.strip().lower())
+            if not sep or attr is None:
+                # Right after a key or signature, a "name" may be the tail of a secret that held a ';'.
+                shown = f"part {index + 1}"
+                if sep and previous not in _CS_SECRETS:
+                    shown += f" ({name.strip()[:40]!r})"
+                raise ConfigurationError(f"connection string has an unknown or malformed part: {shown}")
+            previous = attr
+            value = value.strip()
+            if attr == "use_development_emulator":
+                if value.lower() not in ("true", "false"):
+                    raise ConfigurationError("UseDevelopmentEmulator must be true or false")
+                values[attr] = value.lower() == "true"
+            else:
+                values[attr] = value
+        if not values.get("endpoint"):
+            raise ConfigurationError("connection string has no Endpoint")
+        key, sas, name = (values.get(a) for a in ("shared_access_key", "shared_access_signature", "shared_access_key_name"))
+        if key and sas:
+            raise ConfigurationError("connection string has both SharedAccessKey and SharedAccessSignature")
+        if key and not name:
+            raise ConfigurationError("connection string has SharedAccessKey but no SharedAccessKeyName")
+        result = cls(**values)  # type: ignore[arg-type]
+        _ = result.namespace  # validate the endpoint now, not on first use
+        return result
+
+    @classmethod
+    def coerce(cls, value: Union[str, "ConnectionString"]) -> "ConnectionString":
+        """A parsed connection string as is; text parsed."""
+        return value if isinstance(value, ConnectionString) else cls.parse(value)
+
+    @property
+    def namespace(self) -> Namespace:
+        """Where the endpoint is reached."""
+        return Namespace.parse(self.endpoint, development=self.use_development_emulator)
+
+    def token_provider(self, ttl: float = 3600) -> Optional[TokenProvider]:
+        """The provider this connection string implies, or None for anonymous access."""
+        if self.shared_access_signature:
+            return StaticTokenProvider(self.shared_access_signature)
+        if self.shared_access_key_name and self.shared_access_key:
+            return SharedAccessKeyTokenProvider(self.shared_access_key_name, self.shared_access_key, ttl=ttl)
+        return None
+
+    def resolve_path(self, path: Optional[str]) -> str:
+        """The hybrid connection path: ``path`` or EntityPath (they must agree if both given)."""
+        if path and self.entity_path and path.strip("/") != self.entity_path.strip("/"):
+            raise ConfigurationError(
+                f"path {path!r} differs from the connection string's EntityPath {self.entity_path!r}"
+            )
+        chosen = path or self.entity_path
+        if not chosen:
+            raise ConfigurationError("no hybrid connection path: pass path= or add EntityPath to the connection string")
+        return chosen.strip("/")
+
+    def to_connection_string(self, redact_secrets: bool = False) -> str:
+        """The connection string as text that :meth:`parse` reads back (secrets included by default)."""
+        parts = []
+        for attr, wire in _CS_WIRE.items():
+            value = getattr(self, attr)
+            if value:
+                parts.append(f"{wire}={'<redacted>' if redact_secrets and attr in _CS_SECRETS else value}")
+        if self.use_development_emulator:
+            parts.append("UseDevelopmentEmulator=true")
+        return ";".join(parts)
+
+    def __str__(self) -> str:
+        # str() ends up in logs and f-strings: never the key. to_connection_string() has it.
+        return self.to_connection_string(redact_secrets=True)
+
+
+def connection_settings(
+    connection_string: Union[str, ConnectionString], path: Optional[str], token_ttl: float, options: Dict[str, Any]
+) -> Tuple[Namespace, str, Optional[TokenProvider]]:
+    """(namespace, hybrid connection, token provider) for a ``from_connection_string`` constructor.
+
+    ``token_provider=`` in ``options`` (taken out of it) replaces the provider the
+    connection string implies (a SharedAccessKey mints tokens valid ``token_ttl`` seconds).
+    """
+    cs = ConnectionString.coerce(connection_string)
+    provider = options.pop("token_provider", None) or cs.token_provider(ttl=token_ttl)
+    return cs.namespace, cs.resolve_path(path), provider
