@@ -9,7 +9,7 @@ from ._providers import SharedAccessKeyTokenProvider, StaticTokenProvider, Token
 from .addresses import Namespace
 from .exceptions import ConfigurationError
 
-__all__ = ["ConnectionString", "connection_settings"]
+__all__ = ["ConnectionString", "connection_settings", "path_alias"]
 
 _CS_KEYS = {
     "endpoint": "endpoint",
@@ -136,3 +136,10 @@ def connection_settings(
     cs = ConnectionString.coerce(connection_string)
     provider = options.pop("token_provider", None) or cs.token_provider(ttl=token_ttl)
     return cs.namespace, cs.resolve_path(path), provider
+
+
+def path_alias(path: Optional[str], hybrid_connection: Optional[str]) -> Optional[str]:
+    """``path``, or its older name ``hybrid_connection`` (they must agree when both are given)."""
+    if path is not None and hybrid_connection is not None and path != hybrid_connection:
+        raise ConfigurationError(f"path {path!r} and hybrid_connection {hybrid_connection!r} differ")
+    return path if path is not None else hybrid_connection

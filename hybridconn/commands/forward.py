@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for hybrid_connection, targets in remotes.items():
             remote = RemoteForwarder.from_connection_string(
-                connection_string, hybrid_connection=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout
+                connection_string, path=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout
             )
             started.append(remote)
             remote.start(timeout=args.connect_timeout)

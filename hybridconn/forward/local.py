@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Optional, Set, Tuple
 
+from .._connection_string import path_alias
 from ..client import HybridConnectionClient
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
@@ -73,15 +74,21 @@ class LocalForwarder:
         cls,
         connection_string: str,
         port: int,
-        hybrid_connection: Optional[str] = None,
+        path: Optional[str] = None,
         *,
+        hybrid_connection: Optional[str] = None,
         bind_address: str = "127.0.0.1",
         port_name: Optional[str] = None,
         connect_timeout: float = 30.0,
         **client_options: Any,
     ) -> "LocalForwarder":
-        """A forwarder whose client comes from a connection string (EntityPath optional if ``hybrid_connection`` is given)."""
-        client = HybridConnectionClient.from_connection_string(connection_string, path=hybrid_connection, **client_options)
+        """A forwarder whose client comes from a connection string (EntityPath optional if ``path`` is given).
+
+        ``hybrid_connection=`` is the older name of ``path``.
+        """
+        client = HybridConnectionClient.from_connection_string(
+            connection_string, path=path_alias(path, hybrid_connection), **client_options
+        )
         forwarder = cls(client, port, bind_address=bind_address, port_name=port_name, connect_timeout=connect_timeout)
         forwarder._owns_client = True
         return forwarder
@@ -281,3 +288,4 @@ class _LocalSession:
             return None
         log.debug("forward %s: %s connected through the relay (id %s)", self.name, self.peer, conn.id)
         return parser.remainder
+

@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
+from .._connection_string import path_alias
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from ..listener import HybridConnectionListener
@@ -88,8 +89,9 @@ class RemoteForwarder:
         connection_string: str,
         host: Optional[str] = None,
         port: Optional[int] = None,
-        hybrid_connection: Optional[str] = None,
+        path: Optional[str] = None,
         *,
+        hybrid_connection: Optional[str] = None,
         port_name: Optional[str] = None,
         targets: Optional[Mapping[str, Target]] = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -97,13 +99,17 @@ class RemoteForwarder:
         connect_timeout: float = 30.0,
         **listener_options: Any,
     ) -> "RemoteForwarder":
-        """A forwarder to ``host:port`` (named ``port_name``, default the port), or to several ``targets``."""
+        """A forwarder to ``host:port`` (named ``port_name``, default the port), or to several ``targets``.
+
+        ``path`` names the hybrid connection when the connection string has no EntityPath
+        (``hybrid_connection=`` is its older name).
+        """
         all_targets: Dict[str, Target] = dict(targets or {})
         if host is not None and port is not None:
             all_targets[port_name if port_name is not None else str(port)] = (host, int(port))
         listener_options.setdefault("max_workers", max_connections)
         listener = HybridConnectionListener.from_connection_string(
-            connection_string, path=hybrid_connection, **listener_options
+            connection_string, path=path_alias(path, hybrid_connection), **listener_options
         )
         return cls(listener, all_targets, preamble_timeout=preamble_timeout, connect_timeout=connect_timeout)
 
