@@ -71,6 +71,10 @@ class Deadline:
         other = time.monotonic() + max(0.0, seconds)
         return Deadline.at(other if self._at is None else min(self._at, other))
 
+    def extended(self, seconds: float) -> "Deadline":
+        """This deadline moved ``seconds`` later (itself when unlimited)."""
+        return self if self._at is None else Deadline.at(self._at + seconds)
+
     def join(self, thread: threading.Thread) -> bool:
         """Join ``thread`` until the deadline; True when it has ended (the current thread counts as ended)."""
         if thread is threading.current_thread() or thread.ident is None:

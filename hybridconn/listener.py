@@ -365,18 +365,23 @@ class HybridConnectionListener:
         return stopped
 
     def _shut_down(self, until: Deadline) -> bool:
-        handlers_until, refusals_until = until.fraction(0.6), until.fraction(0.8)
+        # Waiting on the peer (handlers, refusals, close handshakes) ends by 90 % of the timeout; joining
+        # our own threads, once every socket is closed or aborted, may take a moment past it.
+        handlers_until, refusals_until, peers_until = until.fraction(0.6), until.fraction(0.8), until.fraction(0.9)
+        threads_until = until.extended(0.5)
         self._pool.wait_idle(handlers_until, kinds=("http",))
         self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
         self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
-        steps: Dict[str, bool] = {"keepalive timer": self._control.close(until)}
-        self._acceptor.close(until)
-        self._rendezvous.close_all(until.fraction(0.5))
-        steps["control channel reader"] = self._until_done(self._control.join, until)
-        steps["rendezvous readers"] = self._until_done(self._rendezvous.join, until)
-        steps["handlers"] = self._until_done(self._pool.wait_idle, until)
-        steps["handler pool"] = self._pool.close(until)
-        steps["overflow pool"] = self._admission.close(until)
+        self._control.close(peers_until)
+        self._acceptor.close(peers_until)
+        self._rendezvous.close_all(peers_until)
+        steps = {
+            "control channel reader and timer": self._until_done(self._control.join, threads_until),
+            "rendezvous readers": self._until_done(self._rendezvous.join, threads_until),
+            "handlers": self._until_done(self._pool.wait_idle, threads_until),
+            "handler pool": self._pool.close(threads_until),
+            "overflow pool": self._admission.close(threads_until),
+        }
         late = [what for what, done in steps.items() if not done]
         if late:
             log.warning("listener %s: the close deadline passed with these still running: %s", self.path,

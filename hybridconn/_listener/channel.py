@@ -234,19 +234,17 @@ class ControlChannel:
         """No more reconnects; a link that comes up from now on is closed at once."""
         self._stopping.set()
 
-    def close(self, until: Deadline) -> bool:
-        """Close the channel with 1000 and stop the timer; True when the timer ended in time.
-
-        The reader ends on its own once the socket is closed; :meth:`join` waits for it.
-        """
+    def close(self, until: Deadline) -> None:
+        """Close the channel with 1000 (waiting at most a second for the relay's answer) and tell the
+        timer to stop. The reader ends once the socket is closed; :meth:`join` waits for both."""
         self.stop()
+        self.keepalive.stop()
         with self._lock:
             link, self._link = self._link, None
         if link is not None:
-            link.conn.close(1000, "listener closing", timeout=until.left(cap=2.0, floor=0.1))
-        return self.keepalive.stop(until.sooner(1.0))
+            link.conn.close(1000, "listener closing", timeout=until.left(cap=1.0, floor=0.1))
 
     def join(self, until: Deadline) -> bool:
-        """Wait for the reader thread until ``until``."""
+        """Wait for the reader and the timer until ``until``; True when both have ended."""
         reader = self._reader
-        return reader is None or until.join(reader)
+        return (reader is None or until.join(reader)) and self.keepalive.join(until)

@@ -110,10 +110,13 @@ class KeepAlive:
                 self._watch = None
         self._wake.set()
 
-    def stop(self, until: Deadline) -> bool:
-        """Stop the thread; True when it ended before ``until``."""
+    def stop(self) -> None:
+        """Tell the thread to end (see :meth:`join`)."""
         self._stop.set()
         self._wake.set()
+
+    def join(self, until: Deadline) -> bool:
+        """True when the thread has ended before ``until``."""
         return until.join(self._thread)
 
     # ------------------------------------------------------------------ the thread
