@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from typing import Any, Optional, Set, Tuple
 
 from .._connection_string import path_alias
+from .._deadline import Deadline
 from ..client import HybridConnectionClient
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
@@ -150,12 +150,14 @@ class LocalForwarder:
         while not self._stopping.wait(0.5):
             pass
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop accepting, end every forwarded connection, and wait for the threads (bounded)."""
-        deadline = time.monotonic() + timeout
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop accepting, end every forwarded connection, and wait for the threads (bounded).
+
+        Returns True when every thread ended within ``timeout``; what did not is logged.
+        """
+        until = Deadline(timeout)
         self._stopping.set()
-        if self._accept_thread is not None:
-            self._accept_thread.join(max(0.0, deadline - time.monotonic()))
+        stopped = self._accept_thread is None or until.join(self._accept_thread)
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -163,10 +165,13 @@ class LocalForwarder:
             sessions = list(self._sessions)
         for session in sessions:
             session.abort()
-        for session in sessions:
-            session.thread.join(max(0.0, deadline - time.monotonic()))
+        late = [session.name for session in sessions if not until.join(session.thread)]
         if self._owns_client:
             self.client.close()
+        if late or not stopped:
+            log.warning("forward %s: close deadline passed; still running: %s", self.port_name,
+                        ", ".join(late + ([] if stopped else ["the accept thread"])))
+        return stopped and not late
 
     # ------------------------------------------------------------------ accepting
 
@@ -251,7 +256,7 @@ class _LocalSession:
     def _open(self) -> Optional[bytes]:
         """Connect through the relay and exchange the preamble; the bytes after the reply, or None."""
         owner = self.owner
-        deadline = time.monotonic() + owner.connect_timeout
+        until = Deadline(owner.connect_timeout)
         try:
             conn = owner.client.connect(timeout=owner.connect_timeout)
         except HybridConnectionError as exc:
@@ -265,7 +270,7 @@ class _LocalSession:
             conn.send(encode_preamble(owner.port_name, MODE_STREAM))
             parser = ReplyParser()
             while parser.reply is None:
-                message = conn.recv(timeout=max(0.0, deadline - time.monotonic()))
+                message = conn.recv(timeout=until.left())
                 parser.feed(message.encode("utf-8") if isinstance(message, str) else message)
             check_reply(parser.reply, MODE_STREAM)
         except ConnectionClosed as exc:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from .._connection_string import path_alias
+from .._deadline import Deadline
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from ..listener import HybridConnectionListener
@@ -141,9 +141,12 @@ class RemoteForwarder:
         while not self._closing.wait(0.5):
             pass
 
-    def close(self, timeout: float = 10.0) -> None:
-        """End every forwarded connection and close the listener (bounded by ``timeout``)."""
-        deadline = time.monotonic() + timeout
+    def close(self, timeout: float = 10.0) -> bool:
+        """End every forwarded connection and close the listener (bounded by ``timeout``).
+
+        Returns True when everything stopped within ``timeout``; what did not is logged.
+        """
+        until = Deadline(timeout)
         self._closing.set()
         with self._lock:
             bridges = list(self._bridges)
@@ -152,9 +155,10 @@ class RemoteForwarder:
             bridge.abort()
         for conn in pending:
             conn.abort()
-        for bridge in bridges:
-            bridge.wait(max(0.0, deadline - time.monotonic()))
-        self.listener.close(timeout=max(0.5, deadline - time.monotonic()))
+        late = sum(1 for bridge in bridges if not bridge.wait(until.left()))
+        if late:
+            log.warning("forward: close deadline passed with %d tunnels still running", late)
+        return self.listener.close(timeout=until.left(floor=0.5)) and not late
 
     # ------------------------------------------------------------------ per connection
 
@@ -178,10 +182,10 @@ class RemoteForwarder:
 
     def _serve(self, conn: HybridConnection, name: str) -> None:
         parser = PreambleParser()
-        deadline = time.monotonic() + self.preamble_timeout
+        until = Deadline(self.preamble_timeout)
         try:
             while parser.preamble is None:
-                message = conn.recv(timeout=max(0.0, deadline - time.monotonic()))
+                message = conn.recv(timeout=until.left())
                 parser.feed(message.encode("utf-8") if isinstance(message, str) else message)
         except UnsupportedPreamble as exc:
             log.warning("forward %s: %s; answering 00 00 00", name, exc)
