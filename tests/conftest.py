@@ -16,11 +16,12 @@ import gc
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from hypothesis import settings
 
+from hybridconn.emulator import RelayEmulator
 from tests.support.measure import live_hybridconn_threads, open_sockets
 from tests.support.processes import ChildProcess, StartProcess
 from tests.support.proxy import ConnectProxy
@@ -72,7 +73,7 @@ def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def relay(relay_emulator: Any) -> Any:
+def relay(relay_emulator: RelayEmulator) -> RelayEmulator:
     """The plugin's running relay emulator (options: ``relay_emulator_options``), stopped after the test."""
     return relay_emulator
 
@@ -90,7 +91,7 @@ def start_process() -> Iterator[StartProcess]:
     :class:`~tests.support.processes.ChildProcess`); every one is stopped after the test."""
     started: List[ChildProcess] = []
 
-    def start(args: List[str], env: Optional[dict] = None, **options: Any) -> ChildProcess:
+    def start(args: List[str], env: Optional[Dict[str, str]] = None, **options: Any) -> ChildProcess:
         process = ChildProcess(args, env, **options)
         started.append(process)
         return process
