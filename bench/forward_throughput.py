@@ -15,9 +15,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "forward"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # the repository: tests.support
 
-from forward_helpers import EchoServer, run_concurrent  # noqa: E402
+from tests.support.tcp_echo import EchoServer, run_concurrent  # noqa: E402
 
 from hybridconn.emulator import RelayEmulator  # noqa: E402
 from hybridconn.forward import LocalForwarder, RemoteForwarder  # noqa: E402

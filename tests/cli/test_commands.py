@@ -5,15 +5,13 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Dict, Iterator, List
 
 import pytest
 
 import hybridconn
-from cli_procs import CliProcess, cli_env, run_cli
 from hybridconn.cli import COMMANDS, build_parser, main
-
-Start = Callable[[List[str], Dict[str, str]], CliProcess]
+from tests.support.processes import StartProcess, child_env, run_cli
 
 
 class Recorder:
@@ -77,13 +75,13 @@ def test_senders_need_a_connection_string(
 
 
 def test_no_listener_is_one_line_and_exit_1_and_debug_shows_the_traceback(relay_connection_string: str) -> None:
-    result = run_cli(["request", "GET", "/"], cli_env(relay_connection_string))
+    result = run_cli(["request", "GET", "/"], child_env(relay_connection_string))
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("hybridconn request: error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
     assert "SharedAccessKey" not in result.stderr and "sig=" not in result.stderr
-    debug = run_cli(["request", "GET", "/", "--debug"], cli_env(relay_connection_string))
+    debug = run_cli(["request", "GET", "/", "--debug"], child_env(relay_connection_string))
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr and "ListenerUnavailableError" in debug.stderr
 
@@ -144,7 +142,7 @@ def test_request_rejects_a_malformed_header(relay_connection_string: str, capsys
 
 def test_connect_sends_stdin_lines_and_prints_replies(recorder: Recorder, relay_connection_string: str) -> None:
     result = run_cli(
-        ["connect", "--suffix", "/chat", "-H", "X-Who: tester"], cli_env(relay_connection_string), stdin="hello\nworld\n"
+        ["connect", "--suffix", "/chat", "-H", "X-Who: tester"], child_env(relay_connection_string), stdin="hello\nworld\n"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "HELLO\nWORLD\n"
@@ -154,13 +152,13 @@ def test_connect_sends_stdin_lines_and_prints_replies(recorder: Recorder, relay_
 
 
 def test_connect_binary_mode(recorder: Recorder, relay_connection_string: str) -> None:
-    result = run_cli(["connect", "--binary"], cli_env(relay_connection_string), stdin="abc\n")
+    result = run_cli(["connect", "--binary"], child_env(relay_connection_string), stdin="abc\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "cba\n"  # the recorder reverses binary messages
 
 
 def test_connect_without_a_listener_fails_in_one_line(relay_connection_string: str) -> None:
-    result = run_cli(["connect", "--timeout", "10"], cli_env(relay_connection_string), stdin="x\n")
+    result = run_cli(["connect", "--timeout", "10"], child_env(relay_connection_string), stdin="x\n")
     assert result.returncode == 1
     assert result.stderr.startswith("hybridconn connect: error: ") and result.stderr.count("\n") == 1
 
@@ -169,9 +167,11 @@ def test_connect_without_a_listener_fails_in_one_line(relay_connection_string: s
 
 
 def test_listen_echo_prints_and_answers_a_request(
-    cli_process: Start, relay_connection_string: str, capsys: pytest.CaptureFixture[str]
+    start_process: StartProcess, relay_connection_string: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    listen = cli_process(["listen", "--echo", "--once", "-v"], cli_env(relay_connection_string))
+    listen = start_process(
+        ["-m", "hybridconn", "listen", "--echo", "--once", "-v"], child_env(relay_connection_string), merge_stderr=True
+    )
     listen.wait_for("hybridconn listen: online on namespace 127.0.0.1:")
     assert main(["request", "POST", "/hello?x=1", "-d", "hi there", "-H", "X-Trace: 7", "-c", relay_connection_string]) == 0
     assert capsys.readouterr().out == "hi there"
@@ -183,13 +183,13 @@ def test_listen_echo_prints_and_answers_a_request(
     assert "SharedAccessKey" not in text  # a real namespace's key is never printed
 
 
-def test_listen_on_an_embedded_emulator_serves_connect(cli_process: Start) -> None:
-    listen = cli_process(["listen", "--echo", "--once"], cli_env())
+def test_listen_on_an_embedded_emulator_serves_connect(start_process: StartProcess) -> None:
+    listen = start_process(["-m", "hybridconn", "listen", "--echo", "--once"], child_env(), merge_stderr=True)
     line = listen.wait_for("HYBRIDCONN_CONNECTION_STRING=")
     cs = line.split("=", 1)[1].strip().strip("'")
     assert "UseDevelopmentEmulator=true" in cs
     listen.wait_for("Ctrl-C to stop")
-    result = run_cli(["connect"], cli_env(cs), stdin="one\ntwo\n")
+    result = run_cli(["connect"], child_env(cs), stdin="one\ntwo\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "one\ntwo\n"
     assert listen.finish() == 0

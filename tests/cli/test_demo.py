@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from cli_procs import cli_env, run_cli
 from hybridconn.cli import main
+from tests.support.processes import child_env, run_cli
 
 
 def test_demo_on_the_embedded_emulator_passes_every_step(
@@ -57,7 +57,7 @@ def test_demo_fails_with_exit_1_and_says_why(relay_emulator: object, capsys: pyt
 
 
 def test_demo_as_a_command_finishes_and_exits_0() -> None:
-    result = run_cli(["demo"], cli_env())
+    result = run_cli(["demo"], child_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "steps went through the relay" in result.stdout
     assert result.stderr == ""

@@ -1,6 +1,6 @@
 """HybridConnectionClient through the relay emulator: real sockets end to end.
 
-The listening side is ``client_listener.TinyListener``, written straight on
+The listening side is ``tests.support.tiny_listener.TinyListener``, written straight on
 the protocol, so these tests exercise the sender against the protocol rather
 than against our own listener.
 """
@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from client_listener import TinyListener
-from client_proxy import ConnectProxy
 from hybridconn import (
     AuthenticationError,
     AuthorizationError,
@@ -32,6 +30,8 @@ from hybridconn import (
 from hybridconn.addresses import parse_address
 from hybridconn.emulator import RelayEmulator
 from hybridconn.protocol import Request
+from tests.support.proxy import ConnectProxy
+from tests.support.tiny_listener import TinyListener
 
 KEYS = {
     "root": ("cm9vdC1rZXktZm9yLXRoZS1jbGllbnQtdGVzdHM=", {"Listen", "Send", "Manage"}),
@@ -42,9 +42,8 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def relay() -> Iterator[RelayEmulator]:
-    with RelayEmulator(hybrid_connections=("hc1",), keys=KEYS) as emulator:
-        yield emulator
+def relay_emulator_options() -> Dict[str, Any]:
+    return {"hybrid_connections": ["hc1"], "keys": KEYS}
 
 
 def listen(relay: RelayEmulator, path: str = "hc1", **options: object) -> TinyListener:

@@ -13,8 +13,6 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
-from client_proxy import ConnectProxy
-from client_servers import ScriptedServer
 from hybridconn import (
     AuthenticationError,
     AuthorizationError,
@@ -32,6 +30,8 @@ from hybridconn import (
     verify_sas_token,
 )
 from hybridconn.auth import ConnectionString
+from tests.support.proxy import ConnectProxy
+from tests.support.scripted_server import ScriptedServer
 
 KEY_NAME, KEY = "send", "c2VjcmV0LWtleS1mb3ItdGVzdHM="
 

@@ -1,19 +1,19 @@
-"""Fixtures for the emulator's own tests (see emu_helpers.py)."""
+"""Fixtures for the emulator's own tests (helpers: tests/support/plain_clients.py)."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Dict, Iterator
 
 import pytest
 
-from emu_helpers import Control
 from hybridconn.emulator import RelayEmulator
+from tests.support.plain_clients import Control
 
 
 @pytest.fixture
-def relay() -> Iterator[RelayEmulator]:
-    with RelayEmulator(hybrid_connections=("hc1",), response_timeout=10.0, accept_timeout=10.0) as emulator:
-        yield emulator
+def relay_emulator_options() -> Dict[str, Any]:
+    """Short relay-side timeouts, so a test of them is quick."""
+    return {"hybrid_connections": ["hc1"], "response_timeout": 10.0, "accept_timeout": 10.0}
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from emu_helpers import Background, Control, http_get, token
 from hybridconn.emulator import RelayEmulator
+from tests.support.plain_clients import BackgroundCall, Control, http_get, token
 
 
 def _request(relay: RelayEmulator) -> int:
@@ -18,7 +18,7 @@ def test_a_draining_stop_waits_for_the_answer_in_flight() -> None:
     relay.start()
     control = Control(relay)
     try:
-        sender = Background(_request, relay)
+        sender = BackgroundCall(_request, relay)
         request, _ = control.recv_request()
         stopping = threading.Event()
 
@@ -26,7 +26,7 @@ def test_a_draining_stop_waits_for_the_answer_in_flight() -> None:
             stopping.set()
             relay.stop(drain=10.0)
 
-        stopper = Background(stop)
+        stopper = BackgroundCall(stop)
         assert stopping.wait(10)
         control.respond(request["id"], 200, body=b"made it")
         assert sender.join() == 200
@@ -41,7 +41,7 @@ def test_without_drain_a_stop_fails_the_request_in_flight() -> None:
     relay.start()
     control = Control(relay)
     try:
-        sender = Background(_request, relay)
+        sender = BackgroundCall(_request, relay)
         control.recv_request()
         relay.stop()
         try:

@@ -12,10 +12,10 @@ import pytest
 import requests
 import websocket
 
-from emu_helpers import Background, Control, hc_url, open_ws, refused, shut, token
 from hybridconn.emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
 from hybridconn.auth import generate_sas_token
 from hybridconn.emulator.tls import make_self_signed
+from tests.support.plain_clients import BackgroundCall, Control, hc_url, open_ws, refused, shut, token
 
 
 def _recv_end(channel: Control) -> object:
@@ -111,13 +111,13 @@ def test_tls_self_signed(tmp_path: object) -> None:
             hc_url(relay, "hc1", "listen"), header=[f"ServiceBusAuthorization: {tok}"], sslopt=ssl_options, timeout=10
         )
         try:
-            call = Background(requests.get, f"{relay.http_base}/hc1/s", headers={"ServiceBusAuthorization": tok}, verify=relay.certificate_path, timeout=10)
+            call = BackgroundCall(requests.get, f"{relay.http_base}/hc1/s", headers={"ServiceBusAuthorization": tok}, verify=relay.certificate_path, timeout=10)
             request = json.loads(control.recv())["request"]
             assert request["address"].startswith("wss://")
             control.send(json.dumps({"response": {"requestId": request["id"], "statusCode": 200, "body": True}}))
             control.send_binary(b"secure")
             assert call.join().content == b"secure"
-            sender_call = Background(
+            sender_call = BackgroundCall(
                 websocket.create_connection, hc_url(relay, "hc1", "connect"), header=[f"ServiceBusAuthorization: {tok}"], sslopt=ssl_options, timeout=10
             )
             accept = json.loads(control.recv())["accept"]

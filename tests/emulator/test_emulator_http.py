@@ -10,8 +10,8 @@ import pytest
 import requests
 import websocket
 
-from emu_helpers import Background, Control, open_ws, respond, shut, token
 from hybridconn.emulator import RelayEmulator
+from tests.support.plain_clients import BackgroundCall, Control, open_ws, respond, shut, token
 
 
 def _url(relay: RelayEmulator, rest: str = "/hc1") -> str:
@@ -22,10 +22,10 @@ def _auth(relay: RelayEmulator) -> dict:
     return {"ServiceBusAuthorization": token(relay)}
 
 
-def _post(relay: RelayEmulator, rest: str, data: object = None, method: str = "POST", session: requests.Session = None, **kwargs: object) -> Background:  # type: ignore[assignment]
+def _post(relay: RelayEmulator, rest: str, data: object = None, method: str = "POST", session: requests.Session = None, **kwargs: object) -> BackgroundCall:  # type: ignore[assignment]
     headers = dict(_auth(relay), **kwargs.pop("headers", {}))  # type: ignore[arg-type]
     call = (session or requests).request  # type: ignore[union-attr]
-    return Background(call, method, _url(relay, rest), data=data, headers=headers, timeout=20, **kwargs)
+    return BackgroundCall(call, method, _url(relay, rest), data=data, headers=headers, timeout=20, **kwargs)
 
 
 def test_small_request_goes_over_the_control_channel(relay: RelayEmulator, control: Control) -> None:

@@ -9,8 +9,8 @@ import pytest
 import requests
 import websocket
 
-from emu_helpers import Background, Control, hc_url, open_ws, shut, token
 from hybridconn.emulator import RelayEmulator
+from tests.support.plain_clients import BackgroundCall, Control, hc_url, open_ws, shut, token
 
 
 def _raw(relay: RelayEmulator, data: bytes) -> bytes:
@@ -67,7 +67,7 @@ def test_broken_frames_close_the_control_channel(relay: RelayEmulator, bad: byte
         assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(payload[:2], "big") == code
         assert relay.wait_for_listeners("hc1", 1) and _wait_ids(relay, ["healthy"])
         # the healthy listener still serves
-        call = Background(requests.get, f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, timeout=10)
+        call = BackgroundCall(requests.get, f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, timeout=10)
         request, _ = healthy.recv_request()
         healthy.respond(request["id"], 200, body=b"fine")
         assert call.join().content == b"fine"
@@ -88,7 +88,7 @@ def _wait_ids(relay: RelayEmulator, expected: list) -> bool:
 
 
 def test_sender_breaking_the_protocol_is_closed_and_the_listener_told(relay: RelayEmulator, control: Control) -> None:
-    call = Background(open_ws, hc_url(relay, "hc1", "connect"), [f"ServiceBusAuthorization: {token(relay)}"])
+    call = BackgroundCall(open_ws, hc_url(relay, "hc1", "connect"), [f"ServiceBusAuthorization: {token(relay)}"])
     accept = control.recv_json()["accept"]
     listener = open_ws(accept["address"])
     sender = call.join()

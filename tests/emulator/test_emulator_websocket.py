@@ -9,13 +9,13 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import websocket
 
-from emu_helpers import Background, Control, hc_url, open_ws, refused, shut, status_message, token
 from hybridconn.emulator import RelayEmulator
+from tests.support.plain_clients import BackgroundCall, Control, hc_url, open_ws, refused, shut, status_message, token
 
 
-def _connect(relay: RelayEmulator, suffix: str = "", query: str = "", **options: object) -> Background:
+def _connect(relay: RelayEmulator, suffix: str = "", query: str = "", **options: object) -> BackgroundCall:
     url = hc_url(relay, "hc1" + suffix, "connect", query)
-    return Background(open_ws, url, [f"ServiceBusAuthorization: {token(relay)}", "X-App: yes"], **options)
+    return BackgroundCall(open_ws, url, [f"ServiceBusAuthorization: {token(relay)}", "X-App: yes"], **options)
 
 
 def _pair(relay: RelayEmulator, control: Control, **options: object):  # type: ignore[no-untyped-def]
@@ -77,7 +77,7 @@ def test_close_code_and_reason_are_relayed(relay: RelayEmulator, control: Contro
 
 
 def test_accept_message_carries_headers_address_and_id(relay: RelayEmulator, control: Control) -> None:
-    sender_call = Background(
+    sender_call = BackgroundCall(
         open_ws,
         hc_url(relay, "hc1/room/7", "connect", "x=1&sb-hc-id=my-id"),
         [f"ServiceBusAuthorization: {token(relay)}", "X-App: yes", "Sec-WebSocket-Extensions: permessage-deflate"],

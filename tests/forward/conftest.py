@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
-from forward_helpers import EchoServer
 from hybridconn.emulator import RelayEmulator
 from hybridconn.forward import LocalForwarder, RemoteForwarder
+from tests.support.tcp_echo import EchoServer
 
 HC = "fwd"
 
 
 @pytest.fixture
-def relay() -> Iterator[RelayEmulator]:
-    with RelayEmulator(hybrid_connections=[HC]) as emulator:
-        yield emulator
+def relay_emulator_options() -> Dict[str, Any]:
+    return {"hybrid_connections": [HC]}
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ from typing import List
 
 import pytest
 
-from forward_helpers import EchoServer, echo_roundtrip, free_port
 from hybridconn.cli import main
 from hybridconn.commands.forward import parse_local, parse_remote
 from hybridconn.exceptions import ConfigurationError
+from tests.support.sockets import free_port
+from tests.support.tcp_echo import EchoServer, echo_roundtrip
 
 
 def test_parse_local_specs() -> None:

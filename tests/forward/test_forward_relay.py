@@ -9,11 +9,12 @@ from typing import List, Tuple
 
 import pytest
 
-from forward_helpers import EchoServer, echo_roundtrip, free_port, run_concurrent
 from hybridconn import HybridConnection, HybridConnectionClient, HybridConnectionListener
 from hybridconn.exceptions import ConnectionClosed
 from hybridconn.forward import LocalForwarder, RemoteForwarder
 from hybridconn.forward.preamble import encode_preamble
+from tests.support.sockets import free_port
+from tests.support.tcp_echo import EchoServer, echo_roundtrip, run_concurrent
 
 HC = "fwd"
 Pair = Tuple[LocalForwarder, RemoteForwarder]

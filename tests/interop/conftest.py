@@ -1,28 +1,25 @@
 """Fixtures for the Node interop tests: an emulator per test and Node peers reaped after it.
 
 The tests skip (with the reason) when node or tests/interop/node_modules is missing;
-see interop_peers.SKIP_REASON. Peers are stopped before the emulator, so hyco-ws's
+see tests.support.node_peers.SKIP_REASON. Peers are stopped before the emulator, so hyco-ws's
 reconnect storm (HybridConnectionWebSocketServer.js:122-143) never starts.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-from interop_peers import NodePeer
+from tests.support.node_peers import NodePeer
 
 StartPeer = Callable[..., NodePeer]
 
 
 @pytest.fixture
-def relay() -> Iterator[Any]:
-    """A RelayEmulator on 127.0.0.1 (any port) with hybrid connections hc1 and hc2."""
-    from hybridconn.emulator import RelayEmulator
-
-    with RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=("hc1", "hc2")) as running:
-        yield running
+def relay_emulator_options() -> Dict[str, Any]:
+    """The ``relay`` fixture: a RelayEmulator on 127.0.0.1 (any port) with hybrid connections hc1 and hc2."""
+    return {"hybrid_connections": ["hc1", "hc2"]}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 import pytest
 
 from hybridconn.addresses import connect_url, listen_url
-from interop_peers import NodePeer, event_message, peer_args, requires_node, run_node_events
+from tests.support.node_peers import NodePeer, event_message, peer_args, requires_node, run_node_events
 
 pytestmark = [pytest.mark.interop, requires_node]
 

@@ -20,15 +20,8 @@ import pytest
 
 from hybridconn import HybridConnectionClient, HybridConnectionListener, RelayedRequest, RelayedResponse
 from hybridconn.addresses import listen_url
-from interop_peers import (
-    NodePeer,
-    b64,
-    binary_payload,
-    pattern,
-    peer_args,
-    requires_node,
-    run_node_events,
-    unb64,
+from tests.support.node_peers import (
+    NodePeer, b64, binary_payload, pattern, peer_args, requires_node, run_node_events, unb64,
 )
 
 pytestmark = [pytest.mark.interop, requires_node]

@@ -12,7 +12,7 @@ import pytest
 
 from hybridconn import HybridConnectionClient
 from hybridconn.addresses import listen_url
-from interop_peers import NodePeer, peer_args, requires_node
+from tests.support.node_peers import NodePeer, peer_args, requires_node
 
 pytestmark = [pytest.mark.interop, requires_node]
 

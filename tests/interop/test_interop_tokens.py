@@ -20,7 +20,7 @@ from hybridconn.auth import (
     verify_sas_token,
 )
 from hybridconn.exceptions import AuthenticationError
-from interop_peers import requires_node, run_node
+from tests.support.node_peers import requires_node, run_node
 
 pytestmark = [pytest.mark.interop, requires_node]
 

@@ -17,15 +17,7 @@ import pytest
 from hybridconn import HybridConnectionClient, HybridConnectionListener
 from hybridconn.addresses import connect_url, listen_url
 from hybridconn.exceptions import ConnectionClosed
-from interop_peers import (
-    NodePeer,
-    digest,
-    event_message,
-    payload,
-    peer_args,
-    requires_node,
-    send_command,
-)
+from tests.support.node_peers import NodePeer, digest, event_message, payload, peer_args, requires_node, send_command
 
 pytestmark = [pytest.mark.interop, requires_node]
 

@@ -14,15 +14,16 @@ from hybridconn import AuthenticationError, EndpointNotFoundError, HybridConnect
 from hybridconn.auth import ConnectionString, StaticTokenProvider, generate_sas_token
 from hybridconn.addresses import token_audience
 from hybridconn.listener import HybridConnectionListener
+from tests.support.endpoints import StatusLog, ok
+from tests.support.plain_clients import Sender
 
-from listener_support import Events, Sender, ok
 
 Make = Callable[..., HybridConnectionListener]
 
 
 def test_404_while_running_stops_the_listener(relay: Any, make_listener: Make) -> None:
     listener = make_listener(open=False, backoff=(0, 0.2))
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     relay.refuse_listeners("hc1", 30, status=404)
     relay.drop_control_channels("hc1")
@@ -38,7 +39,7 @@ def test_404_while_running_stops_the_listener(relay: Any, make_listener: Make) -
 def test_401_while_running_is_retried_and_reported(relay: Any, make_listener: Make, sender: Sender) -> None:
     listener = make_listener(open=False, backoff=(0, 0.2))
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     assert events.online.acquire(timeout=5)
     relay.refuse_listeners("hc1", 1.0, status=401)
@@ -51,7 +52,7 @@ def test_401_while_running_is_retried_and_reported(relay: Any, make_listener: Ma
 
 def test_each_control_channel_has_a_fresh_tracking_id(relay: Any, make_listener: Make) -> None:
     listener = make_listener(open=False, backoff=(0,))
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     assert events.online.acquire(timeout=5)
     first = relay.listener_ids("hc1")
@@ -74,7 +75,7 @@ def test_fixed_token_expiry_warns_then_reports_1008(relay: Any, caplog: pytest.L
     token = generate_sas_token(token_audience(cs.namespace, "hc1"), cs.shared_access_key_name or "",
                                cs.shared_access_key or "", ttl=3)
     listener = HybridConnectionListener(cs.namespace, "hc1", StaticTokenProvider(token), backoff=(0.2,))
-    events = Events(listener)
+    events = StatusLog(listener)
     with caplog.at_level(logging.WARNING, logger="hybridconn"):
         listener.open(timeout=10)
         try:

@@ -14,26 +14,21 @@ import pytest
 from hybridconn import HybridConnectionError, RelayedResponse
 from hybridconn.auth import AUTH_HEADER
 from hybridconn.listener import HybridConnectionListener
+from tests.support.endpoints import StatusLog
+from tests.support.plain_clients import Sender
+from tests.support.proxy import ConnectProxy
 
-from listener_support import Events, HoldingProxy, Sender
 
 Make = Callable[..., HybridConnectionListener]
-
-
-@pytest.fixture
-def proxy() -> Iterator[HoldingProxy]:
-    running = HoldingProxy()
-    yield running
-    running.close()
 
 
 def _listener_threads() -> List[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("hybridconn-") and "hc1" in t.name]
 
 
-def test_close_ends_a_stalled_reconnect(relay: Any, make_listener: Make, proxy: HoldingProxy) -> None:
+def test_close_ends_a_stalled_reconnect(relay: Any, make_listener: Make, proxy: ConnectProxy) -> None:
     listener = make_listener(open=False, proxy=proxy.url, backoff=(0,), connect_timeout=60)
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     proxy.hold()
     relay.drop_control_channels("hc1")
@@ -44,7 +39,7 @@ def test_close_ends_a_stalled_reconnect(relay: Any, make_listener: Make, proxy: 
     assert _listener_threads() == []
 
 
-def test_close_ends_a_stalled_accept(relay: Any, make_listener: Make, sender: Sender, proxy: HoldingProxy) -> None:
+def test_close_ends_a_stalled_accept(relay: Any, make_listener: Make, sender: Sender, proxy: ConnectProxy) -> None:
     listener = make_listener(open=False, proxy=proxy.url, connect_timeout=60)
     listener.on_connection = lambda conn: None
     listener.open(timeout=15)
@@ -61,7 +56,7 @@ def test_close_ends_a_stalled_accept(relay: Any, make_listener: Make, sender: Se
         assert _listener_threads() == []
 
 
-def test_close_ends_a_stalled_request_rendezvous(make_listener: Make, sender: Sender, proxy: HoldingProxy) -> None:
+def test_close_ends_a_stalled_request_rendezvous(make_listener: Make, sender: Sender, proxy: ConnectProxy) -> None:
     listener = make_listener(open=False, proxy=proxy.url, connect_timeout=60)
     listener.on_request = lambda req: RelayedResponse(body=b"never")
     listener.open(timeout=15)

@@ -14,8 +14,8 @@ import requests
 
 from hybridconn import RelayedRequest, RelayedResponse
 from hybridconn.listener import HybridConnectionListener
+from tests.support.plain_clients import Sender
 
-from listener_support import Sender
 
 Make = Callable[..., HybridConnectionListener]
 

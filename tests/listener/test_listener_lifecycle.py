@@ -12,8 +12,9 @@ import pytest
 from hybridconn import AuthenticationError, EndpointNotFoundError, RelayedRequest, RelayedResponse, RelayTimeoutError
 from hybridconn.auth import SharedAccessKeyTokenProvider
 from hybridconn.listener import HybridConnectionListener
+from tests.support.endpoints import StatusLog, ok
+from tests.support.plain_clients import Sender
 
-from listener_support import Events, Sender, ok
 
 Make = Callable[..., HybridConnectionListener]
 
@@ -99,7 +100,7 @@ def test_short_token_ttl_is_renewed_without_a_drop_for_30_seconds(make_listener:
 def _renewal_under_traffic(make_listener: Make, sender: Sender, seconds: float) -> None:
     listener = make_listener(open=False, token_ttl=5)
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     deadline = time.monotonic() + seconds
     count = 0
@@ -117,7 +118,7 @@ def _renewal_under_traffic(make_listener: Make, sender: Sender, seconds: float) 
 def test_dropped_control_channel_comes_back_and_serves(relay: Any, make_listener: Make, sender: Sender) -> None:
     listener = make_listener(open=False, backoff=(0, 0.5))
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     assert events.online.acquire(timeout=5)
     relay.drop_control_channels("hc1")
@@ -131,7 +132,7 @@ def test_dropped_control_channel_comes_back_and_serves(relay: Any, make_listener
 def test_close_1008_is_reported_as_authentication_error(relay: Any, make_listener: Make, sender: Sender) -> None:
     listener = make_listener(open=False, backoff=(0, 0.5))
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     relay.drop_control_channels("hc1", code=1008)
     assert events.offline.wait(15)
@@ -146,7 +147,7 @@ def test_refused_listener_retries_with_backoff_until_accepted(relay: Any, make_l
                                                               sender: Sender) -> None:
     listener = make_listener(open=False, backoff=(0, 0.3))
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     relay.refuse_listeners("hc1", 2.0)
     relay.drop_control_channels("hc1")
@@ -160,7 +161,7 @@ def test_refused_listener_retries_with_backoff_until_accepted(relay: Any, make_l
 def test_half_open_channel_is_detected_and_replaced(relay: Any, make_listener: Make, sender: Sender) -> None:
     listener = make_listener(open=False, ping_interval=0.5, ping_timeout=0.5, backoff=(0,))
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     assert events.online.acquire(timeout=5)
     relay.stall_control_channels("hc1")
@@ -174,7 +175,7 @@ def test_half_open_channel_is_detected_and_replaced(relay: Any, make_listener: M
 def test_emulator_restart_is_survived(relay: Any, make_listener: Make, sender: Sender) -> None:
     listener = make_listener(open=False, backoff=(0, 0.3))
     listener.on_request = ok
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     assert events.online.acquire(timeout=5)
     relay.restart()
@@ -302,7 +303,7 @@ def test_close_returns_in_time_when_the_relay_hangs(relay: Any, make_listener: M
 
 def test_renewal_blocked_by_a_stuck_write_declares_the_channel_dead(make_listener: Make) -> None:
     listener = make_listener(open=False, token_ttl=4, ping_interval=60, ping_timeout=1)
-    events = Events(listener)
+    events = StatusLog(listener)
     listener.open(timeout=15)
     assert events.online.acquire(timeout=5)
     channel = listener._channel

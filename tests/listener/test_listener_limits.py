@@ -12,20 +12,11 @@ import requests
 
 from hybridconn import RelayedRequest, RelayedResponse
 from hybridconn.listener import HybridConnectionListener
+from tests.support.measure import wait_until
+from tests.support.plain_clients import Sender
 
-from listener_support import Sender
 
 Make = Callable[..., HybridConnectionListener]
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    ready = threading.Event()
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        ready.wait(0.05)
-    return True
 
 
 def test_requests_queued_at_close_are_answered_503(make_listener: Make, sender: Sender) -> None:
@@ -51,7 +42,7 @@ def test_requests_queued_at_close_are_answered_503(make_listener: Make, sender: 
             t = threading.Thread(target=lambda n=n: queued.append(sender.request("GET", f"/queued/{n}", timeout=25)))
             t.start()
             senders.append(t)
-        assert _wait_until(lambda: listener.stats["in_flight"] == 3)
+        assert wait_until(lambda: listener.stats["in_flight"] == 3)
         listener.close(timeout=3)  # /slow is still running at the deadline; the two queued never ran
         for t in senders[1:]:
             t.join(30)
@@ -111,7 +102,7 @@ def test_idle_rendezvous_socket_is_closed_after_the_idle_timeout(make_listener: 
     with requests.Session() as session:
         body = os.urandom(100_000)
         assert sender.request("POST", "/big", session=session, data=body).content == body
-        assert _wait_until(lambda: listener.stats["sockets"] == 0), "the idle rendezvous socket was kept"
+        assert wait_until(lambda: listener.stats["sockets"] == 0), "the idle rendezvous socket was kept"
     assert sender.request("POST", "/again", data=body).content == body
 
 

@@ -13,8 +13,8 @@ import websocket
 from hybridconn import HybridConnection
 from hybridconn.exceptions import RelayTimeoutError
 from hybridconn.listener import ConnectionRequest, HybridConnectionListener
+from tests.support.plain_clients import Sender, read_close
 
-from listener_support import Sender, read_close
 
 Make = Callable[..., HybridConnectionListener]
 

@@ -77,10 +77,9 @@ class _Gate:
         conn.close()
 
 
-@pytest.fixture(scope="module")
-def relay() -> Iterator[RelayEmulator]:
-    with RelayEmulator(hybrid_connections=["hc1"], keys=KEYS) as running:
-        yield running
+@pytest.fixture
+def relay_emulator_options() -> Dict[str, Any]:
+    return {"hybrid_connections": ["hc1"], "keys": KEYS}
 
 
 @pytest.fixture

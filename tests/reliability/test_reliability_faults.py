@@ -17,11 +17,10 @@ from hybridconn.addresses import token_audience
 from hybridconn.auth import ConnectionString, generate_sas_token
 from hybridconn.emulator import RelayEmulator
 from hybridconn.listener import HybridConnectionListener
+from tests.support.endpoints import StatusLog, echo_connection, echo_request, make_client, make_listener
+from tests.support.measure import describe_sockets, hybridconn_threads, open_socket_count, wait_until
+from tests.support.traffic import PersistentSocket, Traffic
 
-from reliability_support import (
-    PersistentSocket, StatusLog, Traffic, echo_connection, echo_request, hybridconn_threads, make_client,
-    make_listener, open_socket_count, wait_until, describe_sockets,
-)
 
 JITTER = 0.2
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from hybridconn.auth import generate_sas_token
 from hybridconn.emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
+from tests.support.endpoints import StatusLog, echo_connection, echo_request, make_client, make_listener
 
-from reliability_support import StatusLog, echo_connection, echo_request, make_client, make_listener
 
 IO_TIMEOUT = 15.0
 

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridconn import HybridConnectionListener, RelayedRequest, RelayedResponse
+from tests.support.fake_relay import BINARY, CONT, ChannelClosed, FakeChannel, FakeRelay, TEXT, frame
+from tests.support.measure import hybridconn_threads
 
-from reliability_fake_relay import BINARY, CONT, TEXT, ChannelClosed, FakeChannel, FakeRelay, frame
-from reliability_support import hybridconn_threads
 
 # A fuzz input: the raw bytes to write, whether the listener must log it, and its category.
 Input = Tuple[bytes, bool, str]

@@ -14,8 +14,9 @@ import pytest
 
 from hybridconn import HybridConnection
 from hybridconn.emulator import RelayEmulator
+from tests.support.endpoints import echo_connection, echo_request, make_client, make_listener
+from tests.support.measure import ensure_fd_limit, rss_bytes
 
-from reliability_support import echo_connection, echo_request, ensure_fd_limit, make_client, make_listener, rss_bytes
 
 
 def _websockets(count: int, record_property: Any) -> None:

@@ -1,6 +1,6 @@
 """Rendezvous sockets cut mid-body, both directions, for HTTP and WebSocket.
 
-The listener reaches the relay through :class:`CuttingProxy`, which resets the
+The listener reaches the relay through :class:`ConnectProxy`, which resets the
 listener's rendezvous tunnel after a few hundred kB of a multi-megabyte body.
 The handler side must see an error (or never see the truncated request), the
 sender must get an error rather than a short body, and the listener must keep
@@ -17,9 +17,10 @@ import pytest
 
 from hybridconn import ConnectionClosed, HybridConnection, HybridConnectionError, RelayedRequest, RelayedResponse
 from hybridconn.emulator import RelayEmulator
+from tests.support.endpoints import make_client, make_listener
+from tests.support.measure import hybridconn_threads, wait_until
+from tests.support.proxy import ConnectProxy, DOWN, UP
 
-from reliability_proxy import DOWN, UP, CuttingProxy
-from reliability_support import hybridconn_threads, make_client, make_listener, wait_until
 
 BIG = 4 * 1024 * 1024
 CUT_AT = 300 * 1024
@@ -31,7 +32,7 @@ def _rendezvous_readers() -> List[str]:
 
 @pytest.fixture
 def setup() -> Iterator[Any]:
-    proxy = CuttingProxy()
+    proxy = ConnectProxy()
     with RelayEmulator(response_timeout=15) as relay:
         listener = make_listener(relay, proxy=proxy.url, backoff=(0, 0.2), io_timeout=10)
         client = make_client(relay)
@@ -43,7 +44,7 @@ def setup() -> Iterator[Any]:
             proxy.close()
 
 
-def _still_serving(listener: Any, client: Any, proxy: CuttingProxy) -> None:
+def _still_serving(listener: Any, client: Any, proxy: ConnectProxy) -> None:
     proxy.disarm()
     assert listener.is_online
     response = client.request("POST", "/after", data=b"still here", timeout=(10, 30))

@@ -21,8 +21,8 @@ from hybridconn import (
 )
 from hybridconn.auth import ConnectionString, SharedAccessKeyTokenProvider, parse_sas_token
 from hybridconn.emulator import RelayEmulator
+from tests.support.endpoints import echo_connection
 
-from reliability_support import echo_connection
 
 KEY = b64encode(os.urandom(32)).decode()
 WRONG_KEY = b64encode(os.urandom(32)).decode()

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import textwrap
-from typing import Callable, Dict, List
 
-from sample_procs import SAMPLES, Background, run_python, sample_env
-
-Start = Callable[[List[str], Dict[str, str]], Background]
+from tests.support.processes import SAMPLES, StartProcess, child_env, run_python
 
 COVERED = {
     "listener_http.py",
@@ -28,20 +25,20 @@ def test_every_sample_is_covered_here() -> None:
 
 
 def test_sender_http_runs_on_its_own() -> None:
-    result = run_python(["samples/sender_http.py", "Grace"], sample_env())
+    result = run_python(["samples/sender_http.py", "Grace"], child_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "200 hello Grace"
 
 
 def test_sender_websocket_runs_on_its_own() -> None:
-    result = run_python(["samples/sender_websocket.py"], sample_env())
+    result = run_python(["samples/sender_websocket.py"], child_env())
     assert result.returncode == 0, result.stderr
     assert "sent 'hello', got 'hello'" in result.stdout
     assert "binary round trip: b'\\x00\\x01binary'" in result.stdout
 
 
 def test_cron_job_sends_its_report_and_exits_zero() -> None:
-    result = run_python(["samples/cron_job.py"], sample_env())
+    result = run_python(["samples/cron_job.py"], child_env())
     assert result.returncode == 0, result.stderr
     assert "stand-in listener received: {'host':" in result.stdout
     assert "report sent: 201 stored" in result.stdout
@@ -50,7 +47,7 @@ def test_cron_job_sends_its_report_and_exits_zero() -> None:
 def test_cron_job_exits_nonzero_when_no_listener_is_online(relay_emulator: object) -> None:
     # The pytest plugin's emulator, in this process; nobody listens on its hybrid connection.
     cs = relay_emulator.connection_string("hc1")  # type: ignore[attr-defined]
-    result = run_python(["samples/cron_job.py"], sample_env(cs))
+    result = run_python(["samples/cron_job.py"], child_env(cs))
     assert result.returncode == 1
     assert "attempt 3: no listener online" in result.stderr
     assert "report not sent after 3 attempts" in result.stderr
@@ -63,11 +60,11 @@ def test_cron_job_exits_nonzero_when_no_listener_is_online(relay_emulator: objec
 # last response to its sender.
 
 
-def test_listener_http_on_its_emulator_serves_sender_http(background: Start) -> None:
-    listener = background(["samples/listener_http.py"], sample_env())
+def test_listener_http_on_its_emulator_serves_sender_http(start_process: StartProcess) -> None:
+    listener = start_process(["samples/listener_http.py"], child_env())
     cs = listener.connection_string()
     listener.wait_for("listening")
-    result = run_python(["samples/sender_http.py", "Ada"], sample_env(cs))
+    result = run_python(["samples/sender_http.py", "Ada"], child_env(cs))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "200 hello Ada"
     listener.wait_for("POST /greet (3 bytes)")
@@ -75,21 +72,21 @@ def test_listener_http_on_its_emulator_serves_sender_http(background: Start) -> 
     assert listener.finish() == 0
 
 
-def test_listener_http_once_against_a_given_relay(background: Start, relay_connection_string: str) -> None:
-    listener = background(["samples/listener_http.py", "--once"], sample_env(relay_connection_string))
+def test_listener_http_once_against_a_given_relay(start_process: StartProcess, relay_connection_string: str) -> None:
+    listener = start_process(["samples/listener_http.py", "--once"], child_env(relay_connection_string))
     listener.wait_for("listening")
-    result = run_python(["samples/sender_http.py", "Lin"], sample_env(relay_connection_string))
+    result = run_python(["samples/sender_http.py", "Lin"], child_env(relay_connection_string))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "200 hello Lin"
     assert listener.finish() == 0
     assert not any("HYBRIDCONN_CONNECTION_STRING" in line for line in listener.lines)
 
 
-def test_listener_websocket_on_its_emulator_serves_sender_websocket(background: Start) -> None:
-    listener = background(["samples/listener_websocket.py"], sample_env())
+def test_listener_websocket_on_its_emulator_serves_sender_websocket(start_process: StartProcess) -> None:
+    listener = start_process(["samples/listener_websocket.py"], child_env())
     cs = listener.connection_string()
     listener.wait_for("listening")
-    result = run_python(["samples/sender_websocket.py"], sample_env(cs))
+    result = run_python(["samples/sender_websocket.py"], child_env(cs))
     assert result.returncode == 0, result.stderr
     assert "sent 'relay', got 'RELAY'" in result.stdout
     assert "binary round trip: b'\\x00\\x01binary'" in result.stdout
@@ -100,33 +97,33 @@ def test_listener_websocket_on_its_emulator_serves_sender_websocket(background: 
     assert listener.finish() == 0
 
 
-def test_listener_websocket_once_against_a_given_relay(background: Start, relay_connection_string: str) -> None:
-    listener = background(["samples/listener_websocket.py", "--once"], sample_env(relay_connection_string))
+def test_listener_websocket_once_against_a_given_relay(start_process: StartProcess, relay_connection_string: str) -> None:
+    listener = start_process(["samples/listener_websocket.py", "--once"], child_env(relay_connection_string))
     listener.wait_for("listening")
-    result = run_python(["samples/sender_websocket.py"], sample_env(relay_connection_string))
+    result = run_python(["samples/sender_websocket.py"], child_env(relay_connection_string))
     assert result.returncode == 0, result.stderr
     assert "sent 'bye', got 'BYE'" in result.stdout
     assert listener.finish() == 0
     assert any(line.startswith("closed: ") and line.endswith("(1000)") for line in listener.lines)
 
 
-def test_wsgi_app_on_its_emulator_answers_hybridconn_request(background: Start) -> None:
-    server = background(["samples/wsgi_app.py"], sample_env())
+def test_wsgi_app_on_its_emulator_answers_hybridconn_request(start_process: StartProcess) -> None:
+    server = start_process(["samples/wsgi_app.py"], child_env())
     cs = server.connection_string()
     url = server.wait_for("serving ")
     assert "/hc1/hello" in url
-    result = run_python(["-m", "hybridconn", "request", "GET", "/hello?name=Ada"], sample_env(cs))
+    result = run_python(["-m", "hybridconn", "request", "GET", "/hello?name=Ada"], child_env(cs))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello Ada, from /hc1/hello\n"
     server.process.send_signal(signal.SIGINT)
     assert server.finish() == 0
 
 
-def test_wsgi_app_once_against_a_given_relay(background: Start, relay_connection_string: str) -> None:
-    server = background(["samples/wsgi_app.py", "--once"], sample_env(relay_connection_string))
+def test_wsgi_app_once_against_a_given_relay(start_process: StartProcess, relay_connection_string: str) -> None:
+    server = start_process(["samples/wsgi_app.py", "--once"], child_env(relay_connection_string))
     server.wait_for("serving ")
     result = run_python(
-        ["-m", "hybridconn", "request", "POST", "/form", "-d", "b=2&a=1"], sample_env(relay_connection_string)
+        ["-m", "hybridconn", "request", "POST", "/form", "-d", "b=2&a=1"], child_env(relay_connection_string)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "a=1\nb=2\n"
@@ -154,7 +151,7 @@ def test_notebook_code_cells_run_in_order() -> None:
     assert notebook["nbformat"] == 4
     code_cells = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert len(code_cells) >= 4 and all(cell["outputs"] == [] for cell in code_cells), "commit the notebook cleared"
-    result = run_python(["-c", NOTEBOOK_RUNNER, "samples/notebook.ipynb"], sample_env())
+    result = run_python(["-c", NOTEBOOK_RUNNER, "samples/notebook.ipynb"], child_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "--- all cells ran" in result.stdout
     assert "200 {'words': 4}" in result.stdout

@@ -1,13 +1,13 @@
 """Fixtures for the WSGI bridge tests: the Django project, the Flask app, and a direct caller.
 
-The directory holds ``django_project`` and ``wsgi_flask_app`` as importable
-top-level modules (the way ``hybridconn serve`` imports them from the cwd).
+This directory is also a user's project: ``django_project`` and ``wsgi_flask_app`` are
+top-level modules in it, imported the way ``hybridconn serve`` imports an app from the
+directory it runs in (see ``wsgi_project``).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Iterator, Tuple
 from wsgiref.validate import validator
 
@@ -15,18 +15,27 @@ import pytest
 
 from hybridconn.relayed import RelayedResponse
 from hybridconn.wsgi import build_environ, call_wsgi
+from tests.support.wsgi_requests import EMULATOR_NAMESPACE, Caller, body_of, make_request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-from wsgi_support import EMULATOR_NAMESPACE, Caller, body_of, make_request  # noqa: E402
-
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 DJANGO_SETTINGS = "django_project.settings"
 
 
 @pytest.fixture(scope="session")
-def django_application() -> Any:
+def wsgi_project() -> Iterator[str]:
+    """The project directory, importable (first on sys.path) for the rest of the session.
+
+    ``hybridconn serve`` puts its working directory on sys.path; the in-process tests
+    import the apps the same way, and Django imports ``django_project.urls`` lazily, on a
+    first request, so the directory stays importable until the session ends.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(PROJECT_DIR)
+        yield PROJECT_DIR
+
+
+@pytest.fixture(scope="session")
+def django_application(wsgi_project: str) -> Any:
     """The Django project's ``application``, with settings loaded once for this test process.
 
     DJANGO_SETTINGS_MODULE is set only while Django reads it and restored
@@ -51,7 +60,7 @@ def django_application() -> Any:
 
 
 @pytest.fixture(scope="session")
-def flask_application() -> Any:
+def flask_application(wsgi_project: str) -> Any:
     from wsgi_flask_app import app
 
     return app

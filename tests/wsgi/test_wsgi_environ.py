@@ -9,10 +9,10 @@ from typing import Any, Callable, Dict, Iterator, List
 from wsgiref.validate import validator
 
 import pytest
-from wsgi_support import body_of, make_request
 
 from hybridconn.addresses import Namespace
 from hybridconn.wsgi import BUFFER_LIMIT, ErrorsStream, FileWrapper, build_environ, call_wsgi
+from tests.support.wsgi_requests import body_of, make_request
 
 pytestmark = pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning")
 

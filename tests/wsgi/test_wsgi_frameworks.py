@@ -9,7 +9,7 @@ from typing import Any, Dict, Tuple
 
 import pytest
 import requests
-from wsgi_support import Caller
+from tests.support.wsgi_requests import Caller
 
 pytestmark = pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning")
 

@@ -45,14 +45,6 @@ class Site:
         return self.session.post(self.url(route), timeout=TIMEOUT, **kwargs)
 
 
-@pytest.fixture
-def relay() -> Iterator[Any]:
-    from hybridconn.emulator import RelayEmulator
-
-    with RelayEmulator(hybrid_connections=["hc1"]) as emulator:
-        yield emulator
-
-
 @pytest.fixture(params=["django", "flask"])
 def site(request: pytest.FixtureRequest, relay: Any) -> Iterator[Site]:
     app = request.getfixturevalue("django_application" if request.param == "django" else "flask_application")

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture
-def in_tests_dir(tmp_path: object) -> Iterator[None]:
+def in_tests_dir(wsgi_project: str) -> Iterator[None]:
     previous = os.getcwd()
     os.chdir(HERE)
     try:

@@ -3,66 +3,36 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shlex
-import signal
-import subprocess
-import sys
-import threading
-import time
 from typing import Dict, Iterator, List
 
 import pytest
 import requests
 
 import hybridconn
+from tests.support.processes import ChildProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STARTUP_TIMEOUT = 60
 
 
-class ServeProcess:
+class ServeProcess(ChildProcess):
     """``python -m hybridconn serve SPEC`` in tests/wsgi, with its announcement parsed."""
 
     def __init__(self, spec: str, *extra: str) -> None:
         env = dict(os.environ)
         env.pop("HYBRIDCONN_CONNECTION_STRING", None)
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hybridconn", "serve", spec, *extra],
-            cwd=HERE,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: "queue.Queue[str]" = queue.Queue()
-        self.stderr: List[str] = []
-        self.pumps = [
-            threading.Thread(target=self._pump, args=(self.process.stdout, self.lines.put), daemon=True),
-            threading.Thread(target=self._pump, args=(self.process.stderr, self.stderr.append), daemon=True),
-        ]
-        for pump in self.pumps:
-            pump.start()
-
-    @staticmethod
-    def _pump(stream: object, sink: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            sink(line)  # type: ignore[operator]
+        super().__init__(["-m", "hybridconn", "serve", spec, *extra], env, cwd=HERE)
 
     def announcement(self) -> Dict[str, str]:
         """The URL, the curl command's header and the connection string, once online."""
+        if not self.wait_until(lambda: any(line.strip().startswith("Ctrl-C") for line in self.lines), STARTUP_TIMEOUT):
+            self.stop()
+            raise AssertionError(f"serve did not come online; stderr: {self.stderr}")
         found: Dict[str, str] = {}
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while "stop" not in found:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    raise AssertionError(f"serve did not come online; stderr: {''.join(self.stderr)}") from None
-                continue
+        for line in self.lines:
             text = line.strip()
             if text.startswith("URL: "):
                 found["url"] = text[len("URL: ") :]
@@ -72,24 +42,8 @@ class ServeProcess:
                 found["connection_string"] = text[len("Connection string: ") :]
             elif text.startswith("Ctrl-C"):
                 found["stop"] = text
+                break
         return found
-
-    def interrupt(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        for pump in self.pumps:  # the pipes reach EOF once the process is gone
-            pump.join(timeout=10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.fixture
@@ -97,7 +51,7 @@ def serve_process() -> Iterator[List[ServeProcess]]:
     started: List[ServeProcess] = []
     yield started
     for process in started:
-        process.close()
+        process.stop()
 
 
 def curl_to_requests(curl: str) -> Dict[str, str]:

@@ -1,70 +1,23 @@
-"""Helpers for the reliability tests: listeners and clients on an emulator, background traffic
-that classifies every outcome, and process measurements (threads, sockets, RSS, fd limit)."""
+"""Background traffic that classifies every outcome, and a relayed WebSocket kept busy.
+
+For the reliability tests: while faults hit the relay or the listener, :class:`Traffic` keeps
+sending and counts each result as ok, a clean typed failure, or bad (wrong bytes, an untyped
+error, a hang).
+"""
 
 from __future__ import annotations
 
-import gc
 import os
 import random
-import resource
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from hybridconn import (
-    HybridConnection, HybridConnectionClient, HybridConnectionError, HybridConnectionListener, RelayedRequest,
-    RelayedResponse,
-)
+from hybridconn import HybridConnectionClient, HybridConnectionError
 
 #: Seconds a single sender operation may take before it counts as hung (far above any configured timeout).
 HANG_DEADLINE = 45.0
-
-
-def echo_request(req: RelayedRequest) -> RelayedResponse:
-    """Echo the body with the path, so a response can be matched to its request byte for byte."""
-    return RelayedResponse(status=200, headers={"Content-Type": "application/octet-stream"},
-                           body=req.path.encode() + b"|" + req.body)
-
-
-def echo_connection(conn: HybridConnection) -> None:
-    for message in conn:
-        conn.send(message)
-
-
-def make_listener(relay: Any, path: str = "hc1", **options: Any) -> HybridConnectionListener:
-    token_ttl = options.pop("token_ttl", 3600)
-    listener = HybridConnectionListener.from_connection_string(relay.connection_string(path), token_ttl=token_ttl,
-                                                               **options)
-    return listener
-
-
-def make_client(relay: Any, path: str = "hc1", **options: Any) -> HybridConnectionClient:
-    return HybridConnectionClient.from_connection_string(relay.connection_string(path), **options)
-
-
-class StatusLog:
-    """Records a listener's status callbacks; ``online`` counts every time it comes online."""
-
-    def __init__(self, listener: HybridConnectionListener) -> None:
-        self.online = threading.Semaphore(0)
-        self.online_at: List[float] = []
-        self.offline_errors: List[Any] = []
-        self.offline = threading.Event()
-        listener.on_online = self._online
-        listener.on_offline = self._offline
-
-    def _online(self) -> None:
-        self.online_at.append(time.monotonic())
-        self.online.release()
-
-    def _offline(self, error: Any) -> None:
-        self.offline_errors.append(error)
-        self.offline.set()
-
-
-# ---------------------------------------------------------------------------------------------
-# Background traffic
 
 
 @dataclass
@@ -233,88 +186,3 @@ class PersistentSocket:
         self._stop.set()
         self._thread.join(30)
         self.conn.close(timeout=5)
-
-
-# ---------------------------------------------------------------------------------------------
-# Process measurements
-
-
-def hybridconn_threads() -> List[str]:
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith("hybridconn-") and t.is_alive())
-
-
-def open_socket_count() -> int:
-    """Open sockets of this process, after a garbage collection: a failed request's socket can be
-    kept by its exception's traceback cycle (urllib3's response holds ``sock.shutdown``) until then."""
-    gc.collect()
-    count = 0
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                count += 1
-        except OSError:
-            continue
-    return count
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def ensure_fd_limit(wanted: int) -> int:
-    """Raise the soft RLIMIT_NOFILE to ``wanted`` (up to the hard limit); returns the soft limit now."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    """Poll ``predicate`` (for conditions with no event to wait on, such as a thread count)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-
-
-__all__ = [
-    "HANG_DEADLINE", "echo_request", "echo_connection", "make_listener", "make_client", "StatusLog", "Outcomes",
-    "Traffic", "PersistentSocket", "hybridconn_threads", "open_socket_count", "rss_bytes", "ensure_fd_limit",
-    "wait_until", "describe_sockets",
-]
-
-
-def describe_sockets() -> List[str]:
-    """This process's TCP sockets as ``local->remote state`` (for failure messages)."""
-    inodes = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    states = {"01": "ESTABLISHED", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "0A": "LISTEN",
-              "04": "FIN_WAIT1", "05": "FIN_WAIT2", "09": "LAST_ACK", "0B": "CLOSING"}
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                next(rows)
-                for row in rows:
-                    cols = row.split()
-                    if cols[9] in inodes:
-                        local, remote = (int(c.split(":")[1], 16) for c in (cols[1], cols[2]))
-                        found.append(f"{local}->{remote} {states.get(cols[3], cols[3])}")
-        except OSError:
-            continue
-    return sorted(found)

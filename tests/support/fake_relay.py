@@ -8,8 +8,6 @@ the broken sequences the fuzzer needs.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import queue
 import socket
@@ -17,8 +15,9 @@ import struct
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from tests.support.sockets import READ_SIZE, read_http_head, shut, websocket_accept
+
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
@@ -69,7 +68,7 @@ class FakeChannel:
         self.sock.settimeout(timeout)
         while len(self._buffer) < size:
             try:
-                chunk = self.sock.recv(65536)
+                chunk = self.sock.recv(READ_SIZE)
             except socket.timeout:
                 raise
             except OSError as exc:
@@ -130,10 +129,7 @@ class FakeChannel:
 
     def close(self) -> None:
         self.closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shut(self.sock)
         self.sock.close()
 
 
@@ -167,12 +163,10 @@ class FakeRelay:
 
     def _handshake(self, sock: socket.socket) -> None:
         sock.settimeout(10)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise OSError("no request")
-            head += chunk
+        read = read_http_head(sock)
+        if read is None:
+            raise OSError("no request")
+        head = read[1]
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         target = lines[0].split(" ")[1] if len(lines[0].split(" ")) > 1 else ""
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
@@ -181,7 +175,7 @@ class FakeRelay:
             sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             sock.close()
             return
-        accept = base64.b64encode(hashlib.sha1(headers["sec-websocket-key"].encode() + _GUID).digest()).decode()
+        accept = websocket_accept(headers["sec-websocket-key"])
         sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
         sock.settimeout(None)
@@ -194,10 +188,7 @@ class FakeRelay:
         return self._channels.get(timeout=timeout)
 
     def close(self) -> None:
-        try:
-            self._server.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shut(self._server)
         self._server.close()
         self._thread.join(5)
         for channel in self._all:

@@ -1,9 +1,13 @@
-"""Helpers for the emulator's own tests: plain websocket-client and requests, no hybridconn listener."""
+"""The relay spoken to with plain websocket-client and requests: no hybridconn listener or client.
+
+For the emulator's own tests (a raw :class:`Control` channel, handshakes that must be refused)
+and for the listener's (a :class:`Sender` that signs its calls as any HTTP client would).
+"""
 
 from __future__ import annotations
 
 import json
-import sys
+import struct
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -12,8 +16,8 @@ import requests
 import websocket
 
 from hybridconn._transport import _status_reason
-
-from hybridconn.auth import generate_sas_token
+from hybridconn.addresses import token_audience
+from hybridconn.auth import AUTH_HEADER, ConnectionString, generate_sas_token
 from hybridconn.emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
 
 TIMEOUT = 10.0
@@ -111,7 +115,7 @@ def respond(ws: websocket.WebSocket, request_id: str, status: Any = 200, headers
         ws.send_binary(body)
 
 
-class Background:
+class BackgroundCall:
     """Run a callable in a plain (non-hybridconn) thread and collect its result or exception."""
 
     def __init__(self, func: Any, *args: Any, **kwargs: Any) -> None:
@@ -140,4 +144,58 @@ def http_get(url: str, **kwargs: Any) -> requests.Response:
         return session.request(kwargs.pop("method", "GET"), url, **kwargs)
 
 
-PY = sys.executable
+class Sender:
+    """Plain ``requests`` and ``websocket-client`` calls to the emulator, signed with a Send token."""
+
+    def __init__(self, relay: Any, path: str = "hc1") -> None:
+        self.relay = relay
+        self.path = path
+        cs = ConnectionString.parse(relay.connection_string(path))
+        self._key_name, self._key = cs.shared_access_key_name, cs.shared_access_key
+        self.base = relay.namespace.replace("ws://", "http://")
+        self._sockets: List[websocket.WebSocket] = []
+
+    def token(self, ttl: float = 300) -> str:
+        return generate_sas_token(token_audience(self.relay.namespace, self.path), self._key_name, self._key, ttl)
+
+    @property
+    def headers(self) -> dict:
+        return {AUTH_HEADER: self.token()}
+
+    def url(self, suffix: str = "") -> str:
+        return f"{self.base}/{self.path}{suffix}"
+
+    def request(self, method: str, suffix: str = "", session: Optional[requests.Session] = None,
+                **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", None) or {}, **self.headers)
+        kwargs.setdefault("timeout", 30)
+        if session is not None:
+            return session.request(method, self.url(suffix), headers=headers, **kwargs)
+        with requests.Session() as own:
+            return own.request(method, self.url(suffix), headers=headers, **kwargs)
+
+    def connect(self, suffix: str = "", query: str = "", headers: Optional[dict] = None,
+                subprotocols: Optional[Sequence[str]] = None) -> websocket.WebSocket:
+        url = hc_url(self.relay, self.path + suffix, "connect", query)
+        header = [f"{AUTH_HEADER}: {self.token()}"] + [f"{k}: {v}" for k, v in (headers or {}).items()]
+        ws = websocket.create_connection(url, header=header, timeout=30, subprotocols=subprotocols,
+                                         skip_utf8_validation=True)
+        self._sockets.append(ws)
+        return ws
+
+    def close(self) -> None:
+        for ws in self._sockets:
+            try:
+                ws.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def read_close(ws: websocket.WebSocket) -> Tuple[int, str]:
+    """Read until the peer's close frame; its (code, reason)."""
+    while True:
+        opcode, frame = ws.recv_data_frame(True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            data = frame.data
+            code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+            return code, data[2:].decode("utf-8", "replace")

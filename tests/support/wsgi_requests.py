@@ -1,4 +1,4 @@
-"""Helpers shared by the WSGI tests (a module of its own: test files must not import conftest)."""
+"""RelayedRequests as the listener builds them, for calling WSGI apps directly, and reading what they answer."""
 
 from __future__ import annotations
 

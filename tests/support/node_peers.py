@@ -8,18 +8,18 @@ JSON document on stdin and write their answer on stdout.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
 import subprocess
-import threading
-import time
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pytest
 
-INTEROP_DIR = Path(__file__).resolve().parent
+from tests.support.processes import REPO, ChildProcess
+
+INTEROP_DIR = REPO / "tests" / "interop"
 PEERS_DIR = INTEROP_DIR / "peers"
 NODE = shutil.which("node")
 
@@ -78,89 +78,56 @@ class NodePeer:
     def __init__(self, script: str, args: Sequence[str] = (), env: Optional[Dict[str, str]] = None) -> None:
         assert NODE is not None
         self.script = script
+        #: Every event so far; ``wait_for`` takes from those not taken yet.
         self.history: List[Event] = []
         self._pending: List[Event] = []
-        self._stderr: List[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.proc = subprocess.Popen(
-            [NODE, str(PEERS_DIR / script), *args],
-            cwd=str(INTEROP_DIR),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(os.environ, **(env or {})),
+        self.child = ChildProcess(
+            [str(PEERS_DIR / script), *args], dict(os.environ, **(env or {})), program=NODE, cwd=INTEROP_DIR,
+            stdin_pipe=True, on_line=self._on_line, name=script,
         )
-        self._threads = [
-            threading.Thread(target=self._read_stdout, name=f"interop-{script}-stdout", daemon=True),
-            threading.Thread(target=self._read_stderr, name=f"interop-{script}-stderr", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
 
-    # -- pipes -------------------------------------------------------------------------
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "stdout", "text": line}
-            with self._cond:
-                self.history.append(event)
-                self._pending.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            with self._cond:
-                self._stderr.append(raw.decode("utf-8", "replace"))
-                del self._stderr[:-200]
+    def _on_line(self, line: str) -> None:
+        """Called by the child's reader, under the lock ``child.wait_until`` waits with."""
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = {"event": "stdout", "text": line.strip()}
+        self.history.append(event)
+        self._pending.append(event)
 
     @property
     def stderr(self) -> str:
-        with self._cond:
-            return "".join(self._stderr)
+        return self.child.stderr
 
     def describe(self) -> str:
-        with self._cond:
-            events = [_short(e) for e in self.history[-30:]]
+        events = [_short(e) for e in self.history[-30:]]
         return (
-            f"{self.script} (exit code {self.proc.poll()}); last events: {events}; "
+            f"{self.script} (exit code {self.child.process.poll()}); last events: {events}; "
             f"stderr tail:\n{self.stderr[-3000:]}"
         )
 
     # -- driving -------------------------------------------------------------------------
 
     def send(self, **command: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(command) + "\n").encode("utf-8"))
-        self.proc.stdin.flush()
+        self.child.send_line(json.dumps(command))
 
     def wait_for(self, name: str, timeout: float = 15.0, where: Optional[Callable[[Event], bool]] = None) -> Event:
         """Take the first not yet taken event called ``name`` (and matching ``where``)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for index, event in enumerate(self._pending):
-                    if event.get("event") == name and (where is None or where(event)):
-                        del self._pending[index]
-                        return event
-                remaining = deadline - time.monotonic()
-                if self._eof or remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 0.5))
-        # Give a dying process a moment so its stderr is complete in the message.
-        if self._eof:
-            self._threads[1].join(2)
+        taken: List[Event] = []
+
+        def take() -> bool:
+            for index, event in enumerate(self._pending):
+                if event.get("event") == name and (where is None or where(event)):
+                    taken.append(self._pending.pop(index))
+                    return True
+            return False
+
+        if self.child.wait_until(take, timeout):
+            return taken[0]
+        if self.child.output_ended:
+            self.child.drain(2)  # give a dying process a moment so its stderr is complete in the message
         raise AssertionError(f"no {name!r} event within {timeout} s from {self.describe()}")
 
     def wait_for_count(self, name: str, count: int, timeout: float = 15.0) -> List[Event]:
@@ -169,42 +136,22 @@ class NodePeer:
         The peer prints an event before the action it reports reaches anyone, but our
         reader thread may not have taken it off the pipe yet: wait, don't just look.
         """
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [e for e in self.history if e.get("event") == name]
-                remaining = deadline - time.monotonic()
-                if len(found) >= count or self._eof or remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 0.5))
+        self.child.wait_until(lambda: len(self.events(name)) >= count, timeout)
+        found = self.events(name)
         assert len(found) >= count, f"{len(found)} of {count} {name!r} events within {timeout} s from {self.describe()}"
         return found
 
     def events(self, name: str) -> List[Event]:
-        with self._cond:
-            return [e for e in self.history if e.get("event") == name]
+        return [e for e in list(self.history) if e.get("event") == name]
 
     def assert_alive(self) -> None:
-        assert self.proc.poll() is None, f"peer died: {self.describe()}"
+        assert self.child.process.poll() is None, f"peer died: {self.describe()}"
 
     def close(self, timeout: float = 5.0) -> Optional[int]:
-        """Ask the peer to exit (stdin EOF), kill it if it does not, and reap it."""
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout)
-        for thread in self._threads:
-            thread.join(timeout)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        return self.proc.returncode
+        """Ask the peer to exit (stdin EOF), stop it if it does not within ``timeout``, and reap it."""
+        self.child.close_stdin()
+        self.child.wait(timeout)
+        return self.child.stop()
 
     def __enter__(self) -> "NodePeer":
         return self
@@ -268,8 +215,6 @@ def as_bytes(message: Any) -> bytes:
 
 def digest(message: Any) -> Dict[str, Any]:
     """Type, size and SHA-256 of a message: what the assertions compare (readable on failure)."""
-    import hashlib
-
     data = as_bytes(message)
     return {"binary": not isinstance(message, str), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 

@@ -31,6 +31,8 @@ from hybridconn.protocol import (
     serialize_message,
 )
 
+from tests.support.endpoints import echo_connection
+
 Reply = Tuple[int, Dict[str, str], bytes]
 AcceptDecision = Union[bool, Tuple[int, str]]
 
@@ -44,7 +46,7 @@ class Seen:
     connections: "queue.Queue[HybridConnection]" = field(default_factory=queue.Queue)
 
 
-def echo_request(request: Request, body: bytes) -> Reply:
+def echo_reply(request: Request, body: bytes) -> Reply:
     """Echo the body and tell what arrived, in headers."""
     headers = {
         "Content-Type": "application/octet-stream",
@@ -53,11 +55,6 @@ def echo_request(request: Request, body: bytes) -> Reply:
         "X-Body-Length": str(len(body)),
     }
     return 200, headers, b"" if request.method == "HEAD" else body
-
-
-def echo_connection(conn: HybridConnection) -> None:
-    for message in conn:
-        conn.send(message)
 
 
 class TinyListener:
@@ -71,7 +68,7 @@ class TinyListener:
         key: str,
         *,
         verify: Union[bool, str] = True,
-        on_request: Callable[[Request, bytes], Reply] = echo_request,
+        on_request: Callable[[Request, bytes], Reply] = echo_reply,
         on_connection: Optional[Callable[[HybridConnection], None]] = echo_connection,
         on_accept: Callable[[Accept], AcceptDecision] = lambda accept: True,
         pick_subprotocol: bool = True,
@@ -234,4 +231,4 @@ class _Feeder:
         return self.assembler.receive_binary(payload, bool(fin))
 
 
-__all__ = ["TinyListener", "Seen", "echo_request", "echo_connection"]
+__all__ = ["TinyListener", "Seen", "echo_reply"]

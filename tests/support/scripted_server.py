@@ -8,12 +8,12 @@ emulator would never give (a relay error shape, a silent server).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterator, List, Optional, Tuple
-from contextlib import contextmanager
+
+from tests.support.sockets import websocket_accept
 
 
 class Recorded:
@@ -76,11 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _upgrade(self, key: str, subprotocol: str) -> None:
-        digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode("ascii")).digest()
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", base64.b64encode(digest).decode("ascii"))
+        self.send_header("Sec-WebSocket-Accept", websocket_accept(key))
         if subprotocol:
             self.send_header("Sec-WebSocket-Protocol", subprotocol)
         self.end_headers()

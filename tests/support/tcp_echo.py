@@ -1,4 +1,4 @@
-"""Real TCP servers and clients for the forwarding tests (and bench/forward_throughput.py)."""
+"""A TCP echo server and clients that check every byte, for the forwarding tests (and bench/forward_throughput.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import random
 import socket
 import threading
 from typing import List, Optional, Tuple
+
+from tests.support.sockets import shut
 
 CHUNK = 64 * 1024
 
@@ -55,26 +57,17 @@ class EchoServer:
         except OSError:
             pass
         finally:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            shut(conn)
 
     def close(self) -> None:
         self._stopping.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shut(self.sock)
         self.sock.close()
         self._thread.join(5)
         with self._lock:
             conns, threads = list(self._conns), list(self._threads)
         for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            shut(conn)
         for thread in threads:
             thread.join(5)
         for conn in conns:
@@ -85,13 +78,6 @@ class EchoServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def echo_roundtrip(address: Tuple[str, int], size: int, seed: int, timeout: float = 60.0) -> Tuple[str, str, int]:
