@@ -22,6 +22,9 @@ __all__ = [
     "http_url",
     "reject_url",
     "rendezvous_request_url",
+    "rendezvous_address",
+    "check_entity_path",
+    "HC_PREFIX",
     "token_audience",
     "ParsedAddress",
     "parse_address",
@@ -111,7 +114,11 @@ def _quote_path(path: str) -> str:
     return quote(path, safe="/-._~!'()*")
 
 
-def _check_path(path: str) -> str:
+def check_entity_path(path: str) -> str:
+    """A hybrid connection's name (its entity path) without surrounding slashes.
+
+    :raises ConfigurationError: ``path`` is not a string or names nothing.
+    """
     if not isinstance(path, str) or not path.strip("/"):
         raise ConfigurationError("hybrid connection path must be a non-empty string")
     return path.strip("/")
@@ -121,6 +128,11 @@ def _suffix_part(suffix: str) -> str:
     if not suffix:
         return ""
     return "/" + _quote_path(suffix.lstrip("/"))
+
+
+def _hc_url(base: str, path: str, suffix_part: str, query: str) -> str:
+    """``{base}/$hc/{path}{suffix}?{query}``: every WebSocket address of the relay has this shape."""
+    return f"{base}/{HC_PREFIX}/{_quote_path(path)}{suffix_part}?{query}"
 
 
 def _query_pairs(query: QueryArg) -> List[Tuple[str, str]]:
@@ -154,7 +166,7 @@ def _relay_url(
         pairs.append(("sb-hc-id", id))
     if token:
         pairs.append(("sb-hc-token", token))
-    return f"{ns.ws_base}/{HC_PREFIX}/{_quote_path(_check_path(path))}{_suffix_part(suffix)}?{urlencode(pairs, quote_via=quote)}"
+    return _hc_url(ns.ws_base, check_entity_path(path), _suffix_part(suffix), urlencode(pairs, quote_via=quote))
 
 
 def listen_url(
@@ -181,7 +193,7 @@ def http_url(
 ) -> str:
     """The HTTP address of a hybrid connection (no ``$hc``)."""
     ns = Namespace.parse(namespace)
-    url = f"{ns.http_base}/{_quote_path(_check_path(path))}{_suffix_part(suffix)}"
+    url = f"{ns.http_base}/{_quote_path(check_entity_path(path))}{_suffix_part(suffix)}"
     pairs = _query_pairs(query)
     return url + ("?" + urlencode(pairs, quote_via=quote) if pairs else "")
 
@@ -200,6 +212,21 @@ def reject_url(address: str, status_code: int, description: str) -> str:
         [("sb-hc-statusCode", str(int(status_code))), ("sb-hc-statusDescription", description)], quote_via=quote
     )
     return address + separator + extra
+
+
+def rendezvous_address(base_url: str, path: str, action: str, id: str, suffix: str = "", query: str = "") -> str:
+    """The service side: the rendezvous address it sends in an ``accept`` or ``request`` message.
+
+    ``{base_url}/$hc/{path}{suffix}?{query&}sb-hc-action={action}&sb-hc-id={id}``. The
+    application's ``query`` is the sender's raw query string: its ``sb-hc-*``
+    parameters are dropped and the rest is kept verbatim. ``suffix`` (``/a/b``
+    or empty) is the sender's path after the hybrid connection's name, kept
+    as the sender wrote it (only quoted).
+    """
+    app_query = strip_relay_query(query)
+    relay_query = f"sb-hc-action={action}&sb-hc-id={quote(id, safe='')}"
+    full_query = f"{app_query}&{relay_query}" if app_query else relay_query
+    return _hc_url(base_url, path, _quote_path(suffix), full_query)
 
 
 def rendezvous_request_url(address: str) -> str:

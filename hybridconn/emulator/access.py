@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
+
 from ..auth import parse_sas_token, verify_sas_token
 from ..exceptions import AuthenticationError
 
@@ -19,6 +20,9 @@ __all__ = [
     "DEFAULT_KEY",
     "ALL_RIGHTS",
     "KeyRing",
+    "Granted",
+    "Denied",
+    "Verdict",
     "TokenSource",
     "find_token",
 ]
@@ -43,6 +47,24 @@ class TokenSource:
     where: Optional[str]
 
 
+@dataclass(frozen=True)
+class Granted:
+    """The token is valid for the resource and right; ``key_name`` is the rule that signed it."""
+
+    key_name: str
+
+
+@dataclass(frozen=True)
+class Denied:
+    """The token is refused: ``status`` 401 (missing, invalid, expired) or 403 (lacks the right)."""
+
+    status: int
+    reason: str
+
+
+Verdict = Union[Granted, Denied]
+
+
 class KeyRing:
     """Named keys and their rights (Listen, Send, Manage; Manage implies the other two)."""
 
@@ -63,10 +85,10 @@ class KeyRing:
             self._rights[name] = rights
         if not self._keys:
             raise ValueError("the emulator needs at least one key")
-        # Tokens already verified: (token, audiences, right) -> (key name, expiry). A sender
+        # Tokens already verified: (token, audiences, right) -> (verdict, expiry). A sender
         # repeats one token on every request; an HMAC per request was ~9 % of the relay's CPU.
         # Keys never change after construction, so only the expiry needs checking again.
-        self._verified: Dict[Tuple[str, Tuple[str, ...], str], Tuple[str, float]] = {}
+        self._verified: Dict[Tuple[str, Tuple[str, ...], str], Tuple[Granted, float]] = {}
 
     @property
     def names(self) -> List[str]:
@@ -82,25 +104,23 @@ class KeyRing:
         first = next(iter(self._keys))
         return first, self._keys[first]
 
-    def check(self, token: Optional[str], audiences: Iterable[str], right: str, now: Optional[float] = None) -> str:
-        """Verify ``token`` for one of ``audiences`` and ``right``; returns the key name.
-
-        :raises PermissionError: ``(401, text)`` or ``(403, text)`` in ``args``.
-        """
+    def check(self, token: Optional[str], audiences: Iterable[str], right: str, now: Optional[float] = None) -> Verdict:
+        """Whether ``token`` grants ``right`` on one of ``audiences``."""
         if not token:
-            raise PermissionError(401, f"The request has no token; a token with the {right} right is required")
+            return Denied(401, f"The request has no token; a token with the {right} right is required")
         now = time.time() if now is None else now
         cache_key = (token, tuple(audiences), right)
         known = self._verified.get(cache_key)
         if known is not None and known[1] > now:
             return known[0]
-        key_name = self._verify(token, cache_key[1], right, now)
-        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
-            self._verified.clear()  # bounded; a real sender reuses a handful of tokens
-        self._verified[cache_key] = (key_name, float(parse_sas_token(token).expiry))
-        return key_name
+        verdict = self._verify(token, cache_key[1], right, now)
+        if isinstance(verdict, Granted):
+            if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                self._verified.clear()  # bounded; a real sender reuses a handful of tokens
+            self._verified[cache_key] = (verdict, float(parse_sas_token(token).expiry))
+        return verdict
 
-    def _verify(self, token: str, audiences: Iterable[str], right: str, now: float) -> str:
+    def _verify(self, token: str, audiences: Iterable[str], right: str, now: float) -> Verdict:
         last: Optional[AuthenticationError] = None
         for audience in audiences:
             try:
@@ -111,12 +131,10 @@ class KeyRing:
                     break
                 continue
             if right not in self._rights.get(parsed.key_name, frozenset()):
-                raise PermissionError(
-                    403, f"The token's rule {parsed.key_name!r} does not have the {right} right for this path"
-                )
-            return parsed.key_name
+                return Denied(403, f"The token's rule {parsed.key_name!r} does not have the {right} right for this path")
+            return Granted(parsed.key_name)
         reason = last.reason if last is not None else "invalid token"
-        raise PermissionError(401, f"Invalid authorization token: {reason}")
+        return Denied(401, f"Invalid authorization token: {reason}")
 
     @staticmethod
     def expiry(token: str) -> float:

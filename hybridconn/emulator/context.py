@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Protocol, Set, Tuple
 from urllib.parse import parse_qsl, unquote
 
+from ..addresses import HC_PREFIX
 from .access import KeyRing
 from .registry import Registry
 
-__all__ = ["EmulatorContext", "Target", "parse_target"]
+__all__ = ["EmulatorContext", "ServedConnection", "Target", "parse_target", "headers_dict", "raw_headers"]
 
-HC_SEGMENT = "$hc"
+
+class ServedConnection(Protocol):
+    """What the emulator needs of a connection it serves, to stop it."""
+
+    thread: threading.Thread
+
+    def abort(self) -> None:
+        """Drop the connection now (from any thread)."""
 
 
 @dataclass
 class EmulatorContext:
+    """What every connection thread of one running emulator shares."""
+
     registry: Registry
     keyring: KeyRing
     secure: bool
@@ -24,22 +34,26 @@ class EmulatorContext:
     response_timeout: float
     accept_timeout: float
     stop: threading.Event = field(default_factory=threading.Event)
-    connections: Set[Any] = field(default_factory=set)
+    connections: Set[ServedConnection] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ws_scheme(self) -> str:
         return "wss" if self.secure else "ws"
 
-    def track(self, conn: Any) -> None:
+    def tracker(self, path: str) -> str:
+        """The ``SystemTracker`` of a description: ``host:port:path`` (or ``host:port``)."""
+        return f"{self.authority}:{path}" if path else self.authority
+
+    def track(self, conn: ServedConnection) -> None:
         with self.lock:
             self.connections.add(conn)
 
-    def untrack(self, conn: Any) -> None:
+    def untrack(self, conn: ServedConnection) -> None:
         with self.lock:
             self.connections.discard(conn)
 
-    def tracked(self) -> List[Any]:
+    def tracked(self) -> List[ServedConnection]:
         with self.lock:
             return list(self.connections)
 
@@ -76,9 +90,9 @@ def parse_target(target: str) -> Target:
         raw_path = "/" + rest.partition("/")[2]
     decoded = unquote(raw_path)
     segments = decoded.lstrip("/")
-    hc = segments.lower() == HC_SEGMENT or segments.lower().startswith(HC_SEGMENT + "/")
+    hc = segments.lower() == HC_PREFIX or segments.lower().startswith(HC_PREFIX + "/")
     if hc:
-        segments = segments[len(HC_SEGMENT) + 1 :]
+        segments = segments[len(HC_PREFIX) + 1 :]
         raw = raw_path.lstrip("/")
         raw = raw.split("/", 1)[1] if "/" in raw else ""
         raw_path = "/" + raw

@@ -4,18 +4,16 @@ A control channel carries the service's ``accept`` and ``request`` messages
 to the listener, and the listener's ``response`` and ``renewToken`` messages
 back. Responses are paired with their body frames by
 :class:`~hybridconn.protocol.FrameAssembler`; a body over 64 kB, or a
-listener answering 502/504, fails that request with 500.
+listener answering 502/504 or 1xx, fails that request with 500.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Optional
 
-import h11
 from wsproto.events import BytesMessage, TextMessage
 
 from ..protocol import (
@@ -25,15 +23,19 @@ from ..protocol import (
     ProtocolViolation,
     RenewToken,
     Response,
+    ViolationCause,
+    listener_may_send,
 )
-from .access import KeyRing
-from .context import EmulatorContext, Target
+from .access import Denied, KeyRing
+from .context import EmulatorContext
+from .entities import ListenerChannel
+from .exchange import PendingRequest, ResponseReady
 from .gate import audiences, authorize, resolve_entity
-from .registry import ListenerChannel, PendingRequest
-from .status import Refusal, describe, new_tracking_id
+from .http_conn import Incoming
+from .status import Refusal, close_reason, describe
 from .ws import ConnectionLost, PeerClosed
 
-__all__ = ["serve_listen", "deliver_response", "close_reason"]
+__all__ = ["serve_listen", "deliver_response"]
 
 log = logging.getLogger(__name__)
 
@@ -41,48 +43,51 @@ log = logging.getLogger(__name__)
 STALL_CHECK = 5.0
 
 
-def close_reason(text: str) -> str:
-    """A close reason that fits the 123-byte limit and still carries a tracking id."""
-    return f"{text} TrackingId:{new_tracking_id()}"
-
-
-def serve_listen(conn: Any, request: h11.Request, target: Target, headers: Dict[str, str]) -> None:
-    ctx: EmulatorContext = conn.ctx
-    entity, _suffix = resolve_entity(conn, target)
-    source = authorize(conn, target, headers, entity, "Listen")
+def serve_listen(incoming: Incoming) -> Optional[Refusal]:
+    """``sb-hc-action=listen``: register a listener and serve its control channel until it closes."""
+    ctx = incoming.ctx
+    found = resolve_entity(incoming)
+    if isinstance(found, Refusal):
+        return found
+    entity, _suffix = found
+    source = authorize(incoming, entity, "Listen")
+    if isinstance(source, Refusal):
+        return source
     if entity.refuse_until > time.monotonic():
-        raise Refusal(
-            entity.refuse_status,
-            describe("The service is temporarily unable to accept listeners; try again later", conn.tracker(entity.name)),
-        )
-    ctx.registry.check_capacity(entity)
-    listener_id = target.param("sb-hc-id") or str(uuid.uuid4())
-    base_url = f"{ctx.ws_scheme}://{headers.get('host') or ctx.authority}"
-    channel = ListenerChannel(entity, listener_id, None, base_url, KeyRing.expiry(source.token or ""))  # type: ignore[arg-type]
-    channel.audiences = audiences(conn, headers, entity)  # type: ignore[attr-defined]
-
-    def register(ws: Any) -> None:
-        channel.ws = ws
-        ctx.registry.add_listener(channel)  # a 26th listener: the 403 refusal goes out instead of 101
-
-    conn.accept_websocket(request, headers, None, name=f"control channel {listener_id}", register=register)
-    conn.channel = channel
+        text = "The service is temporarily unable to accept listeners; try again later"
+        return Refusal(entity.refuse_status, describe(text, incoming.tracker(entity.name)))
+    refusal = ctx.registry.check_capacity(entity)
+    if refusal is not None:
+        return refusal
+    listener_id = incoming.target.param("sb-hc-id") or str(uuid.uuid4())
+    channel = ListenerChannel(
+        entity,
+        listener_id,
+        incoming.conn.new_websocket(f"control channel {listener_id}"),
+        base_url=f"{ctx.ws_scheme}://{incoming.headers.get('host') or ctx.authority}",
+        audiences=audiences(incoming, entity),
+        expires_at=KeyRing.expiry(source.token or ""),
+    )
+    # A 26th listener racing this one: the 403 refusal goes out instead of the 101.
+    refusal = incoming.conn.admit_websocket(incoming, channel.ws, lambda: ctx.registry.add_listener(channel))
+    if refusal is not None:
+        return refusal
     log.info("listener %s online on %s (%d connected)", channel.listener_id, entity.name, len(entity.listeners))
     try:
         _control_loop(ctx, channel)
     finally:
         ctx.registry.remove_listener(channel)
         log.info("listener %s offline on %s", channel.listener_id, entity.name)
+        gone = Refusal(502, describe("The listener disconnected before it responded", incoming.tracker(entity.name)))
         for pending in ctx.registry.requests_on(channel):
             if not pending.linked and not pending.answered:
-                pending.put_now(("fail", 502, describe("The listener disconnected before it responded", conn.tracker(entity.name))))
+                pending.put_now(gone)
+    return None
 
 
 def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> None:
     ws = channel.ws
     assembler = FrameAssembler(max_body=CONTROL_CHANNEL_BODY_LIMIT)
-    text_parts: List[str] = []
-    last_text = ""
     expiry_closing = False
     while not ctx.stop.is_set():
         if channel.stalled.is_set():
@@ -95,15 +100,11 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> None:
             expiry_closing = True
             log.info("listener %s: token expired without renewal; closing with 1008", channel.listener_id)
             ws.send_close(1008, close_reason("The security token has expired"))
-        events = ws.read_events(timeout=None if expiry_closing else max(0.0, min(remaining, 60.0)))
-        for event in events:
+        for event in ws.read_events(timeout=None if expiry_closing else max(0.0, min(remaining, 60.0))):
             if isinstance(event, TextMessage):
-                text_parts.append(event.data)
-                if event.message_finished:
-                    last_text, text_parts = "".join(text_parts), []
                 outcomes = assembler.receive_text(event.data, event.message_finished)
             elif isinstance(event, BytesMessage):
-                outcomes = assembler.receive_binary(bytes(event.data), event.message_finished)
+                outcomes = assembler.receive_binary(event.data, event.message_finished)
             else:
                 if isinstance(event, PeerClosed):
                     log.info("listener %s closed its control channel (%s %s)", channel.listener_id, event.code, event.reason)
@@ -114,7 +115,7 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> None:
                 if isinstance(outcome, MessageReceived):
                     _on_message(ctx, channel, outcome)
                 elif isinstance(outcome, ProtocolViolation):
-                    _on_violation(ctx, channel, outcome, last_text)
+                    _on_violation(ctx, channel, outcome)
 
 
 def _on_message(ctx: EmulatorContext, channel: ListenerChannel, received: MessageReceived) -> None:
@@ -126,10 +127,9 @@ def _on_message(ctx: EmulatorContext, channel: ListenerChannel, received: Messag
             return
         deliver_response(ctx, pending, message, received.body)
     elif isinstance(message, RenewToken):
-        try:
-            ctx.keyring.check(message.token, getattr(channel, "audiences", []), "Listen")
-        except PermissionError as exc:
-            log.info("listener %s sent an invalid renewToken (%s); closing with 1008", channel.listener_id, exc.args[1])
+        verdict = ctx.keyring.check(message.token, channel.audiences, "Listen")
+        if isinstance(verdict, Denied):
+            log.info("listener %s sent an invalid renewToken (%s); closing with 1008", channel.listener_id, verdict.reason)
             channel.ws.send_close(1008, close_reason("The renewed token is invalid"))
             return
         channel.expires_at = KeyRing.expiry(message.token)
@@ -144,40 +144,30 @@ def deliver_response(ctx: EmulatorContext, pending: PendingRequest, response: Re
         log.info("request %s was answered twice; the second response is ignored", pending.id)
         return
     pending.answered = True
-    if response.status_code < 200:
-        pending.put_now(("fail", 500, describe(f"The listener sent an invalid status code {response.status_code}", ctx.authority)))
+    if not listener_may_send(response.status_code):
+        pending.put_now(invalid_status(ctx, response))
         return
     # a complete response: the head carries the whole body, so its length is known
-    pending.put(("head", response, body or b""), ctx.stop)
+    pending.put(ResponseReady(response, body or b""), ctx.stop)
 
 
-def _on_violation(ctx: EmulatorContext, channel: ListenerChannel, violation: ProtocolViolation, last_text: str) -> None:
-    message = violation.message
-    request_id: Optional[str] = None
-    if isinstance(message, Response):
-        request_id = message.request_id
-    elif message is None:
-        request_id = _response_id(last_text)
+def invalid_status(ctx: EmulatorContext, response: Response) -> Refusal:
+    """The 500 a sender gets when the listener answered with a status it may not send."""
+    return Refusal(500, describe(f"The listener sent an invalid status code {response.status_code}", ctx.authority))
+
+
+def _on_violation(ctx: EmulatorContext, channel: ListenerChannel, violation: ProtocolViolation) -> None:
+    request_id = violation.request_id if violation.kind == "response" else None
     pending = ctx.registry.find_request(request_id) if request_id else None
     if pending is None or pending.answered:
         log.warning("listener %s broke the control channel protocol: %s", channel.listener_id, violation.error)
         return
-    pending.answered = True
     log.warning("request %s failed: listener %s violated the protocol: %s", pending.id, channel.listener_id, violation.error)
-    if isinstance(message, Response):
+    if violation.cause is ViolationCause.BODY_TOO_LARGE:
         text = (
             "The listener's response body exceeds 64 kB on the control channel "
             "(larger responses must use the rendezvous address)"
         )
     else:
         text = f"The listener sent an invalid response: {violation.error}"
-    pending.put_now(("fail", 500, describe(text, f"{ctx.authority}:{pending.entity.name}")))
-
-
-def _response_id(text: str) -> Optional[str]:
-    try:
-        document = json.loads(text)
-        value = document["response"]["requestId"]
-    except (ValueError, TypeError, KeyError):
-        return None
-    return value if isinstance(value, str) else None
+    pending.fail(Refusal(500, describe(text, ctx.tracker(pending.entity.name))))

@@ -1,37 +1,39 @@
-"""The checks in front of every endpoint: which hybrid connection, and may this token use it."""
+"""The checks in front of every endpoint: which hybrid connection, and may this token use it.
+
+Each check returns what it found or a :class:`~.status.Refusal` (with a
+tracking id) for the endpoint to return.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
-from .access import TokenSource, find_token
-from .context import Target
-from .registry import Entity
+from .access import Denied, TokenSource, find_token
+from .entities import Entity
+from .http_conn import Incoming
 from .status import Refusal, describe
 
-__all__ = ["resolve_entity", "authorize", "audiences"]
+__all__ = ["resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
 
 log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
-def resolve_entity(conn: "object", target: Target) -> Tuple[Entity, str]:
-    """(entity, suffix) or a 404 refusal."""
-    ctx = conn.ctx  # type: ignore[attr-defined]
-    found = ctx.registry.resolve(target.path)
+def resolve_entity(incoming: Incoming) -> Union[Tuple[Entity, str], Refusal]:
+    """(entity, suffix) of the request's path, or a 404 refusal."""
+    found = incoming.ctx.registry.resolve(incoming.target.path)
     if found is None:
-        name = target.path.split("/", 1)[0]
-        raise Refusal(404, describe(f"Hybrid connection {name!r} does not exist", conn.tracker(name)))  # type: ignore[attr-defined]
+        name = incoming.target.path.split("/", 1)[0]
+        return incoming.refusal(404, f"Hybrid connection {name!r} does not exist", name)
     return found
 
 
-def audiences(conn: "object", headers: Dict[str, str], entity: Entity) -> List[str]:
+def audiences(incoming: Incoming, entity: Entity) -> Tuple[str, ...]:
     """Resources a token may be signed for: the host the client addressed, or ours."""
-    ctx = conn.ctx  # type: ignore[attr-defined]
-    return list(_audiences(headers.get("host", "").strip(), ctx.authority, entity.name))
+    return _audiences(incoming.headers.get("host", "").strip(), incoming.ctx.authority, entity.name)
 
 
 @functools.lru_cache(maxsize=256)
@@ -52,24 +54,21 @@ def _audiences(host_header: str, authority: str, entity_name: str) -> Tuple[str,
     return tuple(seen)
 
 
-def authorize(
-    conn: "object", target: Target, headers: Dict[str, str], entity: Entity, right: str, anonymous_ok: bool = False
-) -> TokenSource:
-    """Check the request's token for ``right``; 401/403 refusals carry a tracking id.
+def authorize(incoming: Incoming, entity: Entity, right: str, anonymous_ok: bool = False) -> Union[TokenSource, Refusal]:
+    """The request's token, checked for ``right``; or a 401/403 refusal.
 
     With ``anonymous_ok`` (a hybrid connection that does not require client
     authorization) no token is evaluated, and ``Authorization`` is left alone.
     """
-    ctx = conn.ctx  # type: ignore[attr-defined]
-    source = find_token(list(target.pairs), headers, allow_authorization=not anonymous_ok)
+    source = find_token(list(incoming.target.pairs), incoming.headers, allow_authorization=not anonymous_ok)
     if anonymous_ok:
         return TokenSource(None, None) if source.where == "authorization-header" else source
-    try:
-        ctx.keyring.check(source.token, audiences(conn, headers, entity), right)
-    except PermissionError as exc:
-        status, text = exc.args
-        log.info("refused %s on %s from %s: %d %s", right.lower(), entity.name, conn.peer[0], status, text)  # type: ignore[attr-defined]
-        raise Refusal(status, describe(text, conn.tracker(entity.name))) from None  # type: ignore[attr-defined]
+    verdict = incoming.ctx.keyring.check(source.token, audiences(incoming, entity), right)
+    if isinstance(verdict, Denied):
+        log.info(
+            "refused %s on %s from %s: %d %s", right.lower(), entity.name, incoming.conn.peer[0], verdict.status, verdict.reason
+        )
+        return Refusal(verdict.status, describe(verdict.reason, incoming.tracker(entity.name)))
     return source
 
 

@@ -10,109 +10,118 @@ the whole request there, body streamed. The response is written back with a
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import h11
 
-from ..addresses import strip_relay_query
+from ..addresses import rendezvous_address, strip_relay_query
 from ..protocol import (
-    CONTROL_CHANNEL_BODY_LIMIT,
-    HEADER_METADATA_LIMIT,
     Request,
     Response,
-    header_metadata_size,
+    address_only_request,
+    fits_control_channel,
     is_stripped_header,
+    printable_reason,
     serialize_message,
+    standard_phrase,
     strip_hop_headers,
 )
-from .context import EmulatorContext, Target, raw_headers
-from .gate import authorize, forwarded_headers, optional_int
-from .http_conn import WRITE_TIMEOUT, ConnectionDone
-from .registry import PendingRequest
-from .relay import rendezvous_address
-from .rendezvous import RendezvousLink, serve_rendezvous
-from .status import Refusal, describe, reason_phrase, standard_phrase
+from .context import raw_headers
+from .exchange import (
+    Aborted,
+    Linked,
+    PendingRequest,
+    RendezvousLink,
+    RequestEvent,
+    ResponseData,
+    ResponseEnd,
+    ResponseReady,
+    ResponseStarted,
+)
+from .gate import authorize, forwarded_headers, optional_int, resolve_entity
+from .http_conn import WRITE_TIMEOUT, ConnectionDone, HttpConnection, Incoming
+from .status import Refusal
 
-__all__ = ["serve_http", "serve_rendezvous"]
+__all__ = ["serve_http"]
 
 log = logging.getLogger(__name__)
 
 _NO_BODY_STATUS = (204, 304)
 
+#: What relaying ends in: the status written to the sender, or a refusal to write instead.
+Outcome = Union[int, Refusal]
 
-def serve_http(conn: Any, request: h11.Request, target: Target, headers: Dict[str, str]) -> bool:
+
+def serve_http(incoming: Incoming) -> bool:
     """Relay one request; True to keep the sender's connection open."""
-    ctx: EmulatorContext = conn.ctx
+    conn = incoming.conn
     started = time.monotonic()
     request_id = str(uuid.uuid4())
-    method = request.method.decode("ascii", "replace")
+    method = incoming.request.method.decode("ascii", "replace")
     status = 0
     try:
-        status = _relay(conn, ctx, request, target, headers, request_id, method)
+        outcome = _relay(incoming, request_id, method)
+        if isinstance(outcome, Refusal):
+            status = outcome.status
+            drained = conn.finish_request_body()
+            conn.refuse(outcome, close=not drained)
+            return drained
+        status = outcome
         return True
-    except Refusal as refusal:
-        status = refusal.status
-        drained = conn.finish_request_body()
-        conn.refuse(refusal.status, refusal.description, close=not drained)
-        return drained
-    except ConnectionDone:
-        status = status or 0
-        raise
     finally:
         if log.isEnabledFor(logging.INFO):  # one line per request: build its arguments only when shown
             log.info(
-                "request %s %s %s -> %s (%.1f ms)", request_id, method, "/" + target.path.lstrip("/"), status or "dropped",
-                (time.monotonic() - started) * 1000,
+                "request %s %s %s -> %s (%.1f ms)", request_id, method, "/" + incoming.target.path.lstrip("/"),
+                status or "dropped", (time.monotonic() - started) * 1000,
             )
 
 
-def _relay(conn: Any, ctx: EmulatorContext, request: h11.Request, target: Target, headers: Dict[str, str], request_id: str, method: str) -> int:
-    found = ctx.registry.resolve(target.path)
-    if found is None:
-        name = target.path.split("/", 1)[0]
-        raise Refusal(404, describe(f"Hybrid connection {name!r} does not exist", conn.tracker(name)))
+def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
+    conn, ctx, target = incoming.conn, incoming.ctx, incoming.target
+    found = resolve_entity(incoming)
+    if isinstance(found, Refusal):
+        return found
     entity, suffix = found
-    source = authorize(conn, target, headers, entity, "Send", anonymous_ok=not entity.requires_client_authorization)
-    forward = strip_hop_headers(forwarded_headers(raw_headers(request.headers.raw_items()), source, drop=("Expect",)))
+    source = authorize(incoming, entity, "Send", anonymous_ok=not entity.requires_client_authorization)
+    if isinstance(source, Refusal):
+        return source
+    forward = strip_hop_headers(forwarded_headers(raw_headers(incoming.request.headers.raw_items()), source, drop=("Expect",)))
     query = strip_relay_query(target.query)
-    request_target = target.raw_path + (f"?{query}" if query else "")
-    if conn.h11.they_are_waiting_for_100_continue:
-        conn.send(h11.InformationalResponse(status_code=100, headers=[]))
-    length = optional_int(headers.get("content-length"))
-    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-    small = not chunked and (length or 0) <= CONTROL_CHANNEL_BODY_LIMIT and header_metadata_size(forward) <= HEADER_METADATA_LIMIT
-
-    link: Optional[RendezvousLink] = conn.link if conn.link is not None and conn.link.alive else None
+    conn.continue_if_expected()
+    chunked = "chunked" in incoming.headers.get("transfer-encoding", "").lower()
+    small = not chunked and fits_control_channel(optional_int(incoming.headers.get("content-length")) or 0, forward)
+    link = conn.link if conn.link is not None and conn.link.alive else None
     channel = None
     if link is None:
         channel = ctx.registry.pick_listener(entity)
         if channel is None:
-            raise Refusal(502, describe("There are no listeners connected for the endpoint", conn.tracker(entity.name)))
-        address = rendezvous_address(channel.base_url, entity.name, suffix, target.query, "request", request_id)
+            return incoming.refusal(502, "There are no listeners connected for the endpoint", entity.name)
+        address = rendezvous_address(channel.base_url, entity.name, action="request", id=request_id, suffix=suffix, query=target.query)
     else:
         address = link.address
-    pending = PendingRequest(entity, request_id, address, conn)
-    pending.channel = channel
+    message = Request(
+        address=address, id=request_id, method=method, request_target=target.raw_path + (f"?{query}" if query else ""),
+        request_headers=forward,
+    )
+    pending = PendingRequest(entity, request_id, address, conn, channel)
     ctx.registry.add_request(pending)
     try:
-        message = Request(address=address, id=request_id, method=method, request_target=request_target, request_headers=forward)
         if link is not None:
             pending.linked = True
             _send_over_link(conn, link, pending, message, small)
-        elif small:
-            body = _read_body(conn)
-            sent = channel.send(serialize_message(_with_body(message, bool(body))), body or None)  # type: ignore[union-attr]
-            if not sent:
-                raise Refusal(502, describe("The listener's control channel closed", conn.tracker(entity.name)))
-        else:
+            return _answer(incoming, pending, message, small, method, request_sent=True)
+        assert channel is not None  # no rendezvous link: a listener was picked above
+        if not small:
             # address-only: the listener fetches the whole request over the rendezvous socket
-            channel.send(json.dumps({"request": {"address": address, "id": request_id}}, separators=(",", ":")))  # type: ignore[union-attr]
-            return _answer(conn, ctx, pending, message, small, method, request_sent=False)
-        return _answer(conn, ctx, pending, message, small, method, request_sent=True)
+            channel.send(address_only_request(address, request_id))
+            return _answer(incoming, pending, message, small, method, request_sent=False)
+        body = _read_body(conn)
+        if not channel.send(serialize_message(_announcing(message, bool(body))), body or None):
+            return incoming.refusal(502, "The listener's control channel closed", entity.name)
+        return _answer(incoming, pending, message, small, method, request_sent=True)
     finally:
         pending.done.set()
         ctx.registry.pop_request(request_id)
@@ -120,7 +129,10 @@ def _relay(conn: Any, ctx: EmulatorContext, request: h11.Request, target: Target
             conn.link.current = None
 
 
-def _with_body(message: Request, has_body: bool) -> Request:
+def _announcing(message: Request, has_body: bool) -> Request:
+    """``message`` with its ``body`` flag set (built directly: this runs for every relayed request)."""
+    if message.has_body == has_body:
+        return message
     return Request(
         address=message.address,
         id=message.id,
@@ -131,7 +143,7 @@ def _with_body(message: Request, has_body: bool) -> Request:
     )
 
 
-def _read_body(conn: Any) -> bytes:
+def _read_body(conn: HttpConnection) -> bytes:
     chunks: List[bytes] = []
     while True:
         event = conn.next_event(WRITE_TIMEOUT)
@@ -143,16 +155,16 @@ def _read_body(conn: Any) -> bytes:
             raise ConnectionDone()
 
 
-def _send_over_link(conn: Any, link: RendezvousLink, pending: PendingRequest, message: Request, small: bool) -> None:
+def _send_over_link(conn: HttpConnection, link: RendezvousLink, pending: PendingRequest, message: Request, small: bool) -> None:
     if small:
         body = _read_body(conn)
-        ok = link.send_request(pending, _with_body(message, bool(body)), body)
+        ok = link.send_request(pending, _announcing(message, bool(body)), body)
     else:
         first = conn.next_event(WRITE_TIMEOUT)
         if isinstance(first, h11.EndOfMessage):
-            ok = link.send_request(pending, _with_body(message, False), None)
+            ok = link.send_request(pending, _announcing(message, False), None)
         else:
-            ok = link.start_streamed_request(pending, _with_body(message, True))
+            ok = link.start_streamed_request(pending, _announcing(message, True))
             event = first
             while ok:
                 if isinstance(event, h11.Data):
@@ -169,39 +181,66 @@ def _send_over_link(conn: Any, link: RendezvousLink, pending: PendingRequest, me
 
 
 def _answer(
-    conn: Any, ctx: EmulatorContext, pending: PendingRequest, message: Request, small: bool, method: str, request_sent: bool
-) -> int:
+    incoming: Incoming, pending: PendingRequest, message: Request, small: bool, method: str, request_sent: bool
+) -> Outcome:
     """Wait for the outcome and write it to the sender; returns the status sent."""
-    deadline = time.monotonic() + ctx.response_timeout
+    timeout = incoming.ctx.response_timeout
+    deadline = time.monotonic() + timeout
     while True:
-        item = _next_item(pending, deadline - time.monotonic())
-        if item is None:
+        event = _next_event(pending, deadline - time.monotonic())
+        if event is None:
             pending.answered = True
-            log.info("request %s: no response within %g s", pending.id, ctx.response_timeout)
-            raise Refusal(504, describe(f"The listener did not respond within {ctx.response_timeout:g} seconds", conn.tracker(pending.entity.name)))
-        kind = item[0]
-        if kind == "link":
+            log.info("request %s: no response within %g s", pending.id, timeout)
+            return incoming.refusal(504, f"The listener did not respond within {timeout:g} seconds", pending.entity.name)
+        if isinstance(event, Linked):
             if not request_sent:  # address-only: the whole request goes over the new socket
                 request_sent = True
-                _send_over_link(conn, item[1], pending, message, small)
-                deadline = time.monotonic() + ctx.response_timeout
-            continue
-        if kind == "fail":
-            raise Refusal(item[1], item[2])
-        if kind == "abort":
-            log.info("request %s: dropping the sender's connection: %s", pending.id, item[1])
+                _send_over_link(incoming.conn, event.link, pending, message, small)
+                deadline = time.monotonic() + timeout
+        elif isinstance(event, Refusal):
+            return event
+        elif isinstance(event, Aborted):
+            log.info("request %s: dropping the sender's connection: %s", pending.id, event.why)
             raise ConnectionDone()
-        if kind == "head":
-            return _write_response(conn, ctx, pending, item[1], item[2] if len(item) > 2 else None, method)
+        elif isinstance(event, ResponseReady):
+            return _write_response(incoming, pending, event.response, event.body, method)
+        elif isinstance(event, ResponseStarted):
+            return _write_response(incoming, pending, event.response, None, method)
 
 
-def _next_item(pending: PendingRequest, timeout: float) -> Optional[Tuple[Any, ...]]:
+def _next_event(pending: PendingRequest, timeout: float) -> Optional[RequestEvent]:
     return pending.get(timeout) if timeout > 0 else None
 
 
-def _write_response(conn: Any, ctx: EmulatorContext, pending: PendingRequest, response: Response, body: Optional[bytes], method: str) -> int:
-    status = response.status_code
+def _write_response(
+    incoming: Incoming, pending: PendingRequest, response: Response, body: Optional[bytes], method: str
+) -> Outcome:
+    """Write the response head (and a complete body); a streamed body follows from the queue."""
+    conn, status = incoming.conn, response.status_code
     bodiless = method == "HEAD" or status in _NO_BODY_STATUS
+    headers = _response_headers(response, incoming.ctx.authority, method)
+    if body is not None and not bodiless:
+        headers.append(("Content-Length", str(len(body))))
+    reason = printable_reason(response.status_description or standard_phrase(status))
+    try:
+        head = h11.Response(status_code=status, headers=headers, reason=reason)
+    except h11.LocalProtocolError as exc:
+        log.warning("request %s: the listener's response head is invalid (%s)", pending.id, exc)
+        if body is None:
+            pending.done.set()  # the reader stops queueing; the rest of the body is dropped
+        return incoming.refusal(500, f"The listener sent an invalid response head: {exc}", pending.entity.name)
+    conn.send(head)
+    if body is not None:
+        if body and not bodiless:
+            conn.send(h11.Data(data=body))
+        conn.send(h11.EndOfMessage())
+        return status
+    _stream_body(conn, pending, incoming.ctx.response_timeout, bodiless)
+    return status
+
+
+def _response_headers(response: Response, authority: str, method: str) -> List[Tuple[str, str]]:
+    """The listener's headers minus the stripped ones, with our hop added to ``Via``."""
     headers: List[Tuple[str, str]] = []
     via = None
     for name, value in response.response_headers.items():
@@ -212,35 +251,19 @@ def _write_response(conn: Any, ctx: EmulatorContext, pending: PendingRequest, re
             headers.append((name, value))  # describes the body a GET would get
         elif not is_stripped_header(name):
             headers.append((name, value))
-    headers.append(("Via", f"{via}, 1.1 {ctx.authority}" if via else f"1.1 {ctx.authority}"))
-    if body is not None and not bodiless:
-        headers.append(("Content-Length", str(len(body))))
-    try:
-        head = h11.Response(status_code=status, headers=headers, reason=reason_phrase(response.status_description or standard_phrase(status)))
-    except h11.LocalProtocolError as exc:
-        log.warning("request %s: the listener's response head is invalid (%s)", pending.id, exc)
-        _discard_body(pending, body, ctx)
-        raise Refusal(500, describe(f"The listener sent an invalid response head: {exc}", conn.tracker(pending.entity.name))) from None
-    conn.send(head)
-    if body is not None:
-        if body and not bodiless:
-            conn.send(h11.Data(data=body))
-        conn.send(h11.EndOfMessage())
-        return status
+    headers.append(("Via", f"{via}, 1.1 {authority}" if via else f"1.1 {authority}"))
+    return headers
+
+
+def _stream_body(conn: HttpConnection, pending: PendingRequest, timeout: float, bodiless: bool) -> None:
     while True:
-        item = _next_item(pending, ctx.response_timeout)
-        if item is None or item[0] == "abort":
+        event = _next_event(pending, timeout)
+        if event is None or isinstance(event, Aborted):
             log.info("request %s: the response body stalled or broke off; dropping the sender's connection", pending.id)
             raise ConnectionDone()
-        if item[0] == "data":
+        if isinstance(event, ResponseData):
             if not bodiless:
-                conn.send(h11.Data(data=item[1]))
-        elif item[0] == "end":
+                conn.send(h11.Data(data=event.data))
+        elif isinstance(event, ResponseEnd):
             conn.send(h11.EndOfMessage())
-            return status
-
-
-def _discard_body(pending: PendingRequest, body: Optional[bytes], ctx: EmulatorContext) -> None:
-    if body is not None:
-        return
-    pending.done.set()  # the reader stops queueing; the rest of the body is dropped
+            return

@@ -1,62 +1,31 @@
 """What the emulator knows: hybrid connections, their listeners, and work in flight.
 
 All shared state lives here behind one lock (a Condition, so tests can wait
-for listeners). Threads hand work to each other through the objects below:
+for listeners). Threads hand work to each other through pending objects:
 a :class:`PendingAccept` pairs a waiting sender with the listener that
-connects to its rendezvous address; a :class:`PendingRequest` carries a
-relayed HTTP request's outcome back to the sender's connection thread.
+connects to its rendezvous address; a :class:`~.exchange.PendingRequest`
+carries a relayed HTTP request's outcome back to the sender's connection thread.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from ..addresses import check_entity_path
 from ..protocol import MAX_LISTENERS
+from .entities import Entity, ListenerChannel
+from .exchange import Aborted, PendingRequest
 from .status import Refusal, describe
 from .ws import WsChannel
 
-__all__ = ["Entity", "ListenerChannel", "PendingAccept", "PendingRequest", "Registry"]
+__all__ = ["PendingAccept", "Registry"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Entity:
-    """One hybrid connection."""
-
-    name: str
-    requires_client_authorization: bool = True
-    listeners: Dict[str, "ListenerChannel"] = field(default_factory=dict)
-    refuse_until: float = 0.0
-    refuse_status: int = 503
-
-
-class ListenerChannel:
-    """A registered control channel."""
-
-    def __init__(self, entity: Entity, listener_id: str, ws: WsChannel, base_url: str, expires_at: float) -> None:
-        self.entity = entity
-        self.listener_id = listener_id
-        self.ws = ws
-        self.base_url = base_url  # scheme://host[:port] as the listener reached us; rendezvous addresses use it
-        self.expires_at = expires_at
-        self.stalled = threading.Event()
-        self.released = threading.Event()  # set when the channel must stop (drop fault, stop())
-        self.online_since = time.monotonic()
-
-    def send(self, text: str, body: Optional[bytes] = None) -> bool:
-        """Send a control message (and its body). A stalled channel swallows it silently."""
-        if self.stalled.is_set():
-            log.debug("listener %s is stalled; dropping a control message", self.listener_id)
-            return True
-        return self.ws.send_unit(text, body)
 
 
 class PendingAccept:
@@ -86,18 +55,15 @@ class PendingAccept:
             self.state = self.CLAIMED
             return True
 
-    def _settle(self, state: str, **values: Any) -> None:
+    def accepted(self, listener_ws: WsChannel, subprotocol: Optional[str]) -> None:
         with self._cond:
-            self.state = state
-            for name, value in values.items():
-                setattr(self, name, value)
+            self.state, self.listener_ws, self.subprotocol = self.ACCEPTED, listener_ws, subprotocol
             self._cond.notify_all()
 
-    def accepted(self, listener_ws: WsChannel, subprotocol: Optional[str]) -> None:
-        self._settle(self.ACCEPTED, listener_ws=listener_ws, subprotocol=subprotocol)
-
     def rejected(self, status: int, description: str) -> None:
-        self._settle(self.REJECTED, reject_status=status, reject_description=description)
+        with self._cond:
+            self.state, self.reject_status, self.reject_description = self.REJECTED, status, description
+            self._cond.notify_all()
 
     def fail(self, why: str) -> None:
         with self._cond:
@@ -119,89 +85,6 @@ class PendingAccept:
             return self.state
 
 
-class _DoneFlag:
-    """Set once the sender stops taking outcomes; wakes a producer blocked on a full queue."""
-
-    __slots__ = ("_cond", "_set")
-
-    def __init__(self, cond: threading.Condition) -> None:
-        self._cond = cond
-        self._set = False
-
-    def set(self) -> None:
-        with self._cond:
-            self._set = True
-            self._cond.notify_all()
-
-    def is_set(self) -> bool:
-        return self._set
-
-
-class PendingRequest:
-    """A relayed HTTP request; its outcome arrives as items taken with :meth:`get`.
-
-    Items: ``("link", RendezvousLink)``, ``("head", Response)`` (a streamed body follows as
-    ``("data", bytes)`` items), ``("head", Response, body)`` (complete), ``("data", bytes)``,
-    ``("end",)``, ``("fail", status, description)``, ``("abort", why)``.
-
-    One lock and a deque rather than a ``queue.Queue`` and an ``Event``: one of these is made
-    per relayed request, and those cost three conditions and a second lock each.
-    """
-
-    #: Items queued before a producer (a rendezvous body reader) waits for the sender.
-    MAX_QUEUED = 64
-
-    def __init__(self, entity: Entity, request_id: str, address: str, sender: Any) -> None:
-        self.entity = entity
-        self.id = request_id
-        self.address = address
-        self.sender = sender  # the sender's HTTP connection (http_conn.HttpConnection)
-        self.channel: Optional[ListenerChannel] = None  # control channel it was sent on
-        self._cond = threading.Condition(threading.Lock())
-        self._items: "collections.deque[Tuple[Any, ...]]" = collections.deque()
-        self.linked = False
-        self.answered = False
-        self.done = _DoneFlag(self._cond)
-
-    def put(self, item: Tuple[Any, ...], stop: Optional[threading.Event] = None) -> bool:
-        """Queue an item; blocks while the sender is slow (back-pressure), gives up when done."""
-        with self._cond:
-            while True:
-                if self.done.is_set() or (stop is not None and stop.is_set()):
-                    return False
-                if len(self._items) < self.MAX_QUEUED:
-                    break
-                self._cond.wait(1.0)  # ``stop`` is not our condition's: look at it every second
-            self._items.append(item)
-            self._cond.notify_all()
-            return True
-
-    def put_now(self, item: Tuple[Any, ...]) -> None:
-        """Queue a terminal item without blocking (drops the oldest data if full)."""
-        with self._cond:
-            if len(self._items) >= self.MAX_QUEUED:
-                self._items.popleft()
-            self._items.append(item)
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> Optional[Tuple[Any, ...]]:
-        """The next item, or None when none arrives within ``timeout`` seconds."""
-        with self._cond:
-            if not self._items:
-                if timeout <= 0:
-                    return None
-                deadline = time.monotonic() + timeout
-                while not self._items:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    self._cond.wait(remaining)
-            item = self._items.popleft()
-            if len(self._items) == self.MAX_QUEUED - 1:
-                self._cond.notify_all()  # a producer may be waiting for room
-            return item
-
-
 class Registry:
     """Hybrid connections, listeners and pending work, under one lock."""
 
@@ -214,9 +97,8 @@ class Registry:
     # ------------------------------------------------------------------ entities
 
     def add_entity(self, name: str, requires_client_authorization: bool = True) -> Entity:
-        name = name.strip("/")
-        if not name:
-            raise ValueError("a hybrid connection needs a name")
+        """Create (or reconfigure) a hybrid connection. :raises ConfigurationError: no name."""
+        name = check_entity_path(name)
         with self.cond:
             entity = self.entities.get(name)
             if entity is None:
@@ -224,6 +106,10 @@ class Registry:
             else:
                 entity.requires_client_authorization = requires_client_authorization
             return entity
+
+    def entity_names(self) -> List[str]:
+        with self.cond:
+            return list(self.entities)
 
     def get_entity(self, name: str) -> Entity:
         with self.cond:
@@ -247,23 +133,29 @@ class Registry:
 
     # ------------------------------------------------------------------ listeners
 
-    def check_capacity(self, entity: Entity) -> None:
+    def check_capacity(self, entity: Entity) -> Optional[Refusal]:
+        """A 403 refusal when ``entity`` has its maximum of listeners, else None."""
         with self.cond:
             if len(entity.listeners) >= MAX_LISTENERS:
-                raise Refusal(
+                return Refusal(
                     403, describe(f"The hybrid connection already has the maximum of {MAX_LISTENERS} listeners", entity.name)
                 )
+            return None
 
-    def add_listener(self, channel: ListenerChannel) -> None:
+    def add_listener(self, channel: ListenerChannel) -> Optional[Refusal]:
+        """Register ``channel`` (a unique id is made if its own is taken), or refuse it when full."""
         entity = channel.entity
         with self.cond:
-            self.check_capacity(entity)
+            refusal = self.check_capacity(entity)
+            if refusal is not None:
+                return refusal
             listener_id = channel.listener_id
             while listener_id in entity.listeners:
                 listener_id = f"{channel.listener_id}_{uuid.uuid4().hex[:6]}"
             channel.listener_id = listener_id
             entity.listeners[listener_id] = channel
             self.cond.notify_all()
+            return None
 
     def remove_listener(self, channel: ListenerChannel) -> bool:
         with self.cond:
@@ -280,6 +172,11 @@ class Registry:
         if listener_id is not None:
             found = [c for c in found if c.listener_id == listener_id]
         return found
+
+    def notify_changed(self) -> None:
+        """Wake threads waiting for listeners (a channel was stalled: it no longer counts)."""
+        with self.cond:
+            self.cond.notify_all()
 
     def active_count(self, entity: Entity) -> int:
         with self.cond:
@@ -346,6 +243,11 @@ class Registry:
         with self.cond:
             return [p for p in self.requests.values() if p.channel is channel]
 
+    def all_channels(self) -> List[ListenerChannel]:
+        """Every registered control channel, of every hybrid connection."""
+        with self.cond:
+            return [c for e in self.entities.values() for c in e.listeners.values()]
+
     def fail_everything(self, why: str) -> None:
         """Stop: wake every waiting sender."""
         with self.cond:
@@ -354,4 +256,13 @@ class Registry:
         for pending in accepts:
             pending.fail(why)
         for request in requests:
-            request.put_now(("abort", why))
+            request.put_now(Aborted(why))
+
+    def forget_everything(self) -> None:
+        """After a stop: no listener, accept or request is left (the hybrid connections stay)."""
+        with self.cond:
+            for entity in self.entities.values():
+                entity.listeners.clear()
+            self.accepts.clear()
+            self.requests.clear()
+            self.cond.notify_all()

@@ -6,162 +6,154 @@ a response too large for the control channel. From then on the socket carries
 every request of that sender connection and their responses; when the listener
 drops it, the sender's connection is dropped too, and when the sender leaves,
 the emulator closes it.
+
+Responses are read with a :class:`~hybridconn.protocol.StreamingFrameAssembler`:
+the head goes to the sender's thread at once and the body follows piece by
+piece, never held whole.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any, Dict, List, Optional
+from typing import Optional
 
-import h11
 from wsproto.events import BytesMessage, TextMessage
 
-from ..exceptions import ProtocolError
-from ..protocol import Request, Response, parse_message, serialize_message
-from .context import EmulatorContext, Target
-from .control import close_reason
-from .registry import PendingRequest
+from ..protocol import (
+    BodyChunk,
+    BodyEnd,
+    ControlMessage,
+    MessageHead,
+    MessageReceived,
+    ProtocolViolation,
+    Response,
+    StreamEvent,
+    StreamingFrameAssembler,
+    ViolationCause,
+    listener_may_send,
+)
+from .context import EmulatorContext
+from .control import invalid_status
+from .exchange import RESPONSE_END, Linked, PendingRequest, RendezvousLink, ResponseData, ResponseStarted
+from .http_conn import Incoming
 from .status import Refusal, describe
-from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
+from .ws import ChannelEvent, CloseAnswered, ConnectionLost, PeerClosed
 
-__all__ = ["RendezvousLink", "serve_rendezvous"]
+__all__ = ["serve_rendezvous", "ResponseReader"]
 
 log = logging.getLogger(__name__)
 
 
-class RendezvousLink:
-    """The rendezvous socket of one sender connection; read by the listener-side thread."""
+def serve_rendezvous(incoming: Incoming) -> Optional[Refusal]:
+    """``sb-hc-action=request``: the listener connects to a request's rendezvous address."""
+    ctx = incoming.ctx
+    key = incoming.target.param("sb-hc-id")
+    pending = ctx.registry.find_request(key) if key else None
+    if pending is None or pending.answered or pending.linked or pending.done.is_set():
+        return incoming.refusal(403, "The rendezvous address is not valid or has expired")
+    existing = pending.sender.link
+    if existing is not None and existing.alive:
+        return incoming.refusal(403, "The sender connection already has a rendezvous socket")
+    pending.linked = True
+    ws = incoming.conn.accept_websocket(incoming, None, name=f"rendezvous {pending.id}")
+    link = RendezvousLink(ws, pending.sender, pending.address)
+    link.current = pending
+    pending.sender.link = link
+    log.info("request %s: the listener opened a rendezvous socket", pending.id)
+    pending.put(Linked(link), ctx.stop)
+    ResponseReader(ctx, link).run()
+    return None
 
-    def __init__(self, ctx: EmulatorContext, ws: WsChannel, sender: Any, address: str) -> None:
+
+class ResponseReader:
+    """Reads a rendezvous socket's responses (on the thread that accepted it) and hands them over."""
+
+    def __init__(self, ctx: EmulatorContext, link: RendezvousLink) -> None:
         self.ctx = ctx
-        self.ws = ws
-        self.address = address
-        self.sender = sender
-        self.current: Optional[PendingRequest] = None
-        self.alive = True
-        self._lock = threading.Lock()
+        self.link = link
+        self.assembler = StreamingFrameAssembler()
+        self.streaming: Optional[PendingRequest] = None  # whose response body is arriving
 
-    # ------------------------------------------------------------------ sender side (its connection thread)
-
-    def send_request(self, pending: PendingRequest, request: Request, body: Optional[bytes]) -> bool:
-        """A request with its whole body (or none)."""
-        self.current = pending
-        return self.ws.send_unit(serialize_message(request), body if request.has_body else None)
-
-    def start_streamed_request(self, pending: PendingRequest, request: Request) -> bool:
-        """The request JSON; body fragments follow with :meth:`send_body`."""
-        self.current = pending
-        return self.ws.send_message(serialize_message(request))
-
-    def send_body(self, chunk: bytes, fin: bool) -> bool:
-        return self.ws.send_message(chunk, fin)
-
-    def sender_gone(self) -> None:
-        """The sender's HTTP connection ended: close the rendezvous socket."""
-        self.alive = False
-        if self.ws.can_send:
-            self.ws.send_close(1001, close_reason("The sender client shut down the connection"))
-
-    # ------------------------------------------------------------------ listener side (this link's thread)
-
-    def read_loop(self) -> None:
-        text: List[str] = []
-        in_body: Optional[PendingRequest] = None
+    def run(self) -> None:
         while True:
-            for event in self.ws.read_events(None):
+            for event in self.link.ws.read_events(None):
                 if isinstance(event, TextMessage):
-                    if in_body is not None:
-                        self._abort(in_body, "a text frame arrived inside a response body")
-                        in_body = None
-                    text.append(event.data)
-                    if event.message_finished:
-                        in_body = self._on_head("".join(text))
-                        text = []
+                    outcomes = self.assembler.receive_text(event.data, event.message_finished)
                 elif isinstance(event, BytesMessage):
-                    if in_body is None:
-                        if event.data:
-                            log.warning("rendezvous for request %s: a binary frame arrived without a response", self._current_id())
-                        continue
-                    if event.data and not in_body.put(("data", bytes(event.data)), self.ctx.stop):
-                        in_body = None
-                        continue
-                    if event.message_finished:
-                        in_body.put(("end",), self.ctx.stop)
-                        in_body = None
+                    outcomes = self.assembler.receive_binary(event.data, event.message_finished)
                 else:
-                    self._on_closed(event, in_body)
+                    self._on_closed(event)
                     return
+                for outcome in outcomes:
+                    self._on_outcome(outcome)
 
-    def _on_head(self, text: str) -> Optional[PendingRequest]:
-        pending = self.current
-        try:
-            message = parse_message(text)
-        except ProtocolError as exc:
-            if pending is not None and not pending.answered:
-                pending.answered = True
-                log.warning("request %s failed: the listener sent an invalid response: %s", pending.id, exc)
-                pending.put_now(("fail", 500, describe(f"The listener sent an invalid response: {exc}", self.ctx.authority)))
-            else:
-                log.warning("rendezvous: invalid message from the listener: %s", exc)
-            return None
+    def _on_outcome(self, outcome: StreamEvent) -> None:
+        if isinstance(outcome, BodyChunk):
+            if self.streaming is not None and not self.streaming.put(ResponseData(outcome.data), self.ctx.stop):
+                self.streaming = None  # the sender stopped taking it: the rest is dropped
+        elif isinstance(outcome, BodyEnd):
+            if self.streaming is not None:
+                self.streaming.put(RESPONSE_END, self.ctx.stop)
+            self.streaming = None
+        elif isinstance(outcome, (MessageHead, MessageReceived)):
+            self._on_head(outcome.message, has_body=isinstance(outcome, MessageHead))
+        elif isinstance(outcome, ProtocolViolation):
+            self._on_violation(outcome)
+
+    def _on_head(self, message: ControlMessage, has_body: bool) -> None:
         if not isinstance(message, Response):
             log.warning("rendezvous: unexpected %s message from the listener; ignored", type(message).__name__)
-            return None
+            return
+        pending = self.link.current
         if pending is None or pending.id != message.request_id:
             pending = self.ctx.registry.find_request(message.request_id)
         if pending is None or pending.answered:
             log.info("rendezvous: response to unknown or finished request %s ignored", message.request_id)
-            return None
+            return
         pending.answered = True
-        if message.status_code < 200:
-            pending.put_now(("fail", 500, describe(f"The listener sent an invalid status code {message.status_code}", self.ctx.authority)))
-            return None
-        pending.put(("head", message), self.ctx.stop)
-        if message.has_body:
-            return pending
-        pending.put(("end",), self.ctx.stop)
-        return None
+        if not listener_may_send(message.status_code):
+            pending.put_now(invalid_status(self.ctx, message))
+            return
+        pending.put(ResponseStarted(message), self.ctx.stop)
+        if has_body:
+            self.streaming = pending
+        else:
+            pending.put(RESPONSE_END, self.ctx.stop)
 
-    def _on_closed(self, event: object, in_body: Optional[PendingRequest]) -> None:
-        self.alive = False
+    def _on_violation(self, violation: ProtocolViolation) -> None:
+        if violation.cause is ViolationCause.BODY_INTERRUPTED:
+            if self.streaming is not None:
+                self.streaming.abort("a text frame arrived inside a response body")
+            self.streaming = None
+        elif violation.cause is ViolationCause.STRAY_BODY:
+            log.warning("rendezvous for request %s: a binary frame arrived without a response", self._current_id())
+        else:
+            pending = self.link.current
+            if pending is not None and not pending.answered:
+                log.warning("request %s failed: the listener sent an invalid response: %s", pending.id, violation.error)
+                text = f"The listener sent an invalid response: {violation.error}"
+                pending.fail(Refusal(500, describe(text, self.ctx.authority)))
+            else:
+                log.warning("rendezvous: invalid message from the listener: %s", violation.error)
+
+    def _on_closed(self, event: ChannelEvent) -> None:
+        link = self.link
+        link.alive = False
         if isinstance(event, CloseAnswered):
             return  # we closed it: the sender is gone
-        if in_body is not None:
-            if isinstance(event, PeerClosed):
-                in_body.put(("end",), self.ctx.stop)  # a body may end with the close frame
-            else:
-                self._abort(in_body, "the listener's rendezvous connection was lost mid-response")
-        current = self.current
+        if isinstance(event, PeerClosed):
+            for outcome in self.assembler.finish():  # a body may end with the close frame
+                self._on_outcome(outcome)
+        elif self.streaming is not None:
+            self.streaming.abort("the listener's rendezvous connection was lost mid-response")
+            self.streaming = None
+        current = link.current
         if current is not None and not current.answered:
-            self._abort(current, "the listener dropped the rendezvous connection")
+            current.abort("the listener dropped the rendezvous connection")
         why = event.reason if isinstance(event, ConnectionLost) else f"closed {getattr(event, 'code', None)}"
         log.info("rendezvous socket of a sender connection ended (%s); dropping the sender's connection", why)
-        self.sender.drop_after_response()
-
-    def _abort(self, pending: PendingRequest, why: str) -> None:
-        pending.answered = True
-        pending.put_now(("abort", why))
+        link.sender.drop_after_response()
 
     def _current_id(self) -> str:
-        return self.current.id if self.current is not None else "-"
-
-
-def serve_rendezvous(conn: Any, request: h11.Request, target: Target, headers: Dict[str, str]) -> None:
-    """``sb-hc-action=request``: the listener connects to a request's rendezvous address."""
-    ctx: EmulatorContext = conn.ctx
-    key = target.param("sb-hc-id")
-    pending = ctx.registry.find_request(key) if key else None
-    if pending is None or pending.answered or pending.linked or pending.done.is_set():
-        raise Refusal(403, describe("The rendezvous address is not valid or has expired", conn.tracker(target.path)))
-    existing = getattr(pending.sender, "link", None)
-    if existing is not None and existing.alive:
-        raise Refusal(403, describe("The sender connection already has a rendezvous socket", conn.tracker(target.path)))
-    pending.linked = True
-    ws = conn.accept_websocket(request, headers, None, name=f"rendezvous {pending.id}")
-    link = RendezvousLink(ctx, ws, pending.sender, pending.address)
-    link.current = pending
-    pending.sender.link = link
-    log.info("request %s: the listener opened a rendezvous socket", pending.id)
-    pending.put(("link", link), ctx.stop)
-    link.read_loop()
+        current = self.link.current
+        return current.id if current is not None else "-"

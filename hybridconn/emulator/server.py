@@ -8,10 +8,13 @@ import threading
 import time
 from typing import Any, Iterable, List, Mapping, Optional
 
+from ..protocol import ACCEPT_WINDOW, RESPONSE_DEADLINE
 from .access import KeyRing, KeySpec
 from .context import EmulatorContext
+from .entities import Entity
 from .http_conn import HttpConnection
-from .registry import Entity, Registry
+from .registry import Registry
+from .routes import route
 from .tls import TlsOption, TlsSetup, server_context
 from .ws import shutdown_socket
 
@@ -32,8 +35,10 @@ class RelayEmulator:
         ``{key_name: key}`` (every right) / ``{key_name: (key, {"Listen", "Send", "Manage"})}``.
     :param tls: None (plain ``ws``/``http``), ``"self-signed"`` (made with ``openssl``),
         ``(certfile, keyfile)`` or an :class:`ssl.SSLContext`.
-    :param response_timeout: seconds a listener has to answer an HTTP request (504 after).
-    :param accept_timeout: seconds a listener has to accept a sender (the accept window).
+    :param response_timeout: seconds a listener has to answer an HTTP request (504 after);
+        the service's :data:`~hybridconn.protocol.RESPONSE_DEADLINE` by default.
+    :param accept_timeout: seconds a listener has to accept a sender (the accept window);
+        the service's :data:`~hybridconn.protocol.ACCEPT_WINDOW` by default.
     :param anonymous_senders: hybrid connections that do not require client authorization.
     """
 
@@ -44,8 +49,8 @@ class RelayEmulator:
         hybrid_connections: Iterable[str] = ("hc1",),
         keys: Optional[Mapping[str, KeySpec]] = None,
         tls: TlsOption = None,
-        response_timeout: float = 60.0,
-        accept_timeout: float = 30.0,
+        response_timeout: float = RESPONSE_DEADLINE,
+        accept_timeout: float = ACCEPT_WINDOW,
         anonymous_senders: Iterable[str] = (),
     ) -> None:
         self.host = host
@@ -110,7 +115,7 @@ class RelayEmulator:
                 target=self._accept_loop, args=(self._ctx, server), name=f"hybridconn-emulator-accept-{self._port}", daemon=True
             )
             self._accept_thread.start()
-        log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entities) or "none")
+        log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entity_names()) or "none")
         return self
 
     def stop(self, timeout: float = 5.0, drain: float = 0.0) -> None:
@@ -131,9 +136,7 @@ class RelayEmulator:
         ctx.stop.set()
         if server is not None:
             shutdown_socket(server)
-        with self._registry.cond:
-            channels = [c for e in self._registry.entities.values() for c in e.listeners.values()]
-        for channel in channels:
+        for channel in self._registry.all_channels():
             channel.released.set()
         self._registry.fail_everything("the emulator is stopping")
         for conn in ctx.tracked():
@@ -144,12 +147,7 @@ class RelayEmulator:
             worker.join(max(0.0, deadline - time.monotonic()))
         if server is not None:
             server.close()
-        with self._registry.cond:
-            for entity in self._registry.entities.values():
-                entity.listeners.clear()
-            self._registry.accepts.clear()
-            self._registry.requests.clear()
-            self._registry.cond.notify_all()
+        self._registry.forget_everything()
         stragglers = [t.name for t in threads if t.is_alive()]
         if stragglers:
             log.warning("relay emulator stopped; threads still finishing: %s", ", ".join(stragglers))
@@ -183,7 +181,7 @@ class RelayEmulator:
                 break
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
             number += 1
-            HttpConnection(ctx, sock, peer[:2], tls, number).start()
+            HttpConnection(ctx, sock, peer[:2], tls, number, route).start()
 
     # ------------------------------------------------------------------ addresses
 
@@ -224,11 +222,11 @@ class RelayEmulator:
     def connection_string(self, entity_path: Optional[str] = None, key_name: Optional[str] = None) -> str:
         """A connection string for this emulator; creates ``entity_path`` if it does not exist."""
         if entity_path is None:
-            names = list(self._registry.entities)
+            names = self._registry.entity_names()
             entity_path = names[0] if names else None
         if entity_path is not None:
             entity_path = entity_path.strip("/")
-            if entity_path not in self._registry.entities:
+            if entity_path not in self._registry.entity_names():
                 self.add_hybrid_connection(entity_path)
         name, key = self.keyring.key(key_name)
         parts = [f"Endpoint={self.endpoint}", f"SharedAccessKeyName={name}", f"SharedAccessKey={key}"]
@@ -246,7 +244,7 @@ class RelayEmulator:
 
     @property
     def hybrid_connections(self) -> List[str]:
-        return list(self._registry.entities)
+        return self._registry.entity_names()
 
     def _entity(self, name: str) -> Entity:
         return self._registry.get_entity(name)
@@ -294,8 +292,7 @@ class RelayEmulator:
             log.info("fault: stalling listener %s on %s", channel.listener_id, name)
             channel.ws.silence()
             channel.stalled.set()
-        with self._registry.cond:
-            self._registry.cond.notify_all()
+        self._registry.notify_changed()
         return len(channels)
 
     def __repr__(self) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from typing import List, Tuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridconn.addresses import (
+    HC_PREFIX,
     Namespace,
+    check_entity_path,
     connect_url,
     http_url,
     listen_url,
@@ -18,6 +20,7 @@ from hybridconn.addresses import (
     redact,
     redact_url,
     reject_url,
+    rendezvous_address,
     rendezvous_request_url,
     split_target,
     strip_relay_query,
@@ -98,6 +101,29 @@ def test_rendezvous_request_url_keeps_the_address_as_is() -> None:
 def test_empty_path_refused(path: object) -> None:
     with pytest.raises(ConfigurationError):
         listen_url(NS, path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ["", "/", "//", None, 7])
+def test_check_entity_path_is_the_one_path_check(path: object) -> None:
+    with pytest.raises(ConfigurationError, match="hybrid connection path must be a non-empty string"):
+        check_entity_path(path)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="hybrid connection path must be a non-empty string"):
+        http_url(NS, path)  # type: ignore[arg-type]
+
+
+def test_check_entity_path_strips_slashes() -> None:
+    assert check_entity_path("/team/hc1/") == "team/hc1"
+
+
+def test_rendezvous_address_of_the_service() -> None:
+    base = "ws://127.0.0.1:9350"
+    assert rendezvous_address(base, "hc1", "accept", "k1") == f"{base}/{HC_PREFIX}/hc1?sb-hc-action=accept&sb-hc-id=k1"
+    address = rendezvous_address(base, "my hc", "request", "a b/c", suffix="/x y", query="q=1&sb-hc-token=t&r=%2B")
+    # the application's query verbatim (sb-hc-* dropped), the id quoted, path and suffix quoted
+    assert address == f"{base}/$hc/my%20hc/x%20y?q=1&r=%2B&sb-hc-action=request&sb-hc-id=a%20b%2Fc"
+    parsed = parse_address(address, "my hc")
+    assert (parsed.path, parsed.suffix, parsed.query) == ("my hc", "/x y", "q=1&r=%2B")
+    assert parsed.relay_param("sb-hc-id") == "a b/c" and parsed.relay_param("sb-hc-action") == "request"
 
 
 @pytest.mark.parametrize("name", ["sb-hc-token", "SB-HC-ACTION", "sb-hc-id"])
@@ -195,6 +221,20 @@ def test_round_trip_http_url_and_split_target(name: str, suffix: str, query: Lis
     assert got_suffix == suffix
     assert parse_qsl(got_query, keep_blank_values=True) == query
     assert unquote(parts.path) == "/" + name + suffix
+
+
+@FUZZ
+@given(names, suffixes, query_pairs, st.sampled_from(["accept", "request"]), st.text(min_size=1, max_size=10))
+def test_round_trip_rendezvous_address(name: str, suffix: str, query: List[Tuple[str, str]], action: str,
+                                       key: str) -> None:
+    raw_query = urlencode(query + [("sb-hc-token", "x")], quote_via=quote)
+    address = rendezvous_address("wss://relay:443", name, action, key, suffix=suffix, query=raw_query)
+    parsed = parse_address(address, name)
+    assert parsed.path == name and parsed.suffix == suffix
+    assert parse_qsl(parsed.query, keep_blank_values=True) == query
+    assert parsed.relay_param("sb-hc-action") == action and parsed.relay_param("sb-hc-id") == key
+    assert parsed.relay_param("sb-hc-token") is None
+    assert address.isascii() and " " not in address
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""The service's numbers: what fits on the control channel, how long it waits, how many listeners.
+
+:func:`fits_control_channel` is the one rule for choosing the control channel
+over a rendezvous socket, on both sides: the listener asks it for a
+response, the relay for a request.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Optional, Tuple, Union
+
+__all__ = [
+    "CONTROL_CHANNEL_BODY_LIMIT",
+    "HEADER_METADATA_LIMIT",
+    "RESPONSE_DEADLINE",
+    "ACCEPT_WINDOW",
+    "MAX_LISTENERS",
+    "FRAGMENT_SIZE",
+    "header_metadata_size",
+    "fits_control_channel",
+]
+
+#: Largest body (request or response) that may travel on the control channel, inclusive.
+CONTROL_CHANNEL_BODY_LIMIT = 65_536
+#: Largest total of HTTP header metadata the control channel carries.
+HEADER_METADATA_LIMIT = 32 * 1024
+#: Seconds the service waits for a listener's response before answering 504.
+RESPONSE_DEADLINE = 60.0
+#: Seconds an accept (rendezvous) address stays valid.
+ACCEPT_WINDOW = 30.0
+#: Concurrent listeners the service allows on one hybrid connection.
+MAX_LISTENERS = 25
+#: Largest WebSocket fragment either side writes when it splits a streamed body.
+FRAGMENT_SIZE = 64 * 1024
+
+HeaderText = Union[str, bytes]
+HeaderItems = Union[Mapping[str, str], Iterable[Tuple[HeaderText, HeaderText]]]
+
+
+def header_metadata_size(headers: HeaderItems) -> int:
+    """Bytes of header metadata as counted against :data:`HEADER_METADATA_LIMIT`.
+
+    Each header counts its name and value plus 4 (``": "`` and CRLF). Takes a
+    mapping, or ``(name, value)`` pairs of text or of raw bytes (as h11 gives them).
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    total = 0
+    for name, value in items:
+        total += _size(name) + _size(value) + 4
+    return total
+
+
+def _size(text: HeaderText) -> int:
+    # Raw bytes, and ASCII text (nearly every header), are one byte per character: skip the encode.
+    if type(text) is not str or text.isascii():
+        return len(text)
+    return len(text.encode("utf-8"))
+
+
+def fits_control_channel(body_length: int, headers: Optional[HeaderItems] = None) -> bool:
+    """Whether a message with this body (and headers) may travel on the control channel.
+
+    The body must be at most :data:`CONTROL_CHANNEL_BODY_LIMIT` bytes and the
+    headers at most :data:`HEADER_METADATA_LIMIT` bytes of metadata.
+    """
+    if body_length > CONTROL_CHANNEL_BODY_LIMIT:
+        return False
+    return headers is None or header_metadata_size(headers) <= HEADER_METADATA_LIMIT

@@ -1,0 +1,79 @@
+"""Which HTTP statuses may travel where, and how their reasons are written.
+
+A listener answers every relayed request with one final response. 502 and
+504 are the relay's own (no listener; the listener too slow) so a listener
+may not send them, and a 1xx is not a final response. A reason phrase ends up
+in an HTTP status line, so only printable ASCII (and tab) may be sent there.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import Optional
+
+__all__ = [
+    "RELAY_STATUSES",
+    "is_relay_status",
+    "listener_may_send",
+    "status_problem",
+    "standard_phrase",
+    "is_printable_reason",
+    "printable_reason",
+    "status_description",
+]
+
+#: Statuses only the relay itself answers with: 502 (no listener) and 504 (no response in time).
+RELAY_STATUSES = frozenset({502, 504})
+
+_UNPRINTABLE = re.compile(r"[^\t\x20-\x7e]")
+
+
+def is_relay_status(status: int) -> bool:
+    """True for 502 and 504, which a listener may never send."""
+    return status in RELAY_STATUSES
+
+
+def listener_may_send(status: int) -> bool:
+    """Whether a listener may answer a request with ``status``: a final 2xx-5xx, not the relay's own."""
+    return 200 <= status <= 599 and status not in RELAY_STATUSES
+
+
+def status_problem(status: int) -> Optional[str]:
+    """Why a listener may not answer with ``status`` (None when it may), for an error message."""
+    if status in RELAY_STATUSES:
+        return f"statusCode {status} is reserved for the relay itself and may not be sent by a listener"
+    if 100 <= status < 200:
+        return f"statusCode {status} is informational, not a final response"
+    if not 200 <= status <= 599:
+        return f"statusCode {status} is outside 100-599"
+    return None
+
+
+def standard_phrase(status: int, default: str = "") -> str:
+    """The standard reason phrase of ``status`` (``default`` for a code without one)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return default
+
+
+def is_printable_reason(text: str) -> bool:
+    """True when ``text`` can go into an HTTP status line as is (printable ASCII and tab)."""
+    if text.isascii() and text.isprintable():  # the usual case, without a regex
+        return True
+    return _UNPRINTABLE.search(text) is None
+
+
+def printable_reason(text: str, limit: int = 1024) -> str:
+    """``text`` made fit for a status line: each unprintable character becomes ``?``, at most ``limit`` long."""
+    if text.isascii() and text.isprintable():
+        return text[:limit]
+    return _UNPRINTABLE.sub("?", text)[:limit]
+
+
+def status_description(status: int, reason: Optional[str]) -> Optional[str]:
+    """``reason`` when it is printable, else the standard phrase of ``status`` (None if it has none)."""
+    if reason is None or is_printable_reason(reason):
+        return reason
+    return standard_phrase(status) or None

@@ -1,0 +1,232 @@
+"""One relayed HTTP request in flight, and the rendezvous socket it may travel on.
+
+The sender's connection thread waits on a :class:`PendingRequest`; the
+threads reading the listener's control channel or rendezvous socket put its
+outcome there as small frozen events:
+
+* :class:`Linked` - the listener opened the request's rendezvous socket;
+* :class:`ResponseReady` - a complete response (head and whole body);
+* :class:`ResponseStarted`, then :class:`ResponseData` pieces and :data:`RESPONSE_END` -
+  a response whose body streams;
+* a :class:`~.status.Refusal` - answer the sender with this instead;
+* :class:`Aborted` - drop the sender's connection (a body broke off, the emulator stops).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional, Protocol, Union
+
+from ..protocol import Request, Response, serialize_message
+from .entities import Entity, ListenerChannel
+from .status import Refusal, close_reason
+from .ws import WsChannel
+
+__all__ = [
+    "SenderConnection",
+    "RendezvousLink",
+    "Linked",
+    "ResponseReady",
+    "ResponseStarted",
+    "ResponseData",
+    "ResponseEnd",
+    "RESPONSE_END",
+    "Aborted",
+    "RequestEvent",
+    "PendingRequest",
+]
+
+
+class SenderConnection(Protocol):
+    """What a rendezvous socket needs of the sender's HTTP connection it serves."""
+
+    link: Optional["RendezvousLink"]
+
+    def drop_after_response(self) -> None:
+        """Stop taking requests; the response being written still completes."""
+
+
+class RendezvousLink:
+    """The rendezvous socket a listener opened for one sender connection.
+
+    From its first request on, it carries every request of that connection
+    (written by the sender's thread) and their responses (read by the thread
+    that accepted the socket).
+    """
+
+    def __init__(self, ws: WsChannel, sender: SenderConnection, address: str) -> None:
+        self.ws = ws
+        self.sender = sender
+        self.address = address
+        self.current: Optional[PendingRequest] = None  # the request being answered on it
+        self.alive = True
+
+    def send_request(self, pending: "PendingRequest", request: Request, body: Optional[bytes]) -> bool:
+        """A request with its whole body (or none)."""
+        self.current = pending
+        return self.ws.send_unit(serialize_message(request), body if request.has_body else None)
+
+    def start_streamed_request(self, pending: "PendingRequest", request: Request) -> bool:
+        """The request JSON; body fragments follow with :meth:`send_body`."""
+        self.current = pending
+        return self.ws.send_message(serialize_message(request))
+
+    def send_body(self, chunk: bytes, fin: bool) -> bool:
+        return self.ws.send_message(chunk, fin)
+
+    def sender_gone(self) -> None:
+        """The sender's HTTP connection ended: close the rendezvous socket."""
+        self.alive = False
+        if self.ws.can_send:
+            self.ws.send_close(1001, close_reason("The sender client shut down the connection"))
+
+
+# ------------------------------------------------------------------ events
+# Slotted, frozen: one or more is made per relayed request.
+
+
+@dataclass(frozen=True)
+class Linked:
+    __slots__ = ("link",)
+    link: RendezvousLink
+
+
+@dataclass(frozen=True)
+class ResponseReady:
+    __slots__ = ("response", "body")
+    response: Response
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ResponseStarted:
+    __slots__ = ("response",)
+    response: Response
+
+
+@dataclass(frozen=True)
+class ResponseData:
+    __slots__ = ("data",)
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ResponseEnd:
+    __slots__ = ()
+
+
+#: The one :class:`ResponseEnd` (it carries nothing).
+RESPONSE_END = ResponseEnd()
+
+
+@dataclass(frozen=True)
+class Aborted:
+    __slots__ = ("why",)
+    why: str
+
+
+RequestEvent = Union[Linked, ResponseReady, ResponseStarted, ResponseData, ResponseEnd, Aborted, Refusal]
+
+
+class _DoneFlag:
+    """Set once the sender stops taking events; wakes a producer blocked on a full queue."""
+
+    __slots__ = ("_cond", "_set")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self._set = False
+
+    def set(self) -> None:
+        with self._cond:
+            self._set = True
+            self._cond.notify_all()
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class PendingRequest:
+    """A relayed HTTP request; its outcome arrives as events taken with :meth:`get`.
+
+    One lock and a deque rather than a ``queue.Queue`` and an ``Event``: one of these is made
+    per relayed request, and those cost three conditions and a second lock each.
+
+    :ivar channel: the control channel the request was sent on (None when it went
+        over the sender connection's rendezvous socket).
+    :ivar linked: a rendezvous socket carries the request.
+    :ivar answered: a response (or a failure) was taken for it; later ones are ignored.
+    """
+
+    #: Events queued before a producer (a rendezvous body reader) waits for the sender.
+    MAX_QUEUED = 64
+
+    def __init__(
+        self,
+        entity: Entity,
+        request_id: str,
+        address: str,
+        sender: SenderConnection,
+        channel: Optional[ListenerChannel] = None,
+    ) -> None:
+        self.entity = entity
+        self.id = request_id
+        self.address = address
+        self.sender = sender
+        self.channel = channel
+        self.linked = False
+        self.answered = False
+        self._cond = threading.Condition(threading.Lock())
+        self._events: "collections.deque[RequestEvent]" = collections.deque()
+        self.done = _DoneFlag(self._cond)
+
+    def put(self, event: RequestEvent, stop: Optional[threading.Event] = None) -> bool:
+        """Queue an event; blocks while the sender is slow (back-pressure), gives up when done."""
+        with self._cond:
+            while True:
+                if self.done.is_set() or (stop is not None and stop.is_set()):
+                    return False
+                if len(self._events) < self.MAX_QUEUED:
+                    break
+                self._cond.wait(1.0)  # ``stop`` is not our condition's: look at it every second
+            self._events.append(event)
+            self._cond.notify_all()
+            return True
+
+    def put_now(self, event: RequestEvent) -> None:
+        """Queue a terminal event without blocking (drops the oldest data if full)."""
+        with self._cond:
+            if len(self._events) >= self.MAX_QUEUED:
+                self._events.popleft()
+            self._events.append(event)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Optional[RequestEvent]:
+        """The next event, or None when none arrives within ``timeout`` seconds."""
+        with self._cond:
+            if not self._events:
+                if timeout <= 0:
+                    return None
+                deadline = time.monotonic() + timeout
+                while not self._events:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+            event = self._events.popleft()
+            if len(self._events) == self.MAX_QUEUED - 1:
+                self._cond.notify_all()  # a producer may be waiting for room
+            return event
+
+    def fail(self, refusal: Refusal) -> None:
+        """Answer the sender with ``refusal``: marks the request answered."""
+        self.answered = True
+        self.put_now(refusal)
+
+    def abort(self, why: str) -> None:
+        """Drop the sender's connection: marks the request answered."""
+        self.answered = True
+        self.put_now(Aborted(why))
