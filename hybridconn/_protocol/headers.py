@@ -4,13 +4,6 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
 
-__all__ = [
-    "STRIPPED_HEADERS",
-    "is_stripped_header",
-    "strip_hop_headers",
-    "header_value",
-    "parse_subprotocols",
-]
 
 #: Headers defined or reserved by RFC 7230 that the service never forwards (Via is kept).
 STRIPPED_HEADERS = frozenset(

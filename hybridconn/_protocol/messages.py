@@ -17,19 +17,6 @@ from .._redact import redact
 from ..exceptions import ProtocolError
 from .status import is_relay_status
 
-__all__ = [
-    "Accept",
-    "Request",
-    "Response",
-    "RenewToken",
-    "ControlMessage",
-    "parse_message",
-    "serialize_message",
-    "address_only_request",
-    "decode_document",
-    "message_from_document",
-    "document_hint",
-]
 
 Headers = Dict[str, str]
 

@@ -32,18 +32,6 @@ from .messages import (
     message_from_document,
 )
 
-__all__ = [
-    "MessageReceived",
-    "MessageHead",
-    "BodyChunk",
-    "BodyEnd",
-    "ViolationCause",
-    "ProtocolViolation",
-    "AssemblerEvent",
-    "StreamEvent",
-    "FrameAssembler",
-    "StreamingFrameAssembler",
-]
 
 
 @dataclass(frozen=True)

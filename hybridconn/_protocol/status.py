@@ -12,16 +12,6 @@ import re
 from http import HTTPStatus
 from typing import Optional
 
-__all__ = [
-    "RELAY_STATUSES",
-    "is_relay_status",
-    "listener_may_send",
-    "status_problem",
-    "standard_phrase",
-    "is_printable_reason",
-    "printable_reason",
-    "status_description",
-]
 
 #: Statuses only the relay itself answers with: 502 (no listener) and 504 (no response in time).
 RELAY_STATUSES = frozenset({502, 504})

@@ -30,7 +30,7 @@ from .access import Denied, KeyRing
 from .context import EmulatorContext
 from .entities import ListenerChannel
 from .exchange import PendingRequest, ResponseReady
-from .gate import audiences, authorize, resolve_entity
+from .gate import admit, audiences
 from .http_conn import Incoming
 from .status import Refusal, close_reason, describe
 from .ws import ConnectionLost, PeerClosed
@@ -46,13 +46,10 @@ STALL_CHECK = 5.0
 def serve_listen(incoming: Incoming) -> Optional[Refusal]:
     """``sb-hc-action=listen``: register a listener and serve its control channel until it closes."""
     ctx = incoming.ctx
-    found = resolve_entity(incoming)
-    if isinstance(found, Refusal):
-        return found
-    entity, _suffix = found
-    source = authorize(incoming, entity, "Listen")
-    if isinstance(source, Refusal):
-        return source
+    admitted = admit(incoming, "Listen")
+    if isinstance(admitted, Refusal):
+        return admitted
+    entity = admitted.entity
     if entity.refuse_until > time.monotonic():
         text = "The service is temporarily unable to accept listeners; try again later"
         return Refusal(entity.refuse_status, describe(text, incoming.tracker(entity.name)))
@@ -66,7 +63,7 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
         incoming.conn.new_websocket(f"control channel {listener_id}"),
         base_url=f"{ctx.ws_scheme}://{incoming.headers.get('host') or ctx.authority}",
         audiences=audiences(incoming, entity),
-        expires_at=KeyRing.expiry(source.token or ""),
+        expires_at=KeyRing.expiry(admitted.source.token or ""),
     )
     # A 26th listener racing this one: the 403 refusal goes out instead of the 101.
     refusal = incoming.conn.admit_websocket(incoming, channel.ws, lambda: ctx.registry.add_listener(channel))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
 from .access import Denied, TokenSource, find_token
@@ -15,11 +16,36 @@ from .entities import Entity
 from .http_conn import Incoming
 from .status import Refusal, describe
 
-__all__ = ["resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
+__all__ = ["Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
 
 log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that passed the gate: its hybrid connection, the path after it, and its token."""
+
+    entity: Entity
+    suffix: str
+    source: TokenSource
+
+
+def admit(incoming: Incoming, right: str) -> Union[Admitted, Refusal]:
+    """Resolve the hybrid connection and check the token for ``right`` (``Listen`` or ``Send``).
+
+    A sender needs no token on a hybrid connection that does not require client authorization.
+    """
+    found = resolve_entity(incoming)
+    if isinstance(found, Refusal):
+        return found
+    entity, suffix = found
+    anonymous_ok = right == "Send" and not entity.requires_client_authorization
+    source = authorize(incoming, entity, right, anonymous_ok=anonymous_ok)
+    if isinstance(source, Refusal):
+        return source
+    return Admitted(entity, suffix, source)
 
 
 def resolve_entity(incoming: Incoming) -> Union[Tuple[Entity, str], Refusal]:

@@ -41,7 +41,7 @@ from .exchange import (
     ResponseReady,
     ResponseStarted,
 )
-from .gate import authorize, forwarded_headers, optional_int, resolve_entity
+from .gate import admit, forwarded_headers, optional_int
 from .http_conn import WRITE_TIMEOUT, ConnectionDone, HttpConnection, Incoming
 from .status import Refusal
 
@@ -81,14 +81,12 @@ def serve_http(incoming: Incoming) -> bool:
 
 def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
     conn, ctx, target = incoming.conn, incoming.ctx, incoming.target
-    found = resolve_entity(incoming)
-    if isinstance(found, Refusal):
-        return found
-    entity, suffix = found
-    source = authorize(incoming, entity, "Send", anonymous_ok=not entity.requires_client_authorization)
-    if isinstance(source, Refusal):
-        return source
-    forward = strip_hop_headers(forwarded_headers(raw_headers(incoming.request.headers.raw_items()), source, drop=("Expect",)))
+    admitted = admit(incoming, "Send")
+    if isinstance(admitted, Refusal):
+        return admitted
+    entity, suffix = admitted.entity, admitted.suffix
+    raw = raw_headers(incoming.request.headers.raw_items())
+    forward = strip_hop_headers(forwarded_headers(raw, admitted.source, drop=("Expect",)))
     query = strip_relay_query(target.query)
     conn.continue_if_expected()
     chunked = "chunked" in incoming.headers.get("transfer-encoding", "").lower()

@@ -20,7 +20,7 @@ from ..addresses import rendezvous_address
 from ..protocol import Accept, parse_subprotocols, serialize_message, standard_phrase
 from .context import raw_headers
 from .entities import Entity, ListenerChannel
-from .gate import authorize, forwarded_headers, optional_int, resolve_entity
+from .gate import admit, forwarded_headers, optional_int
 from .http_conn import Incoming
 from .registry import PendingAccept
 from .status import Refusal, close_reason
@@ -33,20 +33,17 @@ log = logging.getLogger(__name__)
 
 def serve_connect(incoming: Incoming) -> Optional[Refusal]:
     """``sb-hc-action=connect``: hold the sender's upgrade until a listener accepts (or rejects) it."""
-    found = resolve_entity(incoming)
-    if isinstance(found, Refusal):
-        return found
-    entity, suffix = found
-    source = authorize(incoming, entity, "Send", anonymous_ok=not entity.requires_client_authorization)
-    if isinstance(source, Refusal):
-        return source
+    admitted = admit(incoming, "Send")
+    if isinstance(admitted, Refusal):
+        return admitted
+    entity = admitted.entity
     channel = incoming.ctx.registry.pick_listener(entity)
     if channel is None:
         return incoming.refusal(404, "There are no listeners connected for the endpoint", entity.name)
     connect_headers = forwarded_headers(
-        raw_headers(incoming.request.headers.raw_items()), source, drop=("Sec-WebSocket-Extensions",)
+        raw_headers(incoming.request.headers.raw_items()), admitted.source, drop=("Sec-WebSocket-Extensions",)
     )
-    pending = _offer(incoming, entity, suffix, channel, connect_headers)
+    pending = _offer(incoming, entity, admitted.suffix, channel, connect_headers)
     if isinstance(pending, Refusal):
         return pending
     try:

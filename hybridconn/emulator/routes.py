@@ -18,9 +18,12 @@ from typing import Callable, Dict, Optional, Union
 import h11
 
 from ..protocol import HEADER_METADATA_LIMIT, header_metadata_size
-from . import control, http_relay, relay, rendezvous
 from .context import headers_dict, parse_target
+from .control import serve_listen
 from .http_conn import HttpConnection, Incoming
+from .http_relay import serve_http
+from .relay import serve_accept, serve_connect
+from .rendezvous import serve_rendezvous
 from .status import Refusal, describe
 
 __all__ = ["route", "WEBSOCKET_ENDPOINTS"]
@@ -29,10 +32,10 @@ __all__ = ["route", "WEBSOCKET_ENDPOINTS"]
 WebSocketEndpoint = Callable[[Incoming], Optional[Refusal]]
 
 WEBSOCKET_ENDPOINTS: Dict[str, WebSocketEndpoint] = {
-    "listen": control.serve_listen,
-    "connect": relay.serve_connect,
-    "accept": relay.serve_accept,
-    "request": rendezvous.serve_rendezvous,
+    "listen": serve_listen,
+    "connect": serve_connect,
+    "accept": serve_accept,
+    "request": serve_rendezvous,
 }
 
 
@@ -45,7 +48,7 @@ def route(conn: HttpConnection, request: h11.Request) -> Union[bool, Refusal]:
         return Refusal(405, describe("The CONNECT method is not supported", conn.ctx.authority))
     incoming = Incoming(conn, request, parse_target(request.target.decode("latin-1")), headers_dict(request.headers.raw_items()))
     if not incoming.target.hc:
-        return http_relay.serve_http(incoming)
+        return serve_http(incoming)
     # WebSocket endpoints: read the (empty) request body up to the upgrade point.
     conn.finish_request_body()
     refusal = _check_upgrade(incoming)

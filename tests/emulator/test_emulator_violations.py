@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import pytest
 import requests
@@ -22,10 +23,17 @@ def _get(relay: RelayEmulator, rest: str = "/hc1", session: requests.Session = N
     return Background(call, f"{relay.http_base}{rest}", headers={"ServiceBusAuthorization": token(relay)}, timeout=20)
 
 
-def _rendezvous_for(control: Control, relay: RelayEmulator, session: requests.Session) -> Tuple[Background, websocket.WebSocket, dict]:
-    call = _get(relay, "/hc1/big", session)
-    request, _ = control.recv_request()
-    return call, open_ws(request["address"]), request
+@contextlib.contextmanager
+def _rendezvous(relay: RelayEmulator, control: Control) -> Iterator[Tuple[Background, websocket.WebSocket, str]]:
+    """A request whose listener answers over its rendezvous socket: (the call, the socket, the request id)."""
+    with requests.Session() as session:
+        call = _get(relay, "/hc1/big", session)
+        request, _ = control.recv_request()
+        rendezvous = open_ws(request["address"])
+        try:
+            yield call, rendezvous, request["id"]
+        finally:
+            shut(rendezvous)
 
 
 def test_service_deadlines_are_the_defaults() -> None:
@@ -77,47 +85,31 @@ def test_text_inside_a_response_body_fails_that_request(relay: RelayEmulator, co
 
 
 def test_invalid_response_on_a_rendezvous_fails_its_request(relay: RelayEmulator, control: Control) -> None:
-    with requests.Session() as session:
-        call, rendezvous, request = _rendezvous_for(control, relay, session)
-        try:
-            rendezvous.send('{"response":{"requestId":"%s","statusCode":"x"}}' % request["id"])
-            response = call.join(PROMPT)
-            assert response.status_code == 500 and "invalid response" in response.text
-        finally:
-            shut(rendezvous)
+    with _rendezvous(relay, control) as (call, rendezvous, request_id):
+        rendezvous.send('{"response":{"requestId":"%s","statusCode":"x"}}' % request_id)
+        response = call.join(PROMPT)
+        assert response.status_code == 500 and "invalid response" in response.text
 
 
 def test_informational_status_on_a_rendezvous_is_500(relay: RelayEmulator, control: Control) -> None:
-    with requests.Session() as session:
-        call, rendezvous, request = _rendezvous_for(control, relay, session)
-        try:
-            respond(rendezvous, request["id"], 101, {}, None)
-            response = call.join(PROMPT)
-            assert response.status_code == 500 and "invalid status code 101" in response.text
-        finally:
-            shut(rendezvous)
+    with _rendezvous(relay, control) as (call, rendezvous, request_id):
+        respond(rendezvous, request_id, 101, {}, None)
+        response = call.join(PROMPT)
+        assert response.status_code == 500 and "invalid status code 101" in response.text
 
 
 def test_stray_binary_on_a_rendezvous_is_ignored(relay: RelayEmulator, control: Control) -> None:
-    with requests.Session() as session:
-        call, rendezvous, request = _rendezvous_for(control, relay, session)
-        try:
-            rendezvous.send_binary(b"nobody asked for this")
-            respond(rendezvous, request["id"], 200, {}, b"fine")
-            assert call.join(PROMPT).content == b"fine"
-        finally:
-            shut(rendezvous)
+    with _rendezvous(relay, control) as (call, rendezvous, request_id):
+        rendezvous.send_binary(b"nobody asked for this")
+        respond(rendezvous, request_id, 200, {}, b"fine")
+        assert call.join(PROMPT).content == b"fine"
 
 
 def test_text_inside_a_rendezvous_body_drops_the_sender(relay: RelayEmulator, control: Control) -> None:
-    with requests.Session() as session:
-        call, rendezvous, request = _rendezvous_for(control, relay, session)
-        try:
-            rendezvous.send('{"response":{"requestId":"%s","statusCode":200,"body":true}}' % request["id"])
-            rendezvous.send_frame(websocket.ABNF.create_frame(b"part", websocket.ABNF.OPCODE_BINARY, fin=0))
-            rendezvous.send('{"response":{"requestId":"%s","statusCode":200}}' % request["id"])
-            # the head was written already: the broken body ends the sender's connection
-            with pytest.raises(requests.exceptions.ChunkedEncodingError):
-                call.join(PROMPT)
-        finally:
-            shut(rendezvous)
+    with _rendezvous(relay, control) as (call, rendezvous, request_id):
+        rendezvous.send('{"response":{"requestId":"%s","statusCode":200,"body":true}}' % request_id)
+        rendezvous.send_frame(websocket.ABNF.create_frame(b"part", websocket.ABNF.OPCODE_BINARY, fin=0))
+        rendezvous.send('{"response":{"requestId":"%s","statusCode":200}}' % request_id)
+        # the head was written already: the broken body ends the sender's connection
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            call.join(PROMPT)

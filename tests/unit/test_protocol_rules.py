@@ -1,28 +1,43 @@
-"""The protocol's shared rules: statuses a listener may send, reason phrases, sizes, header lists."""
+"""The protocol's shared rules (statuses, reason phrases, sizes, headers), and its freedom from I/O."""
 
 from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import List
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import hybridconn.protocol as protocol
 from hybridconn.exceptions import ProtocolError
 from hybridconn.protocol import (
+    ACCEPT_WINDOW,
+    CONTROL_CHANNEL_BODY_LIMIT,
     FRAGMENT_SIZE,
     HEADER_METADATA_LIMIT,
+    MAX_LISTENERS,
     RELAY_STATUSES,
+    RESPONSE_DEADLINE,
+    STRIPPED_HEADERS,
     Response,
     fits_control_channel,
     header_metadata_size,
     header_value,
     is_printable_reason,
     is_relay_status,
+    is_stripped_header,
     listener_may_send,
     parse_subprotocols,
     printable_reason,
     standard_phrase,
     status_description,
     status_problem,
+    strip_hop_headers,
 )
 
 FUZZ = settings(max_examples=200, deadline=None)
@@ -132,3 +147,105 @@ def test_header_value_is_case_insensitive() -> None:
     assert header_value(headers, "Sec-WebSocket-Protocol") == "chat"
     assert header_value(headers, "sec-websocket-protocol") == "chat"
     assert header_value(headers, "x-b") is None
+
+
+# --------------------------------------------------------------------------------------
+# Limits and headers
+
+
+def test_limits() -> None:
+    assert CONTROL_CHANNEL_BODY_LIMIT == 65_536
+    assert HEADER_METADATA_LIMIT == 32 * 1024
+    assert RESPONSE_DEADLINE == 60
+    assert ACCEPT_WINDOW == 30
+    assert MAX_LISTENERS == 25
+
+
+def test_fits_control_channel_is_inclusive() -> None:
+    assert fits_control_channel(0)
+    assert fits_control_channel(65_536)
+    assert not fits_control_channel(65_537)
+    assert fits_control_channel(10, {"A": "b"})
+    assert not fits_control_channel(10, {"X-Big": "v" * HEADER_METADATA_LIMIT})
+
+
+def test_stripped_header_names() -> None:
+    assert STRIPPED_HEADERS == {
+        "connection", "content-length", "host", "te", "trailer", "transfer-encoding", "upgrade", "close"
+    }
+
+
+def test_strip_hop_headers_case_insensitive_keeps_via() -> None:
+    given_headers = {
+        "CONNECTION": "keep-alive", "content-Length": "5", "Host": "x", "te": "trailers", "Trailer": "X",
+        "Transfer-Encoding": "chunked", "UPGRADE": "websocket", "Close": "1",
+        "Via": "1.1 proxy", "Content-Type": "text/plain", "X-Custom": "y",
+    }
+    assert strip_hop_headers(given_headers) == {"Via": "1.1 proxy", "Content-Type": "text/plain", "X-Custom": "y"}
+    # pairs work too, and order is kept
+    assert strip_hop_headers([("host", "a"), ("B", "1"), ("via", "v")]) == {"B": "1", "via": "v"}
+    assert is_stripped_header("Transfer-ENCODING") and not is_stripped_header("Via")
+
+
+# --------------------------------------------------------------------------------------
+# protocol.py is sans-IO
+
+FORBIDDEN = {"socket", "threading", "websocket", "requests", "ssl", "select", "asyncio"}
+
+
+def _imported_modules(path: Path) -> List[str]:
+    found: List[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module)
+    return found
+
+
+# protocol.py and the private package it re-exports (hybridconn/_protocol/).
+PROTOCOL_SOURCES = [Path(protocol.__file__)] + sorted(
+    path for path in (Path(protocol.__file__).parent / "_protocol").glob("*.py") if path.name != "__init__.py"
+)
+
+
+@pytest.mark.parametrize("source", PROTOCOL_SOURCES, ids=lambda path: path.name)
+def test_protocol_source_imports_no_io_modules(source: Path) -> None:
+    imported = _imported_modules(source)
+    assert imported, "found no imports at all: the AST walk is broken"
+    assert not {name.split(".")[0] for name in imported} & FORBIDDEN
+
+
+def test_protocol_imports_with_io_modules_blocked() -> None:
+    """Import hybridconn.protocol in a fresh interpreter where the I/O modules cannot load."""
+    script = textwrap.dedent(
+        """
+        import sys
+        blocked = {"socket", "threading", "websocket", "requests", "ssl", "asyncio"}
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in blocked:
+                    raise ImportError("blocked for the test: " + name)
+                return None
+        for name in list(sys.modules):
+            if name.split(".")[0] in blocked:
+                del sys.modules[name]
+        sys.meta_path.insert(0, Blocker())
+        # hybridconn/__init__.py exports the whole API (auth needs requests); load the package
+        # as a bare namespace so only protocol.py and what it imports itself get executed.
+        import types
+        package = types.ModuleType("hybridconn")
+        package.__path__ = [PACKAGE_DIR]
+        sys.modules["hybridconn"] = package
+        import hybridconn.protocol as p
+        m = p.parse_message('{"response":{"requestId":"r","statusCode":"200"}}')
+        assert p.serialize_message(m) == '{"response":{"requestId":"r","statusCode":200,"responseHeaders":{},"body":false}}'
+        leaked = sorted(n for n in sys.modules if n.split(".")[0] in blocked)
+        assert not leaked, leaked
+        print("ok")
+        """
+    )
+    script = script.replace("PACKAGE_DIR", repr(str(Path(protocol.__file__).parent)))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

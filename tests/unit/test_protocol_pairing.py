@@ -1,4 +1,4 @@
-"""The protocol's streaming frame pairing, violation hints and the address-only request."""
+"""Frame pairing (collected and streamed), the hints violations carry, and the address-only request."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 
 from hybridconn.exceptions import ProtocolError
 from hybridconn.protocol import (
+    CONTROL_CHANNEL_BODY_LIMIT,
     BodyChunk,
     BodyEnd,
     FrameAssembler,
     MessageHead,
     MessageReceived,
     ProtocolViolation,
+    RenewToken,
     Request,
     Response,
     StreamingFrameAssembler,
@@ -223,3 +225,172 @@ def test_fuzz_streaming_agrees_with_collecting(frames: List[Any]) -> None:
     streaming = _feed(StreamingFrameAssembler(max_body=64), frames)
     assert _delivered(_collected(streaming)) == _delivered(collecting)
     assert all(isinstance(e, (MessageReceived, MessageHead, BodyChunk, BodyEnd, ProtocolViolation)) for e in streaming)
+
+
+# --------------------------------------------------------------------------------------
+# FrameAssembler
+
+
+def _request(rid: str = "1", body: bool = True) -> str:
+    return serialize_message(Request(address="wss://x", id=rid, method="POST", request_target="/h", has_body=body))
+
+
+def test_message_without_body_is_delivered_at_once() -> None:
+    assembler = FrameAssembler()
+    events = assembler.receive_text(_request(body=False))
+    assert events == [MessageReceived(parse_message(_request(body=False)))]
+    assert events[0].body is None
+    assert not assembler.awaiting_body
+
+
+def test_body_in_several_frames_ends_at_fin() -> None:
+    assembler = FrameAssembler()
+    assert assembler.receive_text(_request()) == []
+    assert assembler.awaiting_body
+    assert assembler.receive_binary(b"one ", fin=False) == []
+    assert assembler.receive_binary(b"two ", fin=False) == []
+    events = assembler.receive_binary(b"three", fin=True)
+    assert len(events) == 1 and isinstance(events[0], MessageReceived)
+    assert events[0].message.id == "1"
+    assert events[0].body == b"one two three"
+    assert not assembler.awaiting_body
+
+
+def test_empty_final_frame_and_empty_body() -> None:
+    assembler = FrameAssembler()
+    assembler.receive_text(_request())
+    events = assembler.receive_binary(b"", fin=True)
+    assert events == [MessageReceived(parse_message(_request()), b"")]
+
+
+def test_fragmented_text_frame() -> None:
+    assembler = FrameAssembler()
+    text = _request(body=False)
+    assert assembler.receive_text(text[:10], fin=False) == []
+    assert assembler.receive_text(text[10:20], fin=False) == []
+    events = assembler.receive_text(text[20:], fin=True)
+    assert [type(e) for e in events] == [MessageReceived]
+
+
+def test_text_where_body_expected_is_a_violation_then_new_message_processed() -> None:
+    assembler = FrameAssembler()
+    assembler.receive_text(_request("first"))
+    assembler.receive_binary(b"partial", fin=False)
+    events = assembler.receive_text(_request("second", body=False))
+    assert len(events) == 2
+    violation, received = events
+    assert isinstance(violation, ProtocolViolation)
+    assert isinstance(violation.error, ProtocolError)
+    assert violation.message is not None and violation.message.id == "first"
+    assert isinstance(received, MessageReceived) and received.message.id == "second"
+    assert not assembler.awaiting_body
+
+
+def test_text_where_body_expected_then_new_message_with_body() -> None:
+    assembler = FrameAssembler()
+    assembler.receive_text(_request("first"))
+    events = assembler.receive_text(_request("second"))
+    assert [type(e) for e in events] == [ProtocolViolation]
+    assert assembler.awaiting_body
+    (received,) = assembler.receive_binary(b"ok")
+    assert received == MessageReceived(parse_message(_request("second")), b"ok")
+
+
+def test_malformed_text_is_a_violation_not_a_crash() -> None:
+    assembler = FrameAssembler()
+    (event,) = assembler.receive_text("{nope")
+    assert isinstance(event, ProtocolViolation) and event.message is None
+    (event,) = assembler.receive_text('{"request":{"id":"1"}}')
+    assert isinstance(event, MessageReceived)
+
+
+def test_max_body_inclusive_and_overflow() -> None:
+    limit = CONTROL_CHANNEL_BODY_LIMIT
+    assembler = FrameAssembler(max_body=limit)
+    assembler.receive_text(_request("exact"))
+    assembler.receive_binary(b"a" * (limit - 1), fin=False)
+    (event,) = assembler.receive_binary(b"b", fin=True)
+    assert isinstance(event, MessageReceived) and len(event.body or b"") == limit
+
+    assembler.receive_text(_request("over"))
+    assert assembler.receive_binary(b"a" * limit, fin=False) == []
+    assert assembler.receive_binary(b"b", fin=False) == []
+    (event,) = assembler.receive_binary(b"c", fin=True)
+    assert isinstance(event, ProtocolViolation)
+    assert event.message is not None and event.message.id == "over"
+    assert str(limit) in str(event.error)
+    # and the assembler is ready for the next message
+    (event,) = assembler.receive_text(_request("next", body=False))
+    assert isinstance(event, MessageReceived) and event.message.id == "next"
+
+
+def test_stray_empty_binary_is_ignored() -> None:
+    assembler = FrameAssembler()
+    assert assembler.receive_binary(b"") == []
+    # a fragmented stray empty message: its continuation is dropped too
+    assert assembler.receive_binary(b"", fin=False) == []
+    assert assembler.receive_binary(b"", fin=True) == []
+    (event,) = assembler.receive_text(_request(body=False))
+    assert isinstance(event, MessageReceived)
+
+
+def test_stray_non_empty_binary_is_a_violation() -> None:
+    assembler = FrameAssembler()
+    (event,) = assembler.receive_binary(b"junk", fin=False)
+    assert isinstance(event, ProtocolViolation)
+    assert assembler.receive_binary(b"more junk", fin=True) == []  # its continuation, silently
+    (event,) = assembler.receive_text(_request(body=False))
+    assert isinstance(event, MessageReceived)
+
+
+def test_stray_empty_binary_reported_when_not_ignored() -> None:
+    assembler = FrameAssembler(ignore_stray_empty_body=False)
+    (event,) = assembler.receive_binary(b"")
+    assert isinstance(event, ProtocolViolation)
+
+
+def test_finish_ends_a_body_in_progress() -> None:
+    assembler = FrameAssembler()
+    assert assembler.finish() == []
+    assembler.receive_text(_request("r"))
+    assembler.receive_binary(b"abc", fin=False)
+    assert assembler.finish() == [MessageReceived(parse_message(_request("r")), b"abc")]
+    assert not assembler.awaiting_body
+    assert assembler.finish() == []
+
+
+def test_finish_after_overflow_is_a_violation() -> None:
+    assembler = FrameAssembler(max_body=2)
+    assembler.receive_text(_request("r"))
+    assembler.receive_binary(b"abc", fin=False)
+    (event,) = assembler.finish()
+    assert isinstance(event, ProtocolViolation) and event.message is not None
+
+
+def test_response_and_renew_through_the_assembler() -> None:
+    assembler = FrameAssembler()
+    assembler.receive_text(serialize_message(Response(request_id="r", status_code=200, has_body=True)))
+    (event,) = assembler.receive_binary(b'{ "hey" : "mydata" }')
+    assert isinstance(event.message, Response) and event.body == b'{ "hey" : "mydata" }'
+    (event,) = assembler.receive_text(serialize_message(RenewToken("t")))
+    assert event == MessageReceived(RenewToken("t"))
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["text", "json", "binary"]), st.binary(max_size=40), st.booleans()),
+        max_size=25,
+    )
+)
+def test_fuzz_assembler_never_raises(frames: List[Any]) -> None:
+    assembler = FrameAssembler(max_body=64)
+    for kind, data, fin in frames:
+        if kind == "binary":
+            events = assembler.receive_binary(data, fin=fin)
+        elif kind == "json":
+            events = assembler.receive_text(_request(data.hex(), body=bool(data)), fin=fin)
+        else:
+            events = assembler.receive_text(data.decode("latin-1"), fin=fin)
+        assert all(isinstance(e, (MessageReceived, ProtocolViolation)) for e in events)
+    assert all(isinstance(e, (MessageReceived, ProtocolViolation)) for e in assembler.finish())
