@@ -21,7 +21,7 @@ package ``hybridconn/_protocol/``:
 
 from __future__ import annotations
 
-from .exceptions import ProtocolError  # raised by parse_message; importable from here as before
+from .exceptions import ProtocolError  # noqa: F401 - raised by parse_message; importable from here as before
 from ._protocol.headers import STRIPPED_HEADERS, header_value, is_stripped_header, parse_subprotocols, strip_hop_headers
 from ._protocol.limits import (
     ACCEPT_WINDOW,
