@@ -43,7 +43,12 @@ __all__ = [
 class SenderConnection(Protocol):
     """What a rendezvous socket needs of the sender's HTTP connection it serves."""
 
-    link: Optional["RendezvousLink"]
+    @property
+    def link(self) -> Optional["RendezvousLink"]:
+        """The rendezvous socket serving this connection, if any."""
+
+    def attach_link(self, link: "RendezvousLink") -> bool:
+        """Serve this connection over ``link`` from now on; False if the connection has ended."""
 
     def drop_after_response(self) -> None:
         """Stop taking requests; the response being written still completes."""

@@ -92,7 +92,9 @@ class HttpConnection:
         self.number = number
         self.router = router
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_METADATA_LIMIT)
-        self.link: Optional[RendezvousLink] = None  # the rendezvous socket persisting for this sender
+        self._link: Optional[RendezvousLink] = None  # the rendezvous socket persisting for this sender
+        self._link_lock = threading.Lock()
+        self._ended = False  # _finish ran: a link attached now would never be closed
         self.drop_requested = threading.Event()
         self.thread = threading.Thread(target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True)
 
@@ -134,9 +136,29 @@ class HttpConnection:
             log.info("TLS handshake with %s failed: %s", self.peer[0], exc)
             raise ConnectionDone() from exc
 
+    @property
+    def link(self) -> Optional[RendezvousLink]:
+        """The rendezvous socket a listener opened for this sender connection, if any."""
+        return self._link
+
+    def attach_link(self, link: RendezvousLink) -> bool:
+        """Route this connection's next requests over ``link``; False once the connection has ended.
+
+        A listener may connect a request's rendezvous just as the sender's connection ends (its
+        request failed otherwise): then nobody would ever close the link, so it is refused.
+        """
+        with self._link_lock:
+            if self._ended:
+                return False
+            self._link = link
+            return True
+
     def _finish(self) -> None:
-        if self.link is not None:
-            self.link.sender_gone()
+        with self._link_lock:
+            self._ended = True
+            link = self._link
+        if link is not None:
+            link.sender_gone()
         shutdown_socket(self.sock)
         try:
             self.sock.close()

@@ -58,9 +58,12 @@ def serve_rendezvous(incoming: Incoming) -> Optional[Refusal]:
     ws = incoming.conn.accept_websocket(incoming, None, name=f"rendezvous {pending.id}")
     link = RendezvousLink(ws, pending.sender, pending.address)
     link.current = pending
-    pending.sender.link = link
-    log.info("request %s: the listener opened a rendezvous socket", pending.id)
-    pending.put(Linked(link), ctx.stop)
+    if pending.sender.attach_link(link):
+        log.info("request %s: the listener opened a rendezvous socket", pending.id)
+        pending.put(Linked(link), ctx.stop)
+    else:
+        log.info("request %s: the sender's connection ended before its rendezvous opened; closing it", pending.id)
+        link.sender_gone()
     ResponseReader(ctx, link).run()
     return None
 

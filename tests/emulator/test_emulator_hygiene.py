@@ -101,3 +101,40 @@ def test_sender_breaking_the_protocol_is_closed_and_the_listener_told(relay: Rel
     finally:
         shut(sender)
         shut(listener)
+
+
+def test_a_rendezvous_link_never_outlives_its_sender_connection() -> None:
+    """A link attached while the sender is connected is closed when it leaves; after that none attaches.
+
+    A listener may connect a request's rendezvous just as the sender's connection ends (the request
+    failed otherwise, say with 502 because the control channel dropped): that link must not be left
+    open with nobody to close it.
+    """
+    from hybridconn.emulator.access import KeyRing
+    from hybridconn.emulator.context import EmulatorContext
+    from hybridconn.emulator.exchange import RendezvousLink
+    from hybridconn.emulator.http_conn import HttpConnection
+    from hybridconn.emulator.registry import Registry
+    from hybridconn.emulator.routes import route
+    from hybridconn.emulator.ws import WsChannel
+
+    ctx = EmulatorContext(Registry(), KeyRing(), secure=False, authority="127.0.0.1:1", response_timeout=1, accept_timeout=1)
+    sender_side, emulator_side = socket.socketpair()
+    listener_side, link_side = socket.socketpair()
+    conn = HttpConnection(ctx, emulator_side, ("127.0.0.1", 1), None, 1, route)
+    try:
+        conn.start()
+        link = RendezvousLink(WsChannel(link_side), conn, "ws://x/$hc/hc1?sb-hc-action=request")
+        assert conn.attach_link(link) and conn.link is link
+        sender_side.close()  # the sender leaves: its connection ends and closes the link
+        conn.thread.join(10)
+        assert not conn.thread.is_alive()
+        assert not link.alive
+        listener_side.settimeout(10)
+        assert listener_side.recv(2)[0] == 0x88  # a close frame went to the listener
+        late = RendezvousLink(WsChannel(socket.socket()), conn, "ws://x/$hc/hc1?sb-hc-action=request")
+        assert not conn.attach_link(late) and conn.link is link
+        late.ws.sock.close()
+    finally:
+        for sock in (sender_side, listener_side, link_side):
+            sock.close()
