@@ -10,21 +10,21 @@ import pytest
 import requests
 import websocket
 
-from emu_helpers import Background, Control, open_ws, respond, shut, token
 from hybridconn.emulator import RelayEmulator
 from hybridconn.protocol import ACCEPT_WINDOW, RESPONSE_DEADLINE
+from tests.support.plain_clients import BackgroundCall, Control, open_ws, respond, shut, token
 
 # The relay fixture waits 10 s for a response: failing "at once" means well before that.
 PROMPT = 8.0
 
 
-def _get(relay: RelayEmulator, rest: str = "/hc1", session: requests.Session = None) -> Background:  # type: ignore[assignment]
+def _get(relay: RelayEmulator, rest: str = "/hc1", session: requests.Session = None) -> BackgroundCall:  # type: ignore[assignment]
     call = (session or requests).get  # type: ignore[union-attr]
-    return Background(call, f"{relay.http_base}{rest}", headers={"ServiceBusAuthorization": token(relay)}, timeout=20)
+    return BackgroundCall(call, f"{relay.http_base}{rest}", headers={"ServiceBusAuthorization": token(relay)}, timeout=20)
 
 
 @contextlib.contextmanager
-def _rendezvous(relay: RelayEmulator, control: Control) -> Iterator[Tuple[Background, websocket.WebSocket, str]]:
+def _rendezvous(relay: RelayEmulator, control: Control) -> Iterator[Tuple[BackgroundCall, websocket.WebSocket, str]]:
     """A request whose listener answers over its rendezvous socket: (the call, the socket, the request id)."""
     with requests.Session() as session:
         call = _get(relay, "/hc1/big", session)
