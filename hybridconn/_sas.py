@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urlsplit
 
+from .addresses import HC_PREFIX
 from .exceptions import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -124,7 +125,7 @@ def normalize_audience(uri: str) -> Tuple[str, str]:
     # Segments compared decoded, so "my%20hc" in a URI and "my hc" in a decoded sr agree.
     raw = [s for s in parts.path.split("/") if s]
     # Only a literal "$hc" is the WebSocket prefix; an encoded "%24hc" is part of a name.
-    if raw and raw[0].lower() == "$hc":
+    if raw and raw[0].lower() == HC_PREFIX:
         raw = raw[1:]
     segments = [unquote(s) for s in raw]
     return host, "/" + "/".join(segments)

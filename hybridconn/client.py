@@ -101,9 +101,7 @@ class HybridConnectionClient:
         session: Optional[requests.Session] = None,
     ) -> None:
         self.namespace = Namespace.parse(namespace)
-        if not isinstance(path, str) or not path.strip("/"):
-            raise ConfigurationError("hybrid connection path must be a non-empty string")
-        self.path = path.strip("/")
+        self.path = addresses.check_entity_path(path)
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         #: How this client reaches the relay (TLS, proxy, where the token goes).
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, token_in_query=token_in_query)

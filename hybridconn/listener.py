@@ -33,10 +33,10 @@ from ._listener.rendezvous import RendezvousPool
 from ._listener.router import Router
 from ._listener.stats import Counters
 from ._transport import Dialer, HandshakeSet, Verify, check_verify
-from .addresses import Namespace, token_audience
+from .addresses import Namespace, check_entity_path, token_audience
 from .auth import ConnectionString, TokenProvider, TokenProviderLike, as_token_provider, connection_settings
 from .connection import HybridConnection
-from .exceptions import ConfigurationError, HybridConnectionError
+from .exceptions import HybridConnectionError
 
 __all__ = ["HybridConnectionListener", "ConnectionRequest"]
 
@@ -114,9 +114,7 @@ class HybridConnectionListener:
         name: Optional[str] = None,
     ) -> None:
         self.namespace = Namespace.parse(namespace)
-        if not isinstance(path, str) or not path.strip("/"):
-            raise ConfigurationError("path must name a hybrid connection")
-        self.path = path.strip("/")
+        self.path = check_entity_path(path)
         self.name = name or self.path
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         self.retry_on_open = retry_on_open

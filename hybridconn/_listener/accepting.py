@@ -24,7 +24,7 @@ from .._transport import Dialer
 from ..addresses import parse_address, redact_url, reject_url
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HandshakeError, HybridConnectionError, RelayTimeoutError
-from ..protocol import Accept
+from ..protocol import Accept, header_value, parse_subprotocols
 from .admission import CLOSING, Admission, Refusal
 from .hooks import Hooks
 from .stats import Counters
@@ -78,8 +78,7 @@ def interpret_decision(decision: Any) -> Tuple[Optional[int], str]:
 
 def offered_subprotocols(connect_headers: Mapping[str, str]) -> Tuple[str, ...]:
     """The subprotocols the sender offered (``Sec-WebSocket-Protocol``, any case)."""
-    value = next((v for k, v in connect_headers.items() if k.lower() == "sec-websocket-protocol"), "")
-    return tuple(p.strip() for p in value.split(",") if p.strip())
+    return parse_subprotocols(header_value(connect_headers, "Sec-WebSocket-Protocol"))
 
 
 def choose_subprotocol(connect_headers: Mapping[str, str], supported: Optional[Sequence[str]]) -> Optional[str]:

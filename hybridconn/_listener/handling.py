@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from http import HTTPStatus
 from typing import Any, Callable, Optional
 
 from requests.structures import CaseInsensitiveDict
 
 from ..addresses import split_target
-from ..protocol import Request
+from ..protocol import Request, is_printable_reason, listener_may_send, status_problem
+from ..protocol import status_description as printable_description
 from ..relayed import RelayedRequest, RelayedResponse
 
 __all__ = ["call_handler", "error_response", "internal_error", "relayed_request", "status_description"]
@@ -65,19 +65,14 @@ def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> 
     if not isinstance(result, RelayedResponse):
         return internal_error("request handler returned %s instead of a RelayedResponse for %s %s; answering 500",
                               type(result).__name__, request.method, request.target, exc_info=False)
-    if result.status in (502, 504) or result.status < 200:
-        # 502/504 are the relay's own; a 1xx is not a final response, and this is the only one.
-        log.error("a listener may not answer %d; sending 500 instead", result.status)
+    if not listener_may_send(result.status):
+        log.error("a listener may not answer %d (%s); sending 500 instead", result.status, status_problem(result.status))
         return error_response(500, f"Internal Server Error (handler answered {result.status})")
     return result
 
 
 def status_description(status: int, reason: Optional[str]) -> Optional[str]:
     """``reason`` if it is printable ASCII (it ends up in an HTTP status line), else the standard phrase."""
-    if reason is None or all(" " <= ch <= "~" or ch == "\t" for ch in reason):
-        return reason
-    log.warning("a response reason with control or non-ASCII characters was replaced by the standard phrase")
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return None
+    if reason is not None and not is_printable_reason(reason):
+        log.warning("a response reason with control or non-ASCII characters was replaced by the standard phrase")
+    return printable_description(status, reason)

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 
 from ..connection import HybridConnection
 from ..exceptions import ProtocolError
-from ..protocol import AssemblerEvent, FrameAssembler, ProtocolViolation
+from ..protocol import AssemblerEvent, FrameAssembler, ProtocolViolation, ViolationCause
 
 __all__ = ["MessageReader", "BodyTooLargeError", "describe_event"]
 
@@ -43,12 +43,13 @@ class MessageReader:
                 self._decoder = None
             return self.assembler.receive_text(text, fin)
         events = self.assembler.receive_binary(payload, fin)
-        # The only violation a binary frame reports about a message is a body over max_body.
-        return [_too_large(e) if isinstance(e, ProtocolViolation) and e.message is not None else e for e in events]
+        return [_too_large(e) if isinstance(e, ProtocolViolation) and e.cause is ViolationCause.BODY_TOO_LARGE else e
+                for e in events]
 
 
 def _too_large(violation: ProtocolViolation) -> ProtocolViolation:
-    return ProtocolViolation(BodyTooLargeError(str(violation.error)), violation.message)
+    return ProtocolViolation(BodyTooLargeError(str(violation.error)), violation.message, violation.request_id,
+                             violation.kind, violation.cause)
 
 
 def describe_event(event: Any) -> str:

@@ -17,16 +17,13 @@ from typing import Callable, Dict, Iterable, Iterator, Optional, Protocol, Tuple
 
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, ProtocolError
-from ..protocol import Response, fits_control_channel, serialize_message, strip_hop_headers
+from ..protocol import FRAGMENT_SIZE, Response, fits_control_channel, serialize_message, strip_hop_headers
 from ..relayed import RelayedResponse
 from .handling import internal_error, status_description
 
-__all__ = ["Reply", "ResponseSockets", "FRAGMENT"]
+__all__ = ["Reply", "ResponseSockets"]
 
 log = logging.getLogger(__name__)
-
-#: Bytes per fragment when a bytes body goes over a rendezvous socket.
-FRAGMENT = 64 * 1024
 
 Chunks = Optional[Iterator[bytes]]
 
@@ -172,8 +169,8 @@ def _close_body(chunks: Chunks) -> None:
 
 def _slices(body: bytes) -> Iterator[bytes]:
     view = memoryview(body)
-    for start in range(0, len(view), FRAGMENT):
-        yield view[start : start + FRAGMENT]  # type: ignore[misc]
+    for start in range(0, len(view), FRAGMENT_SIZE):
+        yield view[start : start + FRAGMENT_SIZE]  # type: ignore[misc]
 
 
 def _prefetch(body: Iterable[bytes]) -> Tuple[Chunks, Optional[RelayedResponse]]:

@@ -51,8 +51,8 @@ class Router:
         """One event read off the control channel ``conn``."""
         if isinstance(event, ProtocolViolation):
             log.warning("protocol violation on the control channel of %s: %s", self.path, event.error)
-            if isinstance(event.message, Request):
-                Reply(event.message.id, control=conn).send(error_response(400, "Bad Request"))
+            if event.kind == "request" and event.request_id:
+                Reply(event.request_id, control=conn).send(error_response(400, "Bad Request"))
             return
         assert isinstance(event, MessageReceived)
         message = event.message
