@@ -1,15 +1,18 @@
 """HybridConnection: one relayed, duplex WebSocket.
 
 The sender's socket and the listener's accepted rendezvous socket are the
-same type. It wraps a connected websocket-client ``WebSocket`` and adds what
-the relay needs:
+same type. websocket-client only performs the handshake; from then on the
+connection frames its own traffic with :mod:`hybridconn._frames` on the raw
+socket, and adds what the relay needs:
 
-- thread-safe sends, and a unit send (a JSON text frame plus its body frames)
-  that no other send can interleave with;
+- thread-safe sends through one write path under one send lock, and a unit
+  send (a JSON text frame plus its body frames) that no other send can
+  interleave with;
 - ``recv(timeout)`` that waits with ``poll`` instead of changing the socket
-  timeout under a concurrent sender;
+  timeout under a concurrent sender, and reads as much as has arrived at
+  once (websocket-client made three or four ``recv`` calls per frame);
 - text validated with Python's own UTF-8 decoder (websocket-client's
-  pure-Python check costs ~3 ms per 16 kB);
+  pure-Python check costs ~3 ms per 16 kB), masks applied in C;
 - after a peer's close frame, the close is echoed and the socket shut down at
   once (websocket-client would leave it open and park the far side for 10 s).
 """
@@ -18,15 +21,17 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 import time
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, TypeVar, Union
+from typing import Callable, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, TypeVar, Union
 
 import websocket
-from websocket import ABNF
 
-from ._framing import masked_frame
+from ._deadline import Deadline
+from ._frames import (
+    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, MessageAssembler, Role,
+    close_payload, pack_frame, parse_close,
+)
 from ._wait import wait_readable
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
@@ -39,6 +44,9 @@ _T = TypeVar("_T")
 
 #: Fragment size for streamed bodies.
 FRAGMENT_SIZE = 64 * 1024
+#: Bytes asked of the socket per read: at least this, more when a longer frame is under way.
+READ_SIZE = 64 * 1024
+_MAX_READ = 1024 * 1024
 _ABNORMAL = 1006
 
 
@@ -62,6 +70,7 @@ class HybridConnection:
         query: str = "",
         subprotocol: Optional[str] = None,
         io_timeout: float = 60.0,
+        max_message_size: Optional[int] = None,
     ) -> None:
         self._ws = ws
         self.id = id
@@ -69,20 +78,23 @@ class HybridConnection:
         self.path = path
         self.query = query
         self.subprotocol = subprotocol if subprotocol is not None else ws.getsubprotocol()
+        self._io_timeout = io_timeout
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
-        self._fragment_opcode: Optional[int] = None  # opcode of a fragmented message in progress
-        self._fragments: List[bytes] = []
+        # websocket-client reads the handshake response byte by byte, so nothing past it is
+        # buffered in Python (a TLS socket's decrypted bytes are: see _receive).
+        self._parser = FrameParser(Role.CLIENT, accept_masked=True, max_message_size=max_message_size)
+        self._messages = MessageAssembler()
         self._state_lock = threading.Lock()
         self._closed = threading.Event()
         self._close_sent = False
         self.close_code: Optional[int] = None
         self.close_reason: str = ""
         self.last_activity = time.monotonic()
-        sock = ws.sock
-        if sock is not None:
-            # Bounds a stalled frame read or a send to a peer that stopped reading.
-            sock.settimeout(io_timeout)
+        self._sock: Optional[socket.socket] = ws.sock
+        if self._sock is not None:
+            # Bounds a send to a peer that stopped reading (reads are bounded by poll).
+            self._sock.settimeout(io_timeout)
 
     # ------------------------------------------------------------------ state
 
@@ -110,13 +122,13 @@ class HybridConnection:
             progress (:class:`RelayTimeoutError` after it); None waits as long as it takes.
         """
         if isinstance(message, str):
-            frame = ABNF.create_frame(message.encode("utf-8"), ABNF.OPCODE_TEXT)
+            wire = pack_frame(OP_TEXT, message.encode("utf-8"), masked=True)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            frame = ABNF.create_frame(bytes(message), ABNF.OPCODE_BINARY)
+            wire = pack_frame(OP_BINARY, message, masked=True)
         else:
             raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
         with _SendGuard(self, timeout):
-            self._write(frame)
+            self._write(wire)
 
     def send_unit(self, text: str, body: Union[None, bytes, Iterable[bytes]] = None) -> None:
         """Send a JSON text frame and, if given, its body as one binary message, as a unit.
@@ -125,28 +137,29 @@ class HybridConnection:
         fragments ending with FIN. No other send on this connection can come
         between the text frame and the last body frame.
         """
-        with self._locked_send():
-            self._write(ABNF.create_frame(text.encode("utf-8"), ABNF.OPCODE_TEXT))
-            if body is None:
-                return
-            if isinstance(body, (bytes, bytearray, memoryview)):
-                self._write(ABNF.create_frame(bytes(body), ABNF.OPCODE_BINARY))
-                return
-            self._write_fragments(body)
+        head = pack_frame(OP_TEXT, text.encode("utf-8"), masked=True)
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            head = b"".join((head, pack_frame(OP_BINARY, body, masked=True)))  # one write for both
+            body = None
+        with _SendGuard(self):
+            self._write(head)
+            if body is not None:
+                self._write_fragments(body)
 
     def send_stream(self, chunks: Iterable[bytes]) -> None:
         """Send one binary message in fragments, as the chunks come (a streamed body)."""
-        with self._locked_send():
+        with _SendGuard(self):
             self._write_fragments(chunks)
 
     def _write_fragments(self, chunks: Iterable[bytes]) -> None:
-        opcode = ABNF.OPCODE_BINARY
+        """The chunks as one fragmented binary message, each written as it comes (send lock held)."""
+        opcode = OP_BINARY
         previous: Optional[bytes] = None
         try:
             for chunk in _split_chunks(chunks):
                 if previous is not None:
-                    self._write(ABNF.create_frame(previous, opcode, fin=0))
-                    opcode = ABNF.OPCODE_CONT
+                    self._write(pack_frame(opcode, previous, fin=False, masked=True))
+                    opcode = OP_CONT
                 previous = chunk
         except ConnectionClosed:
             raise
@@ -155,35 +168,50 @@ class HybridConnection:
             # socket, so end it with 1011 (a control frame may interleave fragments).
             self._fail(1011, "the body stream failed", locked=True)
             raise
-        self._write(ABNF.create_frame(previous or b"", opcode, fin=1))
+        self._write(pack_frame(opcode, previous or b"", masked=True))
 
     def ping(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
-        """Send a WebSocket ping.
+        """Send a WebSocket ping (``payload``: at most 125 bytes, else ``ValueError``).
 
         :param timeout: longest wait for the send lock (another send in progress);
             :class:`RelayTimeoutError` when it passes. None waits as long as it takes.
         """
+        self._send_control(OP_PING, payload, timeout)
+
+    def pong(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
+        """Send an unsolicited WebSocket pong: a keep-alive that asks the peer for nothing.
+
+        ``payload`` and ``timeout`` as for :meth:`ping`.
+        """
+        self._send_control(OP_PONG, payload, timeout)
+
+    def _send_control(self, opcode: int, payload: bytes, timeout: Optional[float]) -> None:
+        wire = pack_frame(opcode, payload, masked=True)
         with _SendGuard(self, timeout):
-            self._write(ABNF.create_frame(payload, ABNF.OPCODE_PING))
+            self._write(wire)
 
-    def _send_frames(self, frames: Iterable[ABNF]) -> None:
-        with self._locked_send():
-            for frame in frames:
-                self._write(frame)
+    def _sendall(self, wire: bytes) -> None:
+        """The one write path: whole frames onto the socket, with the send lock held."""
+        sock = self._sock
+        if sock is None:
+            raise OSError("the connection has no socket")
+        sock.sendall(wire)
 
-    def _locked_send(self) -> "_SendGuard":
-        return _SendGuard(self)
-
-    def _write(self, frame: ABNF) -> None:
-        # Framed and masked here, not by websocket-client's send_frame(): its pure-Python
-        # masking was over half the listener's CPU on large bodies (see _framing.py).
-        # Every send holds _send_lock, so websocket-client's own send lock is not needed.
+    def _write(self, wire: bytes) -> None:
+        """:meth:`_sendall`, a failure being the end of the connection (:class:`ConnectionClosed`)."""
         try:
-            self._ws.sock.sendall(masked_frame(frame.fin, frame.opcode, frame.data))
+            self._sendall(wire)
         except Exception as exc:  # noqa: BLE001 - translated here, at the boundary
             self._mark_closed(_ABNORMAL, "connection lost while sending")
             self._shutdown_socket()
             raise ConnectionClosed(self.close_code, self.close_reason) from exc
+
+    def _write_close(self, code: int, reason: str) -> None:
+        """A close frame, send lock held; the peer may be gone already (the caller decides the state)."""
+        try:
+            self._sendall(pack_frame(OP_CLOSE, close_payload(code, reason), masked=True))
+        except Exception:  # noqa: BLE001 - the peer may be gone already
+            log.debug("could not send close frame on %r", self)
 
     # ------------------------------------------------------------------ receiving
 
@@ -195,116 +223,16 @@ class HybridConnection:
         :raises ProtocolError: the peer sent invalid UTF-8 in a text message
             (the connection is closed with 1007).
         """
-        return self._read_locked(self._read_one, timeout)
+        return self._read_locked(self._message_from, timeout)
 
-    def recv_frame(self, timeout: Optional[float] = None) -> "tuple[int, bytes, bool]":
+    def recv_frame(self, timeout: Optional[float] = None) -> Tuple[int, bytes, bool]:
         """The next data frame as ``(opcode, payload, fin)``, fragments not joined.
 
         For readers that need frame boundaries (the control channel's body
         frames). Pings are answered; pongs and closes are handled as in
         :meth:`recv`. Text payloads are returned undecoded.
         """
-        return self._read_locked(self._read_data_frame, timeout)
-
-    def _read_data_frame(self) -> "Optional[tuple[int, bytes, bool]]":
-        frame = self._next_frame()
-        if frame is None:
-            return None
-        return frame.opcode, frame.data, bool(frame.fin)
-
-    def _read_locked(self, step: "Callable[[], Optional[_T]]", timeout: Optional[float]) -> "_T":
-        """Run ``step`` under the receive lock until it yields a result, within ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._recv_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise RelayTimeoutError(f"nothing received within {timeout} s (another thread is receiving)")
-        try:
-            while True:
-                if self.closed:
-                    raise ConnectionClosed(self.close_code, self.close_reason)
-                self._wait_readable(deadline, timeout)
-                result = step()
-                if result is not None:
-                    return result
-        finally:
-            self._recv_lock.release()
-
-    def _wait_readable(self, deadline: Optional[float], timeout: Optional[float]) -> None:
-        sock = self._ws.sock
-        if sock is None:
-            self._mark_closed(_ABNORMAL, "socket is gone")
-            raise ConnectionClosed(self.close_code, self.close_reason)
-        if self._ws.frame_buffer.recv_buffer or (hasattr(sock, "pending") and sock.pending()):
-            return
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise RelayTimeoutError(f"no message within {timeout} s")
-        try:
-            readable = wait_readable(sock, remaining)  # poll: select fails for descriptors >= 1024
-        except (OSError, ValueError) as exc:  # closed under us
-            self._mark_closed(_ABNORMAL, "socket closed")
-            raise ConnectionClosed(self.close_code, self.close_reason) from exc
-        if not readable:
-            raise RelayTimeoutError(f"no message within {timeout} s")
-
-    def _next_frame(self) -> Optional[ABNF]:
-        """Read one frame; handle control frames. None when the frame was a control frame."""
-        try:
-            frame = self._ws.recv_frame()
-        except Exception as exc:  # noqa: BLE001 - translated here, at the boundary
-            if self.closed:
-                raise ConnectionClosed(self.close_code, self.close_reason) from exc
-            code, reason = _ABNORMAL, "connection lost"
-            if isinstance(exc, websocket.WebSocketProtocolException):
-                code, reason = 1002, f"protocol error: {exc}"
-                self._try_send_close(1002, "protocol error")
-            self._mark_closed(code, reason)
-            self._shutdown_socket()
-            raise ConnectionClosed(code, reason) from exc
-        self.last_activity = time.monotonic()
-        opcode = frame.opcode
-        if opcode == ABNF.OPCODE_PING:
-            try:
-                self._send_frames([ABNF.create_frame(frame.data, ABNF.OPCODE_PONG)])
-            except ConnectionClosed:
-                pass
-            return None
-        if opcode == ABNF.OPCODE_PONG:
-            return None
-        if opcode == ABNF.OPCODE_CLOSE:
-            self._on_peer_close(frame.data)
-            raise ConnectionClosed(self.close_code, self.close_reason)
-        return frame
-
-    def _read_one(self) -> Optional[Message]:
-        frame = self._next_frame()
-        if frame is None:
-            return None
-        # Fragments are collected in a list and joined once: websocket-client's
-        # continuation buffer concatenates per frame, quadratic for large messages.
-        opcode, data = frame.opcode, frame.data
-        if opcode == ABNF.OPCODE_CONT:
-            if self._fragment_opcode is None:
-                self._fail(1002, "protocol error")
-                raise ConnectionClosed(1002, "protocol error: a continuation frame without a message")
-            self._fragments.append(data)
-            if not frame.fin:
-                return None
-            opcode, data = self._fragment_opcode, b"".join(self._fragments)
-            self._fragment_opcode, self._fragments = None, []
-        else:
-            if self._fragment_opcode is not None:
-                self._fail(1002, "protocol error")
-                raise ConnectionClosed(1002, "protocol error: a new message inside a fragmented one")
-            if not frame.fin:
-                self._fragment_opcode, self._fragments = opcode, [data]
-                return None
-        if opcode == ABNF.OPCODE_TEXT:
-            try:
-                return bytes(data).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self._fail(1007, "invalid UTF-8 in a text message")
-                raise ProtocolError("the peer sent invalid UTF-8 in a text message") from exc
-        return bytes(data)
+        return self._read_locked(_whole_frame, timeout)
 
     def __iter__(self) -> Iterator[Message]:
         """Messages until the connection closes; a clean close ends the loop."""
@@ -316,15 +244,105 @@ class HybridConnection:
                     return
                 raise
 
+    def _message_from(self, frame: Frame) -> Optional[Message]:
+        try:
+            return self._messages.add(frame)
+        except FrameError as exc:  # the only one: invalid UTF-8
+            self._fail(exc.code, exc.reason)
+            raise ProtocolError("the peer sent invalid UTF-8 in a text message") from exc
+
+    def _read_locked(self, step: Callable[[Frame], Optional[_T]], timeout: Optional[float]) -> _T:
+        """Pass data frames to ``step`` under the receive lock until it returns a result, within ``timeout``."""
+        deadline = Deadline(timeout)
+        if not self._recv_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            raise RelayTimeoutError(f"nothing received within {timeout} s (another thread is receiving)")
+        try:
+            while True:
+                result = step(self._next_data_frame(deadline, timeout))
+                if result is not None:
+                    return result
+        finally:
+            self._recv_lock.release()
+
+    def _next_data_frame(self, deadline: Deadline, timeout: Optional[float]) -> Frame:
+        """The next data frame; pings, pongs and closes are handled on the way."""
+        parser = self._parser
+        while True:
+            if self.closed:
+                raise ConnectionClosed(self.close_code, self.close_reason)
+            try:
+                frame = parser.next_frame()
+            except FrameError as exc:
+                self._fail(exc.code, f"protocol error: {exc.reason}")
+                raise ConnectionClosed(exc.code, f"protocol error: {exc.reason}") from exc
+            if frame is None:
+                self._receive(deadline, timeout)
+                continue
+            self.last_activity = time.monotonic()
+            opcode = frame.opcode
+            if opcode < OP_CLOSE:
+                return frame
+            if opcode == OP_PING:
+                try:
+                    self._send_control(OP_PONG, frame.payload, None)
+                except ConnectionClosed:
+                    pass
+            elif opcode == OP_CLOSE:
+                self._on_peer_close(frame.payload)
+                raise ConnectionClosed(self.close_code, self.close_reason)
+            # a pong: unsolicited pongs are a keep-alive; nothing to do
+
+    def _receive(self, deadline: Deadline, timeout: Optional[float]) -> None:
+        """Wait for bytes until ``deadline`` and feed what arrived to the parser.
+
+        Inside a frame the peer must deliver something every ``io_timeout``
+        seconds, whatever the caller's timeout (a stalled frame is a lost connection).
+        """
+        sock = self._sock
+        if sock is None:
+            self._mark_closed(_ABNORMAL, "socket is gone")
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        pending = getattr(sock, "pending", None)  # TLS bytes decrypted already: poll cannot see them
+        if not (pending is not None and pending()):
+            remaining = deadline.remaining()
+            stall_check = self._parser.inside_frame and (remaining is None or remaining > self._io_timeout)
+            wait = self._io_timeout if stall_check else remaining
+            try:
+                readable = wait_readable(sock, wait)  # poll: select fails for descriptors >= 1024
+            except (OSError, ValueError) as exc:  # closed under us
+                self._mark_closed(_ABNORMAL, "socket closed")
+                raise ConnectionClosed(self.close_code, self.close_reason) from exc
+            if not readable:
+                if stall_check:
+                    self._lost(socket.timeout("the peer stalled inside a frame"))
+                raise RelayTimeoutError(f"no message within {timeout} s")
+        try:
+            data = sock.recv(min(max(READ_SIZE, self._parser.wanted), _MAX_READ))
+        except Exception as exc:  # noqa: BLE001 - translated here, at the boundary
+            self._lost(exc)
+        if not data:
+            self._lost(None)
+        self._parser.feed(data)
+
+    def _lost(self, exc: Optional[BaseException]) -> NoReturn:
+        """The socket failed or hit EOF while reading: raise ConnectionClosed."""
+        if self.closed:
+            raise ConnectionClosed(self.close_code, self.close_reason) from exc
+        self._mark_closed(_ABNORMAL, "connection lost")
+        self._shutdown_socket()
+        raise ConnectionClosed(_ABNORMAL, "connection lost") from exc
+
     # ------------------------------------------------------------------ closing
 
     def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
         """Close the connection with ``code`` and ``reason``; returns within ``timeout``.
 
         Waits briefly for the peer's close frame, then shuts the socket down.
-        Safe to call twice and from any thread.
+        Safe to call twice and from any thread. ``ValueError`` for a code no
+        close frame may carry (1005, 1006, 1015, under 1000, over 4999).
         """
-        deadline = time.monotonic() + timeout
+        close_payload(code, reason)  # check the arguments before any state changes
+        deadline = Deadline(timeout)
         with self._state_lock:
             first = not self._close_sent and not self.closed
             if first:
@@ -344,6 +362,7 @@ class HybridConnection:
         echoed, it answers ours). Call :meth:`close` afterwards to release the
         socket. This is how azbridge signals EOF on one direction of a stream.
         """
+        close_payload(code, reason)
         with self._state_lock:
             if self._close_sent or self.closed:
                 return
@@ -351,45 +370,41 @@ class HybridConnection:
             self.close_code, self.close_reason = code, reason
         self._try_send_close(code, reason, timeout=timeout)
 
-    def _await_peer_close(self, deadline: float) -> None:
+    def _await_peer_close(self, deadline: Deadline) -> None:
         # If no thread is reading, read the peer's answer ourselves; otherwise the reader will.
         if self._recv_lock.acquire(blocking=False):
             try:
-                while not self.closed and time.monotonic() < deadline:
-                    try:
-                        self._wait_readable(deadline, None)
-                        self._next_frame()
-                    except (ConnectionClosed, RelayTimeoutError):
-                        break
+                while not self.closed and not deadline.expired:
+                    self._next_data_frame(deadline, None)  # data after our close is dropped
+            except (ConnectionClosed, RelayTimeoutError):
+                pass
             finally:
                 self._recv_lock.release()
         else:
-            self._closed.wait(max(0.0, min(deadline - time.monotonic(), 2.0)))
+            self._closed.wait(deadline.left(cap=2.0))
 
     def _try_send_close(self, code: int, reason: str, timeout: float = 2.0) -> None:
-        payload = struct.pack("!H", code) + _close_reason_bytes(reason)
         if not self._send_lock.acquire(timeout=timeout):
             return  # a send is stuck on a dead network; shutting down will unblock it
         try:
-            self._ws.send_frame(ABNF.create_frame(payload, ABNF.OPCODE_CLOSE))
-        except Exception:  # noqa: BLE001 - the peer may be gone already
-            log.debug("could not send close frame on %r", self)
+            self._write_close(code, reason)
         finally:
             self._send_lock.release()
 
     def _on_peer_close(self, payload: bytes) -> None:
-        code, reason = 1005, ""
-        if len(payload) >= 2:
-            code = struct.unpack("!H", payload[:2])[0]
-            reason = payload[2:].decode("utf-8", "replace")
+        try:
+            code, reason = parse_close(payload)
+        except FrameError as exc:
+            self._fail(exc.code, f"protocol error: {exc.reason}")
+            raise ConnectionClosed(exc.code, f"protocol error: {exc.reason}") from exc
         with self._state_lock:
             echo = not self._close_sent
             self._close_sent = True
             if echo:  # the peer closed first: its code is the connection's
-                self.close_code, self.close_reason = code, reason
+                self.close_code, self.close_reason = (1005 if code is None else code), reason
         if echo:
-            self._try_send_close(code if code != 1005 else 1000, "")
-        self._mark_closed(code, reason)
+            self._try_send_close(1000 if code is None else code, "")
+        self._mark_closed(1005 if code is None else code, reason)
         self._shutdown_socket()
 
     def _mark_closed(self, code: int, reason: str) -> None:
@@ -409,11 +424,7 @@ class HybridConnection:
             self._close_sent = True
         if first:
             if locked:
-                payload = struct.pack("!H", code) + _close_reason_bytes(reason)
-                try:
-                    self._ws.send_frame(ABNF.create_frame(payload, ABNF.OPCODE_CLOSE))
-                except Exception:  # noqa: BLE001 - the peer may be gone already
-                    pass
+                self._write_close(code, reason)
             else:
                 self._try_send_close(code, reason, timeout=1.0)
         self._mark_closed(code, reason)
@@ -425,7 +436,7 @@ class HybridConnection:
         self._shutdown_socket()
 
     def _shutdown_socket(self) -> None:
-        sock = self._ws.sock
+        sock = self._sock
         if sock is None:
             return
         try:
@@ -458,9 +469,8 @@ class _SendGuard:
         self._conn._send_lock.release()
 
 
-def _close_reason_bytes(reason: str) -> bytes:
-    """At most 123 bytes of UTF-8 (a close frame's limit), cut on a character boundary."""
-    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+def _whole_frame(frame: Frame) -> Frame:
+    return frame
 
 
 def _split_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,9 +1,24 @@
-"""A server-side WebSocket on a blocking socket: wsproto framing, one send lock.
+"""A server-side WebSocket on a blocking socket: hybridconn's frame codec, one send lock.
 
 One thread reads (:meth:`WsChannel.read_events`); any thread may send. Other
 threads never ``close()`` the socket (its descriptor could be reused under
 the reader); they only shut it down, which wakes the reader, and the owning
 connection thread closes it on its way out.
+
+Frames are packed and parsed by :mod:`hybridconn._frames`, the codec the
+client side uses too (server role: frames out unmasked, frames in must be
+masked). Data events are wsproto's own ``TextMessage`` / ``BytesMessage``
+values (``data``, ``message_finished``), one per frame received, text
+decoded incrementally so a character split across fragments arrives whole.
+
+Why not wsproto's ``Connection`` for parsing, as before: measured on the
+project machine (2 cores, CPython 3.11, wsproto 1.3.2), parsing masked client
+frames into events cost per frame, wsproto vs the shared codec: 64 B binary
+9.6 vs 3.5 us, 64 B text 11.8 vs 4.7 us, 16 kB 38 vs 35 us, 64 kB 115 vs 86
+us, 1 MB about equal (both mask with ``bytes.translate`` lanes). Small frames
+are the emulator's common case (every relayed request is one), and one codec
+means one set of RFC 6455 checks for both ends. The emulator declines every
+extension, so no frame may carry RSV bits.
 
 Pings are answered and pongs swallowed here, per hop. A close is reported as
 one of three terminal events:
@@ -19,29 +34,30 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from typing import List, Optional, Union
 
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-from wsproto.utilities import LocalProtocolError
+from wsproto.events import BytesMessage, TextMessage
 
+from .._frames import (
+    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, MessageAssembler, Role,
+    close_payload, pack_frame, parse_close,
+)
 from .._wait import recv_some
 
-__all__ = ["WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent"]
+__all__ = [
+    "WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent", "TextMessage",
+    "BytesMessage", "shutdown_socket",
+]
 
 log = logging.getLogger(__name__)
 
 #: Seconds we wait for the peer to answer a close frame before dropping the socket.
 CLOSE_ANSWER_TIMEOUT = 5.0
 READ_SIZE = 65536
-
-_FRAME_HEAD = struct.Struct("!BB")
-_FRAME_HEAD_16 = struct.Struct("!BBH")
-_FRAME_HEAD_64 = struct.Struct("!BBQ")
+_MAX_READ = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,19 +98,22 @@ class WsChannel:
     def __init__(self, sock: socket.socket, trailing_data: bytes = b"", name: str = "") -> None:
         self.sock = sock
         self.name = name
-        self._conn = Connection(ConnectionType.SERVER, trailing_data=trailing_data)
+        self._parser = FrameParser(Role.SERVER, max_piece=READ_SIZE)  # a long frame is relayed as it comes
+        self._messages = MessageAssembler()
         self.send_lock = threading.Lock()
         self._down = threading.Event()
+        self._close_sent = False  # guarded by send_lock
         self._close_deadline: Optional[float] = None
         self._terminated = False
         self._fed = False
         self._silenced = False
         self._outbound_text: Optional[bool] = None  # type of a message being sent in fragments
+        self.feed(trailing_data)
 
     def feed(self, data: bytes) -> None:
         """Bytes that arrived with the handshake (read past the HTTP request)."""
         if data:
-            self._conn.receive_data(data)
+            self._parser.feed(bytes(data))
             self._fed = True
 
     # ------------------------------------------------------------------ state
@@ -106,7 +125,7 @@ class WsChannel:
 
     @property
     def can_send(self) -> bool:
-        return not self._down.is_set() and self._conn.state is ConnectionState.OPEN
+        return not self._down.is_set() and not self._close_sent
 
     def abort(self) -> None:
         """Drop the connection now: no close frame, socket shut down."""
@@ -119,24 +138,21 @@ class WsChannel:
         """From now on write nothing at all (not even pongs): a silent half-open peer, for fault tests."""
         self._silenced = True
 
-    def _send_bytes_locked(self, data: bytes) -> bool:
+    def _write_locked(self, wire: bytes) -> bool:
+        """The one write path: whole frames onto the socket, send lock held. False if the socket failed."""
         if self._silenced:
             return True
         try:
-            self.sock.sendall(data)
+            self.sock.sendall(wire)
             return True
         except (OSError, ValueError):
             self.abort()
             return False
 
     def _data_frame(self, data: Union[str, bytes], fin: bool = True) -> bytes:
-        """One unmasked server data frame, built here rather than by wsproto.
+        """One data frame; raises ``TypeError`` (not text or bytes; a type change inside a fragmented message).
 
-        The emulator declines every extension, so a data frame is a header and
-        the payload as is; wsproto's general path copied the payload twice and
-        cost a tenth of the relay's CPU per small relayed request. Raises
-        ``TypeError`` as wsproto does (not text or bytes; a type change inside
-        a fragmented message). Call with the send lock held.
+        Call with the send lock held: it follows the fragmented message being sent.
         """
         if isinstance(data, str):
             text, payload = True, data.encode("utf-8")
@@ -145,21 +161,13 @@ class WsChannel:
         else:
             raise TypeError("Must provide bytes or text")
         if self._outbound_text is None:
-            opcode = 0x1 if text else 0x2
+            opcode = OP_TEXT if text else OP_BINARY
         elif self._outbound_text is not text:
             raise TypeError("Data type mismatch inside message")
         else:
-            opcode = 0x0  # continuation
+            opcode = OP_CONT
         self._outbound_text = None if fin else text
-        first = (0x80 if fin else 0) | opcode
-        size = len(payload)
-        if size < 126:
-            header = _FRAME_HEAD.pack(first, size)
-        elif size < 65536:
-            header = _FRAME_HEAD_16.pack(first, 126, size)
-        else:
-            header = _FRAME_HEAD_64.pack(first, 127, size)
-        return b"".join((header, payload))
+        return pack_frame(opcode, payload, fin=fin)
 
     def send_message(self, data: Union[str, bytes], fin: bool = True) -> bool:
         """Send a text (str) or binary (bytes) frame; ``fin=False`` for a fragment. False if it can't."""
@@ -170,7 +178,7 @@ class WsChannel:
                 wire = self._data_frame(data, fin)
             except TypeError:
                 return False
-            return self._send_bytes_locked(wire)
+            return self._write_locked(wire)
 
     def send_unit(self, text: str, body: Optional[bytes] = None) -> bool:
         """A JSON text frame and (if ``body`` is not None) one binary message, never interleaved."""
@@ -182,25 +190,34 @@ class WsChannel:
                 wire = head if body is None else b"".join((head, self._data_frame(body)))
             except TypeError:
                 return False
-            return self._send_bytes_locked(wire)
+            return self._write_locked(wire)
 
     def send_close(self, code: Optional[int] = 1000, reason: str = "") -> bool:
-        """Start a close handshake; the reader reports :class:`CloseAnswered` or drops it after a timeout."""
+        """Start a close handshake; the reader reports :class:`CloseAnswered` or drops it after a timeout.
+
+        ``code`` None (or 1005) sends a close frame without a code. False if the
+        channel is closing already, or for a code no close frame may carry.
+        """
         with self.send_lock:
-            if self._down.is_set() or self._conn.state is not ConnectionState.OPEN:
+            if not self.can_send:
                 return False
             try:
-                wire = self._conn.send(CloseConnection(code=code if code is not None else 1005, reason=reason or None))
-            except (LocalProtocolError, TypeError, ValueError):
+                wire = pack_frame(OP_CLOSE, close_payload(None if code == 1005 else code, reason or ""))
+            except ValueError:
                 return False
+            self._close_sent = True
             self._close_deadline = time.monotonic() + CLOSE_ANSWER_TIMEOUT
-            return self._send_bytes_locked(wire)
+            return self._write_locked(wire)
+
+    def _answer_locked(self, opcode: int, payload: bytes) -> None:
+        """A pong or the close that answers the peer's, unless we are closing or down already."""
+        if not self.can_send:
+            return
+        if opcode == OP_CLOSE:
+            self._close_sent = True
+        self._write_locked(pack_frame(opcode, payload))
 
     # ------------------------------------------------------------------ receiving
-
-    def _recv(self, timeout: Optional[float]) -> Optional[bytes]:
-        """Bytes, b"" at EOF, None on timeout."""
-        return recv_some(self.sock, timeout, READ_SIZE)
 
     def read_events(self, timeout: Optional[float] = None) -> List[ChannelEvent]:
         """Read once and return what it completed ([] on timeout).
@@ -218,58 +235,55 @@ class WsChannel:
         # Never block unbounded: a close sent by another thread sets a deadline we must notice.
         wait = CLOSE_ANSWER_TIMEOUT if timeout is None else min(timeout, CLOSE_ANSWER_TIMEOUT)
         if self._close_deadline is not None:
-            remaining = max(0.0, self._close_deadline - time.monotonic())
-            wait = remaining if wait is None else min(wait, remaining)
-        data = self._recv(wait)
+            wait = min(wait, max(0.0, self._close_deadline - time.monotonic()))
+        data = recv_some(self.sock, wait, min(max(READ_SIZE, self._parser.wanted), _MAX_READ))
         if data is None:
             if self._close_deadline is not None and time.monotonic() >= self._close_deadline:
                 return self._terminate([ConnectionLost("the peer did not answer the close frame in time")])
             return []
         if not data:
             return self._terminate([ConnectionLost("connection lost")])
-        try:
-            self._conn.receive_data(data)
-        except LocalProtocolError:
-            return self._terminate([ConnectionLost("data after the close")])
+        self._parser.feed(data)
         return self._collect()
 
     def _collect(self) -> List[ChannelEvent]:
+        """Events for every whole frame received so far."""
         out: List[ChannelEvent] = []
-        for event in self._conn.events():
-            if isinstance(event, (TextMessage, BytesMessage)):
-                out.append(event)
-            elif isinstance(event, Ping):
-                with self.send_lock:
-                    if self.can_send:
-                        self._send_bytes_locked(self._conn.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                out.append(self._on_close(event))
-                return self._terminate(out)
-            # Pong: unsolicited pongs are a keep-alive; nothing to do
-        return out
+        try:
+            while True:
+                frame = self._parser.next_frame()
+                if frame is None:
+                    return out
+                opcode = frame.opcode
+                if opcode < OP_CLOSE:
+                    text, data, finished = self._messages.piece(frame)
+                    out.append(TextMessage(data=data, message_finished=finished) if text
+                               else BytesMessage(data=data, message_finished=finished))
+                elif opcode == OP_PING:
+                    with self.send_lock:
+                        self._answer_locked(OP_PONG, frame.payload)
+                elif opcode == OP_CLOSE:
+                    out.append(self._on_close(frame))
+                    return self._terminate(out)
+                # OP_PONG: unsolicited pongs are a keep-alive; nothing to do
+        except FrameError as exc:
+            out.append(self._on_violation(exc))
+            return self._terminate(out)
 
-    def _on_close(self, event: CloseConnection) -> ChannelEvent:
-        code = None if event.code == 1005 else int(event.code)
-        state = self._conn.state
-        if state is ConnectionState.OPEN:
-            # wsproto reports a frame it could not parse as a close while still open:
-            # fail the connection with the code it chose (1002, or 1007 for bad UTF-8).
-            with self.send_lock:
-                try:
-                    self._send_bytes_locked(self._conn.send(CloseConnection(code=event.code, reason=event.reason)))
-                except LocalProtocolError:
-                    pass
-            log.info("%s: protocol violation, closing with %s: %s", self.name or "websocket", event.code, event.reason)
-            return ConnectionLost(f"protocol violation: {event.reason}", code=int(event.code))
-        if state is ConnectionState.REMOTE_CLOSING:
-            with self.send_lock:
-                if not self._down.is_set():
-                    try:
-                        self._send_bytes_locked(self._conn.send(event.response()))
-                    except LocalProtocolError:
-                        pass
-            return PeerClosed(code, event.reason or "")
-        return CloseAnswered(code, event.reason or "")
+    def _on_close(self, frame: Frame) -> ChannelEvent:
+        code, reason = parse_close(frame.payload)  # FrameError for a broken close frame
+        with self.send_lock:
+            answered = self._close_sent
+            if not answered and not self._down.is_set():
+                self._answer_locked(OP_CLOSE, close_payload(code, reason))  # echo code and reason
+        return CloseAnswered(code, reason) if answered else PeerClosed(code, reason)
+
+    def _on_violation(self, exc: FrameError) -> ConnectionLost:
+        """Fail the connection with the code the violation calls for (1002, 1007 for bad UTF-8)."""
+        with self.send_lock:
+            self._answer_locked(OP_CLOSE, close_payload(exc.code, exc.reason))
+        log.info("%s: protocol violation, closing with %s: %s", self.name or "websocket", exc.code, exc.reason)
+        return ConnectionLost(f"protocol violation: {exc.reason}", code=exc.code)
 
     def _terminate(self, events: List[ChannelEvent]) -> List[ChannelEvent]:
         self._terminated = True

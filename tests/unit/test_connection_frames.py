@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 from typing import Iterator, List, Tuple
 
 import pytest
 import websocket
 from websocket import ABNF
 
+from hybridconn._frames import Frame, FrameParser, Role
 from hybridconn.connection import HybridConnection
-from hybridconn.exceptions import ConnectionClosed, ProtocolError
+from hybridconn.exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -128,3 +130,158 @@ def test_recv_frame_keeps_frame_boundaries(pair: Tuple[HybridConnection, socket.
     far.sendall(_frame(b"one", ABNF.OPCODE_BINARY, fin=False) + _frame(b"two", ABNF.OPCODE_CONT))
     assert conn.recv_frame(timeout=10) == (ABNF.OPCODE_BINARY, b"one", False)
     assert conn.recv_frame(timeout=10) == (ABNF.OPCODE_CONT, b"two", True)
+
+
+def _frames_sent(sock: socket.socket) -> List[Frame]:
+    """Every frame the connection sent, parsed as a server would (so each must be masked and valid)."""
+    parser = FrameParser(Role.SERVER)
+    frames: List[Frame] = []
+    sock.settimeout(2)
+    try:
+        while not frames or frames[-1].opcode != ABNF.OPCODE_CLOSE:
+            data = sock.recv(65536)
+            if not data:
+                break
+            parser.feed(data)
+            frame = parser.next_frame()
+            while frame is not None:
+                frames.append(frame)
+                frame = parser.next_frame()
+    except (socket.timeout, OSError):
+        pass
+    return frames
+
+
+def test_every_kind_of_send_goes_out_as_valid_masked_frames(pair: Tuple[HybridConnection, socket.socket]) -> None:
+    conn, far = pair
+    received: List[Frame] = []
+    reader = threading.Thread(target=lambda: received.extend(_frames_sent(far)), name="test-far-reader")
+    reader.start()  # a socket pair buffers less than the 70 kB body
+    conn.send("text")
+    conn.send(b"binary")
+    conn.send_unit('{"response":{}}', b"body")
+    conn.send_unit('{"response":{}}', iter([b"a" * 70_000, b"b"]))
+    conn.send_stream([b"s1", b"s2"])
+    conn.ping(b"ping")
+    conn.pong(b"unsolicited")
+    conn.close(4000, "done", timeout=0.5)
+    reader.join(10)
+    sent = [(frame.opcode, frame.payload, frame.fin) for frame in received]
+    assert sent == [
+        (ABNF.OPCODE_TEXT, b"text", True),
+        (ABNF.OPCODE_BINARY, b"binary", True),
+        (ABNF.OPCODE_TEXT, b'{"response":{}}', True),
+        (ABNF.OPCODE_BINARY, b"body", True),
+        (ABNF.OPCODE_TEXT, b'{"response":{}}', True),
+        (ABNF.OPCODE_BINARY, b"a" * 65536, False),
+        (ABNF.OPCODE_CONT, b"a" * (70_000 - 65536), False),
+        (ABNF.OPCODE_CONT, b"b", True),
+        (ABNF.OPCODE_BINARY, b"s1", False),
+        (ABNF.OPCODE_CONT, b"s2", True),
+        (ABNF.OPCODE_PING, b"ping", True),
+        (ABNF.OPCODE_PONG, b"unsolicited", True),
+        (ABNF.OPCODE_CLOSE, struct.pack("!H", 4000) + b"done", True),
+    ]
+
+
+def test_control_payloads_over_125_bytes_and_unsendable_close_codes_are_refused(
+    pair: Tuple[HybridConnection, socket.socket]
+) -> None:
+    conn, far = pair
+    with pytest.raises(ValueError):
+        conn.ping(b"x" * 126)
+    with pytest.raises(ValueError):
+        conn.pong(b"x" * 126)
+    for code in (1005, 1006, 999, 5000):
+        with pytest.raises(ValueError):
+            conn.close(code, timeout=0.5)
+    assert not conn.closed  # refused before anything changed
+    conn.send(b"still open")
+    conn.close(timeout=0.5)
+    assert [frame.opcode for frame in _frames_sent(far)] == [ABNF.OPCODE_BINARY, ABNF.OPCODE_CLOSE]
+
+
+def test_a_masked_frame_from_the_far_end_is_accepted(pair: Tuple[HybridConnection, socket.socket]) -> None:
+    conn, far = pair
+    far.sendall(ABNF.create_frame(b"masked", ABNF.OPCODE_BINARY).format())  # masked, as a client sends
+    assert conn.recv(timeout=10) == b"masked"
+
+
+def test_a_frame_cut_by_a_receive_timeout_is_completed_by_the_next_receive(
+    pair: Tuple[HybridConnection, socket.socket]
+) -> None:
+    conn, far = pair
+    wire = _frame("€uro".encode("utf-8") * 1000, ABNF.OPCODE_TEXT)
+    far.sendall(wire[:3000])
+    with pytest.raises(RelayTimeoutError):
+        conn.recv(timeout=0.3)
+    assert not conn.closed
+    far.sendall(wire[3000:])
+    assert conn.recv(timeout=10) == "€uro" * 1000
+
+
+def test_a_peer_that_stalls_inside_a_frame_loses_the_connection_after_io_timeout() -> None:
+    near, far = socket.socketpair()
+    ws = websocket.WebSocket(skip_utf8_validation=True)
+    ws.sock, ws.connected = near, True
+    conn = HybridConnection(ws, io_timeout=0.5)
+    try:
+        far.sendall(_frame(b"x" * 1000, ABNF.OPCODE_BINARY)[:500])
+        with pytest.raises(ConnectionClosed) as caught:
+            conn.recv(timeout=None)  # waits for ever between messages, not inside a frame
+        assert caught.value.code == 1006 and conn.closed
+    finally:
+        conn.abort()
+        far.close()
+
+
+def test_a_message_over_max_message_size_is_closed_with_1009() -> None:
+    near, far = socket.socketpair()
+    ws = websocket.WebSocket(skip_utf8_validation=True)
+    ws.sock, ws.connected = near, True
+    conn = HybridConnection(ws, max_message_size=1000)
+    far.settimeout(10)
+    try:
+        far.sendall(_frame(b"x" * 1000, ABNF.OPCODE_BINARY))
+        assert conn.recv(timeout=10) == b"x" * 1000
+        far.sendall(_frame(b"x" * 600, ABNF.OPCODE_BINARY, fin=False) + _frame(b"x" * 401, ABNF.OPCODE_CONT))
+        with pytest.raises(ConnectionClosed) as caught:
+            conn.recv(timeout=10)
+        assert caught.value.code == 1009 and conn.close_code == 1009
+        closes = [frame.payload for frame in _frames_sent(far) if frame.opcode == ABNF.OPCODE_CLOSE]
+        assert closes and struct.unpack("!H", closes[0][:2])[0] == 1009
+    finally:
+        conn.abort()
+        far.close()
+
+
+@pytest.mark.parametrize("payload", [struct.pack("!H", 1005), struct.pack("!H", 999), b"\x03"],
+                         ids=["local-only-code", "code-under-1000", "one-byte"])
+def test_a_broken_close_frame_from_the_peer_is_answered_with_1002(
+    pair: Tuple[HybridConnection, socket.socket], payload: bytes
+) -> None:
+    conn, far = pair
+    far.sendall(_frame(payload, ABNF.OPCODE_CLOSE))
+    with pytest.raises(ConnectionClosed) as caught:
+        conn.recv(timeout=10)
+    assert caught.value.code == 1002
+    closes = [frame.payload for frame in _frames_sent(far) if frame.opcode == ABNF.OPCODE_CLOSE]
+    assert closes and struct.unpack("!H", closes[0][:2])[0] == 1002
+
+
+def test_a_close_without_a_code_is_1005_and_answered_with_1000(pair: Tuple[HybridConnection, socket.socket]) -> None:
+    conn, far = pair
+    far.sendall(_frame(b"", ABNF.OPCODE_CLOSE))
+    with pytest.raises(ConnectionClosed) as caught:
+        conn.recv(timeout=10)
+    assert caught.value.code == 1005 and conn.close_code == 1005
+    closes = [frame.payload for frame in _frames_sent(far) if frame.opcode == ABNF.OPCODE_CLOSE]
+    assert closes == [struct.pack("!H", 1000)]
+
+
+def test_frames_sent_together_are_read_in_one_go(pair: Tuple[HybridConnection, socket.socket]) -> None:
+    conn, far = pair
+    far.sendall(b"".join(_frame(b"%d" % i, ABNF.OPCODE_BINARY) for i in range(50)) + _frame(b"", ABNF.OPCODE_PONG))
+    assert [conn.recv(timeout=10) for _ in range(50)] == [b"%d" % i for i in range(50)]
+    far.sendall(_frame(b"last", ABNF.OPCODE_TEXT))
+    assert conn.recv(timeout=10) == "last"  # the pong between was swallowed

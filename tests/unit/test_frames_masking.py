@@ -1,4 +1,4 @@
-"""hybridconn._framing builds the same masked frames websocket-client does."""
+"""hybridconn._frames builds the same masked frames websocket-client does."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 from websocket import ABNF
 
-from hybridconn._framing import mask, masked_frame
+from hybridconn._frames import mask, pack_frame
 
 SIZES = [0, 1, 3, 4, 5, 125, 126, 127, 1023, 1024, 1025, 65535, 65536, 65537, 1 << 20]
 
@@ -29,7 +29,7 @@ _FRAMES += [(size, 1, ABNF.OPCODE_PING) for size in SIZES if size <= 125]  # con
 @pytest.mark.parametrize("size, fin, opcode", _FRAMES)
 def test_frame_matches_websocket_client(size: int, fin: int, opcode: int) -> None:
     payload = os.urandom(size)
-    wire = masked_frame(fin, opcode, payload)
+    wire = pack_frame(opcode, payload, fin=bool(fin), masked=True)
     key = wire[len(wire) - size - 4 : len(wire) - size]
     reference = ABNF.create_frame(payload, opcode, fin=fin)
     reference.get_mask_key = lambda _n: key
@@ -37,5 +37,5 @@ def test_frame_matches_websocket_client(size: int, fin: int, opcode: int) -> Non
 
 
 def test_every_frame_gets_a_fresh_key() -> None:
-    keys = {masked_frame(1, ABNF.OPCODE_BINARY, b"x")[2:6] for _ in range(50)}
+    keys = {pack_frame(ABNF.OPCODE_BINARY, b"x", masked=True)[2:6] for _ in range(50)}
     assert len(keys) > 40
