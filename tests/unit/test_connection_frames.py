@@ -140,13 +140,9 @@ def _frames_sent(sock: socket.socket) -> List[Frame]:
     try:
         while not frames or frames[-1].opcode != ABNF.OPCODE_CLOSE:
             data = sock.recv(65536)
+            frames += parser.receive(data)
             if not data:
                 break
-            parser.feed(data)
-            frame = parser.next_frame()
-            while frame is not None:
-                frames.append(frame)
-                frame = parser.next_frame()
     except (socket.timeout, OSError):
         pass
     return frames

@@ -24,13 +24,8 @@ def parse_all(parser: FrameParser, wire: bytes, pieces: Sequence[int] = ()) -> L
     frames: List[Frame] = []
     start = 0
     for cut in [*pieces, len(wire)]:
-        parser.feed(wire[start:cut])
+        frames += parser.receive(wire[start:cut])
         start = cut
-        while True:
-            frame = parser.next_frame()
-            if frame is None:
-                break
-            frames.append(frame)
     return frames
 
 

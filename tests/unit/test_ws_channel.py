@@ -7,6 +7,7 @@ frame must be unmasked and valid).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 from typing import Iterator, List, Tuple
@@ -44,18 +45,12 @@ def frames_from(sock: socket.socket, until_close: bool = True) -> List[Frame]:
     parser = FrameParser(Role.CLIENT)  # strict: a masked server frame fails the test
     frames: List[Frame] = []
     sock.settimeout(2)
-    try:
+    with contextlib.suppress(socket.timeout):
         while not (until_close and frames and frames[-1].opcode == OP_CLOSE):
             data = sock.recv(65536)
+            frames += parser.receive(data)
             if not data:
-                break
-            parser.feed(data)
-            frame = parser.next_frame()
-            while frame is not None:
-                frames.append(frame)
-                frame = parser.next_frame()
-    except socket.timeout:
-        pass
+                return frames
     return frames
 
 
