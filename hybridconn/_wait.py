@@ -1,4 +1,8 @@
-"""Wait for one socket to become readable, for any file descriptor number.
+"""Wait for one socket to become readable, for any file descriptor number, and read it.
+
+:func:`recv_some` is the read step of both WebSocket ends
+(:class:`hybridconn.connection.HybridConnection` and the emulator's
+``WsChannel``): their frame parsers take whatever it returns.
 
 ``select.select`` refuses descriptors at or above FD_SETSIZE (1024 on Linux):
 a listener or emulator holding about 500 relayed connections (two sockets

@@ -1,9 +1,9 @@
 """HybridConnection: one relayed, duplex WebSocket.
 
 The sender's socket and the listener's accepted rendezvous socket are the
-same type. websocket-client only performs the handshake; from then on the
-connection frames its own traffic with :mod:`hybridconn._frames` on the raw
-socket, and adds what the relay needs:
+same type. websocket-client only performs the handshake; after it the
+connection frames its own traffic on the raw socket with
+:mod:`hybridconn._frames`, and adds what the relay needs:
 
 - thread-safe sends through one write path under one send lock, and a unit
   send (a JSON text frame plus its body frames) that no other send can
@@ -19,6 +19,7 @@ socket, and adds what the relay needs:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -32,7 +33,7 @@ from ._frames import (
     OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, MessageAssembler, Role,
     close_payload, pack_frame, parse_close,
 )
-from ._wait import wait_readable
+from ._wait import recv_some
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 __all__ = ["HybridConnection", "Message"]
@@ -273,8 +274,7 @@ class HybridConnection:
             try:
                 frame = parser.next_frame()
             except FrameError as exc:
-                self._fail(exc.code, f"protocol error: {exc.reason}")
-                raise ConnectionClosed(exc.code, f"protocol error: {exc.reason}") from exc
+                raise self._broken(exc) from exc
             if frame is None:
                 self._receive(deadline, timeout)
                 continue
@@ -283,10 +283,8 @@ class HybridConnection:
             if opcode < OP_CLOSE:
                 return frame
             if opcode == OP_PING:
-                try:
+                with contextlib.suppress(ConnectionClosed):  # closing: no pong is due
                     self._send_control(OP_PONG, frame.payload, None)
-                except ConnectionClosed:
-                    pass
             elif opcode == OP_CLOSE:
                 self._on_peer_close(frame.payload)
                 raise ConnectionClosed(self.close_code, self.close_reason)
@@ -302,27 +300,23 @@ class HybridConnection:
         if sock is None:
             self._mark_closed(_ABNORMAL, "socket is gone")
             raise ConnectionClosed(self.close_code, self.close_reason)
-        pending = getattr(sock, "pending", None)  # TLS bytes decrypted already: poll cannot see them
-        if not (pending is not None and pending()):
-            remaining = deadline.remaining()
-            stall_check = self._parser.inside_frame and (remaining is None or remaining > self._io_timeout)
-            wait = self._io_timeout if stall_check else remaining
-            try:
-                readable = wait_readable(sock, wait)  # poll: select fails for descriptors >= 1024
-            except (OSError, ValueError) as exc:  # closed under us
-                self._mark_closed(_ABNORMAL, "socket closed")
-                raise ConnectionClosed(self.close_code, self.close_reason) from exc
-            if not readable:
-                if stall_check:
-                    self._lost(socket.timeout("the peer stalled inside a frame"))
-                raise RelayTimeoutError(f"no message within {timeout} s")
-        try:
-            data = sock.recv(min(max(READ_SIZE, self._parser.wanted), _MAX_READ))
-        except Exception as exc:  # noqa: BLE001 - translated here, at the boundary
-            self._lost(exc)
+        remaining = deadline.remaining()
+        stall_check = self._parser.inside_frame and (remaining is None or remaining > self._io_timeout)
+        size = min(max(READ_SIZE, self._parser.wanted), _MAX_READ)
+        data = recv_some(sock, self._io_timeout if stall_check else remaining, size)  # poll, not select
+        if data is None:
+            if stall_check:
+                self._lost(socket.timeout("the peer stalled inside a frame"))
+            raise RelayTimeoutError(f"no message within {timeout} s")
         if not data:
             self._lost(None)
         self._parser.feed(data)
+
+    def _broken(self, error: FrameError) -> ConnectionClosed:
+        """The peer broke the protocol: fail the connection with the code ``error`` calls for."""
+        reason = f"protocol error: {error.reason}"
+        self._fail(error.code, reason)
+        return ConnectionClosed(error.code, reason)
 
     def _lost(self, exc: Optional[BaseException]) -> NoReturn:
         """The socket failed or hit EOF while reading: raise ConnectionClosed."""
@@ -395,8 +389,7 @@ class HybridConnection:
         try:
             code, reason = parse_close(payload)
         except FrameError as exc:
-            self._fail(exc.code, f"protocol error: {exc.reason}")
-            raise ConnectionClosed(exc.code, f"protocol error: {exc.reason}") from exc
+            raise self._broken(exc) from exc
         with self._state_lock:
             echo = not self._close_sent
             self._close_sent = True
@@ -439,14 +432,10 @@ class HybridConnection:
         sock = self._sock
         if sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
         self._ws.connected = False
 
 
