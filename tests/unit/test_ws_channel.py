@@ -173,3 +173,13 @@ def test_a_silenced_channel_writes_nothing(pair: Tuple[WsChannel, socket.socket]
     assert channel.read_events(timeout=2) == []
     assert channel.send_message("unheard")
     assert frames_from(far, until_close=False) == []
+
+
+@pytest.mark.parametrize("code", [None, 1005], ids=["none", "1005"])
+def test_a_close_without_a_code_goes_out_empty(pair: Tuple[WsChannel, socket.socket], code: object) -> None:
+    channel, far = pair
+    assert not channel.send_close(code, "a reason needs a code")  # type: ignore[arg-type]
+    assert not channel.send_close(1006)  # never on the wire
+    assert channel.can_send  # refusals change nothing
+    assert channel.send_close(code)  # type: ignore[arg-type]
+    assert frames_from(far) == [Frame(OP_CLOSE, b"", True)]
