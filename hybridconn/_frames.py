@@ -229,6 +229,9 @@ class FrameParser:
         about this much of any frame. None: whole frames only.
     """
 
+    __slots__ = ("_want_mask", "max_message_size", "_max_piece", "_buffer", "_pos", "_later", "_later_size",
+                 "_needed", "_message_opcode", "_message_size", "_long")  # one per connection: keep it small
+
     def __init__(self, role: Role, *, accept_masked: bool = False, max_message_size: Optional[int] = None,
                  max_piece: Optional[int] = None) -> None:
         if max_piece is not None and max_piece < 1:
@@ -418,6 +421,8 @@ class MessageAssembler:
     later piece. Use one or the other on a connection. Invalid UTF-8 raises
     :class:`FrameError` 1007.
     """
+
+    __slots__ = ("_opcode", "_parts", "_decoder")
 
     def __init__(self) -> None:
         self._opcode: Optional[int] = None  # of the fragmented message in progress
