@@ -252,6 +252,8 @@ class FrameParser:
         """Bytes from the peer, in order."""
         if not data:
             return
+        if type(data) is not bytes:  # slices of it become payloads, which are bytes
+            data = bytes(data)
         if self._pos >= len(self._buffer):
             self._buffer, self._pos = data, 0  # the common case: nothing left over, no copy
         else:

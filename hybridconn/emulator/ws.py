@@ -115,7 +115,7 @@ class WsChannel:
     def feed(self, data: bytes) -> None:
         """Bytes that arrived with the handshake (read past the HTTP request)."""
         if data:
-            self._parser.feed(bytes(data))
+            self._parser.feed(data)
             self._fed = True
 
     # ------------------------------------------------------------------ state

@@ -133,6 +133,14 @@ def test_parsing_in_random_pieces(messages: List[Tuple[int, List[bytes], List[Tu
     assert parse_all(receiver(masked), wire, cuts) == expected
 
 
+def test_payloads_are_bytes_whatever_buffer_type_was_fed() -> None:
+    wire = pack_frame(OP_BINARY, b"abc") + pack_frame(OP_BINARY, b"x" * 2000, masked=False)
+    for form in (bytearray(wire), memoryview(wire)):
+        frames = FrameParser(Role.CLIENT).receive(form)  # type: ignore[arg-type]
+        assert [f.payload for f in frames] == [b"abc", b"x" * 2000]
+        assert all(type(f.payload) is bytes for f in frames)
+
+
 def test_wanted_tells_how_much_of_a_frame_is_missing() -> None:
     parser = FrameParser(Role.CLIENT)
     wire = pack_frame(OP_BINARY, b"x" * 1000)
