@@ -11,8 +11,9 @@ not) both use it.
   :class:`Frame` values, failing with :class:`FrameError` (carrying the close
   code to fail the connection with) on anything RFC 6455 forbids when no
   extension was negotiated, and on a message over an optional size limit.
-- :class:`MessageAssembler` joins fragments into messages, or hands them out
-  frame by frame with text decoded incrementally.
+- :func:`fragment_frames` packs one binary message from a stream of chunks.
+
+:mod:`hybridconn._messages` joins the frames a parser returns into messages.
 
 Masking: websocket-client masks with one big-integer XOR over the whole
 payload (~500 MB/s at 64 KiB, ~250 MB/s at 1 MiB on the project machine; it
@@ -23,20 +24,18 @@ in C at ~850 MB/s for any size above 1 kB; below that the XOR is as fast.
 
 from __future__ import annotations
 
-import codecs
 import enum
 import os
 import struct
-from typing import List, NamedTuple, Optional, Tuple, Union
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "MAX_CONTROL_PAYLOAD", "MAX_CLOSE_REASON",
-    "Role", "Frame", "FrameError", "FrameParser", "MessageAssembler", "Piece", "Message",
-    "mask", "pack_frame", "close_payload", "close_reason_bytes", "parse_close", "is_valid_close_code",
+    "FRAGMENT_SIZE", "Role", "Frame", "FrameError", "FrameParser",
+    "mask", "pack_frame", "fragment_frames", "close_payload", "close_reason_bytes", "parse_close", "is_valid_close_code",
 ]
 
 Buffer = Union[bytes, bytearray, memoryview]
-Message = Union[str, bytes]
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -50,6 +49,8 @@ _OPCODES = frozenset((OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
 MAX_CONTROL_PAYLOAD = 125
 #: A close reason's limit in UTF-8 bytes: the control frame limit less the 2-byte code.
 MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
+#: Payload bytes per fragment when a message goes out in pieces (a streamed body).
+FRAGMENT_SIZE = 64 * 1024
 
 _HEAD = struct.Struct("!BB")
 _HEAD_16 = struct.Struct("!BBH")
@@ -78,14 +79,6 @@ class Frame(NamedTuple):
     opcode: int
     payload: bytes
     fin: bool
-
-
-class Piece(NamedTuple):
-    """One data frame's share of a message (:meth:`MessageAssembler.piece`)."""
-
-    text: bool  #: the message is a text message (``data`` is then a str)
-    data: Message
-    finished: bool  #: this frame ended the message
 
 
 class FrameError(Exception):
@@ -139,6 +132,27 @@ def pack_frame(opcode: int, payload: Buffer = b"", *, fin: bool = True, masked: 
         return b"".join((header, payload))
     key = os.urandom(4)
     return b"".join((header, key, mask(key, payload)))
+
+
+def fragment_frames(chunks: Iterable[Buffer], *, masked: bool = False, size: int = FRAGMENT_SIZE) -> Iterator[bytes]:
+    """One binary message as frames, packed as the chunks come: fragments of at most ``size`` bytes.
+
+    A frame waits for the next chunk, which tells whether it is the last (FIN);
+    no chunks at all make one empty frame. ``TypeError`` for a chunk that is not bytes.
+    """
+    opcode = OP_BINARY
+    previous: Optional[bytes] = None
+    for chunk in chunks:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"body chunks must be bytes, not {type(chunk).__name__}")
+        view = memoryview(chunk)
+        for start in range(0, len(view), size):
+            if previous is not None:
+                yield pack_frame(opcode, previous, fin=False, masked=masked)
+                opcode = OP_CONT
+            # A copy: the caller may reuse its buffer for the next chunk while this one waits.
+            previous = bytes(view[start : start + size])
+    yield pack_frame(opcode, previous or b"", masked=masked)
 
 
 # ---------------------------------------------------------------------- close payloads
@@ -409,66 +423,3 @@ class FrameParser:
         want = self._want_mask
         if want is not None and (second & 0x80 == 0x80) is not want:
             raise FrameError(1002, "an unmasked client frame" if want else "a masked server frame")
-
-
-# ---------------------------------------------------------------------- messages
-
-
-class MessageAssembler:
-    """Data frames (in the order :class:`FrameParser` checked) to messages; text decoded strictly.
-
-    :meth:`add` joins a fragmented message once, at its last frame;
-    :meth:`piece` hands each frame's share out as it comes, text decoded
-    incrementally so a character split across fragments arrives whole in the
-    later piece. Use one or the other on a connection. Invalid UTF-8 raises
-    :class:`FrameError` 1007.
-    """
-
-    __slots__ = ("_opcode", "_parts", "_decoder")
-
-    def __init__(self) -> None:
-        self._opcode: Optional[int] = None  # of the fragmented message in progress
-        self._parts: List[bytes] = []
-        self._decoder: Optional[codecs.IncrementalDecoder] = None
-
-    def add(self, frame: Frame) -> Optional[Message]:
-        """The whole message when ``frame`` ends one (``str`` for text, ``bytes`` for binary), else None."""
-        opcode, payload, fin = frame
-        if opcode == OP_CONT:
-            self._parts.append(payload)
-            if not fin:
-                return None
-            opcode, payload = self._opcode, b"".join(self._parts)
-            self._opcode, self._parts = None, []
-        elif not fin:
-            self._opcode, self._parts = opcode, [payload]
-            return None
-        if opcode == OP_TEXT:
-            try:
-                return payload.decode("utf-8")
-            except UnicodeDecodeError:
-                raise FrameError(1007, "invalid UTF-8 in a text message") from None
-        return payload
-
-    def piece(self, frame: Frame) -> Piece:
-        """``frame``'s share of its message, at once."""
-        opcode, payload, fin = frame
-        if opcode != OP_CONT:
-            self._opcode = opcode
-        text = self._opcode == OP_TEXT
-        if fin:
-            self._opcode = None
-        if not text:
-            return Piece(False, payload, fin)
-        decoder = self._decoder
-        try:
-            if decoder is None:
-                if fin:  # a whole message in one frame: no decoder needed
-                    return Piece(True, payload.decode("utf-8"), True)
-                decoder = self._decoder = codecs.getincrementaldecoder("utf-8")()
-            data = decoder.decode(payload, final=fin)
-        except UnicodeDecodeError:
-            raise FrameError(1007, "invalid UTF-8 in a text message") from None
-        if fin:
-            self._decoder = None
-        return Piece(True, data, fin)

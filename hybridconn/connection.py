@@ -6,13 +6,11 @@ connection frames its own traffic on the raw socket with
 :mod:`hybridconn._frames`, and adds what the relay needs:
 
 - thread-safe sends through one write path under one send lock, and a unit
-  send (a JSON text frame plus its body frames) that no other send can
-  interleave with;
-- ``recv(timeout)`` that waits with ``poll`` instead of changing the socket
-  timeout under a concurrent sender, and reads as much as has arrived at
-  once (websocket-client made three or four ``recv`` calls per frame);
-- text validated with Python's own UTF-8 decoder (websocket-client's
-  pure-Python check costs ~3 ms per 16 kB), masks applied in C;
+  send (a JSON text frame plus its body frames) nothing can interleave with;
+- ``recv(timeout)`` that waits with ``poll`` (never changing the socket timeout
+  under a concurrent sender) and reads all that has arrived at once
+  (websocket-client made three or four ``recv`` calls per frame);
+- text validated by Python's own UTF-8 codec, masks applied in C;
 - after a peer's close frame, the close is echoed and the socket shut down at
   once (websocket-client would leave it open and park the far side for 10 s).
 """
@@ -30,9 +28,10 @@ import websocket
 
 from ._deadline import Deadline
 from ._frames import (
-    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, MessageAssembler, Role,
-    close_payload, pack_frame, parse_close,
+    OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, Role,
+    close_payload, fragment_frames, pack_frame, parse_close,
 )
+from ._messages import MessageAssembler
 from ._wait import recv_some
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
@@ -43,8 +42,6 @@ log = logging.getLogger(__name__)
 Message = Union[str, bytes]
 _T = TypeVar("_T")
 
-#: Fragment size for streamed bodies.
-FRAGMENT_SIZE = 64 * 1024
 #: Bytes asked of the socket per read: at least this, more when a longer frame is under way.
 READ_SIZE = 64 * 1024
 _MAX_READ = 1024 * 1024
@@ -154,14 +151,9 @@ class HybridConnection:
 
     def _write_fragments(self, chunks: Iterable[bytes]) -> None:
         """The chunks as one fragmented binary message, each written as it comes (send lock held)."""
-        opcode = OP_BINARY
-        previous: Optional[bytes] = None
         try:
-            for chunk in _split_chunks(chunks):
-                if previous is not None:
-                    self._write(pack_frame(opcode, previous, fin=False, masked=True))
-                    opcode = OP_CONT
-                previous = chunk
+            for wire in fragment_frames(chunks, masked=True):
+                self._write(wire)
         except ConnectionClosed:
             raise
         except Exception:
@@ -169,7 +161,6 @@ class HybridConnection:
             # socket, so end it with 1011 (a control frame may interleave fragments).
             self._fail(1011, "the body stream failed", locked=True)
             raise
-        self._write(pack_frame(opcode, previous or b"", masked=True))
 
     def ping(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
         """Send a WebSocket ping (``payload``: at most 125 bytes, else ``ValueError``).
@@ -233,7 +224,7 @@ class HybridConnection:
         frames). Pings are answered; pongs and closes are handled as in
         :meth:`recv`. Text payloads are returned undecoded.
         """
-        return self._read_locked(_whole_frame, timeout)
+        return self._read_locked(tuple, timeout)  # type: ignore[arg-type]  # a plain tuple of the Frame
 
     def __iter__(self) -> Iterator[Message]:
         """Messages until the connection closes; a clean close ends the loop."""
@@ -456,17 +447,3 @@ class _SendGuard:
 
     def __exit__(self, *exc_info: object) -> None:
         self._conn._send_lock.release()
-
-
-def _whole_frame(frame: Frame) -> Frame:
-    return frame
-
-
-def _split_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Non-empty chunks of at most FRAGMENT_SIZE bytes."""
-    for chunk in chunks:
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise TypeError(f"body chunks must be bytes, not {type(chunk).__name__}")
-        view = memoryview(chunk)
-        for start in range(0, len(view), FRAGMENT_SIZE):
-            yield bytes(view[start : start + FRAGMENT_SIZE])

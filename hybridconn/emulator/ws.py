@@ -44,9 +44,10 @@ from typing import List, Optional, Union
 from wsproto.events import BytesMessage, TextMessage
 
 from .._frames import (
-    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, MessageAssembler, Role,
-    close_payload, pack_frame, parse_close,
+    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, Role, close_payload,
+    pack_frame, parse_close,
 )
+from .._messages import MessageAssembler
 from .._wait import recv_some
 
 __all__ = [

@@ -1,19 +1,20 @@
-"""hybridconn._frames: packing, incremental parsing, RFC 6455 checks, close payloads, reassembly."""
+"""hybridconn._frames and _messages: packing, incremental parsing, RFC 6455 checks, close payloads, reassembly."""
 
 from __future__ import annotations
 
 import os
 import struct
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridconn._frames import (
-    MAX_CLOSE_REASON, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser,
-    MessageAssembler, Role, close_payload, close_reason_bytes, is_valid_close_code, pack_frame, parse_close,
+    MAX_CLOSE_REASON, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame, FrameError, FrameParser, Role,
+    close_payload, close_reason_bytes, fragment_frames, is_valid_close_code, pack_frame, parse_close,
 )
+from hybridconn._messages import MessageAssembler
 
 BOUNDARY_SIZES = [0, 1, 125, 126, 127, 65535, 65536, 65537]
 CONTROL_OPCODES = [OP_CLOSE, OP_PING, OP_PONG]
@@ -316,6 +317,38 @@ def test_text_split_into_pieces_inside_characters_decodes_whole() -> None:
 def test_max_piece_must_be_positive() -> None:
     with pytest.raises(ValueError):
         FrameParser(Role.SERVER, max_piece=0)
+
+
+# ---------------------------------------------------------------------- streamed messages
+
+
+def _unpacked(wires: List[bytes]) -> List[Frame]:
+    return FrameParser(Role.SERVER).receive(b"".join(wires))
+
+
+def test_fragment_frames_cuts_chunks_to_the_fragment_size_and_ends_with_fin() -> None:
+    frames = _unpacked(list(fragment_frames([b"a" * 70_000, b"", b"b"], masked=True, size=65536)))
+    assert frames == [Frame(OP_BINARY, b"a" * 65536, False), Frame(OP_CONT, b"a" * 4464, False), Frame(OP_CONT, b"b", True)]
+    assert _unpacked(list(fragment_frames([], masked=True))) == [Frame(OP_BINARY, b"", True)]
+    assert FrameParser(Role.CLIENT).receive(b"".join(fragment_frames([b"x"]))) == [Frame(OP_BINARY, b"x", True)]
+
+
+def test_fragment_frames_copies_each_chunk_so_a_reused_buffer_is_safe() -> None:
+    buffer = bytearray(b"first")
+
+    def chunks() -> Iterator[bytearray]:
+        yield buffer
+        buffer[:] = b"again"  # a reader reusing its buffer, as readinto() loops do
+        yield buffer
+
+    assert [f.payload for f in _unpacked(list(fragment_frames(chunks(), masked=True)))] == [b"first", b"again"]
+
+
+def test_fragment_frames_refuses_a_chunk_that_is_not_bytes() -> None:
+    frames = fragment_frames([b"ok", b"ok", "text"], masked=True)  # type: ignore[list-item]
+    assert next(frames)  # the first fragment goes out once the second chunk has come
+    with pytest.raises(TypeError):
+        next(frames)
 
 
 # ---------------------------------------------------------------------- packing errors
