@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "MAX_CONTROL_PAYLOAD", "MAX_CLOSE_REASON",
-    "FRAGMENT_SIZE", "Role", "Frame", "FrameError", "FrameParser",
+    "Role", "Frame", "FrameError", "FrameParser",
     "mask", "pack_frame", "fragment_frames", "close_payload", "close_reason_bytes", "parse_close", "is_valid_close_code",
 ]
 
@@ -49,8 +49,6 @@ _OPCODES = frozenset((OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
 MAX_CONTROL_PAYLOAD = 125
 #: A close reason's limit in UTF-8 bytes: the control frame limit less the 2-byte code.
 MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
-#: Payload bytes per fragment when a message goes out in pieces (a streamed body).
-FRAGMENT_SIZE = 64 * 1024
 
 _HEAD = struct.Struct("!BB")
 _HEAD_16 = struct.Struct("!BBH")
@@ -134,7 +132,7 @@ def pack_frame(opcode: int, payload: Buffer = b"", *, fin: bool = True, masked: 
     return b"".join((header, key, mask(key, payload)))
 
 
-def fragment_frames(chunks: Iterable[Buffer], *, masked: bool = False, size: int = FRAGMENT_SIZE) -> Iterator[bytes]:
+def fragment_frames(chunks: Iterable[Buffer], size: int, *, masked: bool = False) -> Iterator[bytes]:
     """One binary message as frames, packed as the chunks come: fragments of at most ``size`` bytes.
 
     A frame waits for the next chunk, which tells whether it is the last (FIN);

@@ -33,6 +33,7 @@ from ._frames import (
 )
 from ._messages import MessageAssembler
 from ._wait import recv_some
+from .protocol import FRAGMENT_SIZE
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 __all__ = ["HybridConnection", "Message"]
@@ -152,7 +153,7 @@ class HybridConnection:
     def _write_fragments(self, chunks: Iterable[bytes]) -> None:
         """The chunks as one fragmented binary message, each written as it comes (send lock held)."""
         try:
-            for wire in fragment_frames(chunks, masked=True):
+            for wire in fragment_frames(chunks, FRAGMENT_SIZE, masked=True):
                 self._write(wire)
         except ConnectionClosed:
             raise

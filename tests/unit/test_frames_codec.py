@@ -327,10 +327,10 @@ def _unpacked(wires: List[bytes]) -> List[Frame]:
 
 
 def test_fragment_frames_cuts_chunks_to_the_fragment_size_and_ends_with_fin() -> None:
-    frames = _unpacked(list(fragment_frames([b"a" * 70_000, b"", b"b"], masked=True, size=65536)))
+    frames = _unpacked(list(fragment_frames([b"a" * 70_000, b"", b"b"], 65536, masked=True)))
     assert frames == [Frame(OP_BINARY, b"a" * 65536, False), Frame(OP_CONT, b"a" * 4464, False), Frame(OP_CONT, b"b", True)]
-    assert _unpacked(list(fragment_frames([], masked=True))) == [Frame(OP_BINARY, b"", True)]
-    assert FrameParser(Role.CLIENT).receive(b"".join(fragment_frames([b"x"]))) == [Frame(OP_BINARY, b"x", True)]
+    assert _unpacked(list(fragment_frames([], 10, masked=True))) == [Frame(OP_BINARY, b"", True)]
+    assert FrameParser(Role.CLIENT).receive(b"".join(fragment_frames([b"x"], 10))) == [Frame(OP_BINARY, b"x", True)]
 
 
 def test_fragment_frames_copies_each_chunk_so_a_reused_buffer_is_safe() -> None:
@@ -341,11 +341,11 @@ def test_fragment_frames_copies_each_chunk_so_a_reused_buffer_is_safe() -> None:
         buffer[:] = b"again"  # a reader reusing its buffer, as readinto() loops do
         yield buffer
 
-    assert [f.payload for f in _unpacked(list(fragment_frames(chunks(), masked=True)))] == [b"first", b"again"]
+    assert [f.payload for f in _unpacked(list(fragment_frames(chunks(), 10, masked=True)))] == [b"first", b"again"]
 
 
 def test_fragment_frames_refuses_a_chunk_that_is_not_bytes() -> None:
-    frames = fragment_frames([b"ok", b"ok", "text"], masked=True)  # type: ignore[list-item]
+    frames = fragment_frames([b"ok", b"ok", "text"], 10, masked=True)  # type: ignore[list-item]
     assert next(frames)  # the first fragment goes out once the second chunk has come
     with pytest.raises(TypeError):
         next(frames)
