@@ -39,9 +39,10 @@ from ._http import (
     scrub_secrets,
     translate_requests_error,
 )
+from ._endpoint import RelayEndpoint
 from ._transport import Dialer, Verify, check_verify
 from .addresses import Namespace, QueryArg, redact_url
-from .auth import ConnectionString, SasAuth, TokenProvider, TokenProviderLike, as_token_provider, connection_settings
+from .auth import SasAuth, TokenProvider, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
 from .exceptions import (
     ConfigurationError,
@@ -66,7 +67,7 @@ _RELAY_HANDSHAKE_STATUSES = frozenset({401, 403, 404, 408, 500, 502, 503, 504})
 Pairs = List[Tuple[str, str]]
 
 
-class HybridConnectionClient:
+class HybridConnectionClient(RelayEndpoint):
     """The sender side of one hybrid connection.
 
     :param namespace: a host name (``contoso.servicebus.windows.net``) or a
@@ -111,34 +112,6 @@ class HybridConnectionClient:
         self._user_session = session
         self._session: Optional[requests.Session] = None
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_connection_string(
-        cls,
-        connection_string: Union[str, ConnectionString],
-        path: Optional[str] = None,
-        token_ttl: float = 3600,
-        **options: Any,
-    ) -> "HybridConnectionClient":
-        """A client from ``Endpoint=sb://...;SharedAccessKeyName=..;SharedAccessKey=..[;EntityPath=..]``.
-
-        ``path`` is needed when the connection string has no EntityPath. A
-        SharedAccessKey gives a provider minting tokens valid ``token_ttl`` seconds.
-        """
-        namespace, entity, provider = connection_settings(connection_string, path, token_ttl, options)
-        return cls(namespace, entity, provider, **options)
-
-    @property
-    def verify(self) -> Verify:
-        return self.dialer.verify
-
-    @property
-    def proxy(self) -> Optional[str]:
-        return self.dialer.proxy
-
-    @property
-    def token_in_query(self) -> bool:
-        return self.dialer.token_in_query
 
     # ------------------------------------------------------------------ addresses
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 from ._deadline import Deadline
+from ._endpoint import RelayEndpoint
 from ._listener.accepting import Acceptor, ConnectionRequest
 from ._listener.admission import Admission
 from ._listener.channel import ControlChannel, Link
@@ -34,7 +35,7 @@ from ._listener.router import Router
 from ._listener.stats import Counters
 from ._transport import Dialer, HandshakeSet, Verify, check_verify
 from .addresses import Namespace, check_entity_path, token_audience
-from .auth import ConnectionString, TokenProvider, TokenProviderLike, as_token_provider, connection_settings
+from .auth import TokenProvider, TokenProviderLike, as_token_provider
 from .connection import HybridConnection
 from .exceptions import HybridConnectionError
 
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
 
 
-class HybridConnectionListener:
+class HybridConnectionListener(RelayEndpoint):
     """Listens on a hybrid connection and serves its HTTP requests and WebSocket connections.
 
     :param namespace: host name or base URL (``ws://127.0.0.1:9350`` for the emulator).
@@ -146,30 +147,7 @@ class HybridConnectionListener:
                                        Backoff(backoff, jitter), ping_interval=ping_interval,
                                        ping_timeout=ping_timeout, sink=router, observer=self)
 
-    @classmethod
-    def from_connection_string(cls, connection_string: Union[str, ConnectionString], path: Optional[str] = None,
-                               token_ttl: float = 3600, **options: Any) -> "HybridConnectionListener":
-        """A listener from ``Endpoint=...;SharedAccessKeyName=...;SharedAccessKey=...[;EntityPath=...]``.
-
-        A SharedAccessKey gives a provider minting tokens valid ``token_ttl`` seconds;
-        ``token_provider=`` in ``options`` replaces it.
-        """
-        namespace, entity, provider = connection_settings(connection_string, path, token_ttl, options)
-        return cls(namespace, entity, provider, **options)
-
     # ------------------------------------------------------------------ options, as given
-
-    @property
-    def verify(self) -> Verify:
-        return self.dialer.verify
-
-    @property
-    def proxy(self) -> Optional[str]:
-        return self.dialer.proxy
-
-    @property
-    def token_in_query(self) -> bool:
-        return self.dialer.token_in_query
 
     @property
     def io_timeout(self) -> float:
