@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .auth import (
     CallableTokenProvider,
     ConnectionString,
+    EntraTokenProvider,
     SasAuth,
     SharedAccessKeyTokenProvider,
     StaticTokenProvider,
@@ -77,6 +78,7 @@ __all__ = [
     "ConnectionRejectedError",
     "ConnectionString",
     "EndpointNotFoundError",
+    "EntraTokenProvider",
     "HandshakeError",
     "HybridConnection",
     "HybridConnectionClient",

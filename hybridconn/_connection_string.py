@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple, Union
 
-from ._providers import SharedAccessKeyTokenProvider, StaticTokenProvider, TokenProvider
+from ._entra import managed_identity_credential
+from ._providers import (
+    EntraTokenProvider,
+    SharedAccessKeyTokenProvider,
+    StaticTokenProvider,
+    TokenProvider,
+    as_token_provider,
+)
 from .addresses import Namespace
 from .exceptions import ConfigurationError
 
-__all__ = ["ConnectionString", "connection_settings", "path_alias"]
+__all__ = ["ConnectionString", "connection_settings", "path_alias", "MANAGED_IDENTITY"]
+
+#: ``Authentication=`` value selecting managed identity, as Microsoft's .NET client writes it.
+MANAGED_IDENTITY = "Managed Identity"
 
 _CS_KEYS = {
     "endpoint": "endpoint",
@@ -18,6 +28,7 @@ _CS_KEYS = {
     "sharedaccesssignature": "shared_access_signature",
     "entitypath": "entity_path",
     "usedevelopmentemulator": "use_development_emulator",
+    "authentication": "authentication",
 }
 _CS_SECRETS = ("shared_access_key", "shared_access_signature")
 _CS_WIRE = {
@@ -36,6 +47,8 @@ class ConnectionString:
     ``Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=..;SharedAccessKey=..[;EntityPath=..]``,
     keys case-insensitive. ``UseDevelopmentEmulator=true`` (the Azure emulators'
     convention) means plain ``ws://``/``http://`` to the endpoint's host and port.
+    ``Authentication=Managed Identity`` (.NET's spelling; case, spaces, ``-`` and ``_``
+    do not matter) means Microsoft Entra ID with the managed identity, and no key fields.
     The repr and error messages never show the key or signature.
     """
 
@@ -45,6 +58,8 @@ class ConnectionString:
     shared_access_signature: Optional[str] = field(default=None, repr=False)
     entity_path: Optional[str] = None
     use_development_emulator: bool = False
+    #: ``"Managed Identity"`` or None (keys, or a credential given to ``from_connection_string``).
+    authentication: Optional[str] = None
 
     @classmethod
     def parse(cls, text: str) -> "ConnectionString":
@@ -67,15 +82,13 @@ class ConnectionString:
                 if value.lower() not in ("true", "false"):
                     raise ConfigurationError("UseDevelopmentEmulator must be true or false")
                 values[attr] = value.lower() == "true"
+            elif attr == "authentication":
+                values[attr] = _authentication(value)
             else:
                 values[attr] = value
         if not values.get("endpoint"):
             raise ConfigurationError("connection string has no Endpoint")
-        key, sas, name = (values.get(a) for a in ("shared_access_key", "shared_access_signature", "shared_access_key_name"))
-        if key and sas:
-            raise ConfigurationError("connection string has both SharedAccessKey and SharedAccessSignature")
-        if key and not name:
-            raise ConfigurationError("connection string has SharedAccessKey but no SharedAccessKeyName")
+        _check_credential_fields(values)
         result = cls(**values)  # type: ignore[arg-type]
         _ = result.namespace  # validate the endpoint now, not on first use
         return result
@@ -90,12 +103,25 @@ class ConnectionString:
         """Where the endpoint is reached."""
         return Namespace.parse(self.endpoint, development=self.use_development_emulator)
 
+    @property
+    def managed_identity(self) -> bool:
+        """True for ``Authentication=Managed Identity``."""
+        return self.authentication == MANAGED_IDENTITY
+
     def token_provider(self, ttl: float = 3600) -> Optional[TokenProvider]:
-        """The provider this connection string implies, or None for anonymous access."""
+        """The provider this connection string implies, or None for anonymous access.
+
+        Managed identity makes azure-identity's ``ManagedIdentityCredential`` (the
+        user-assigned identity named by ``$AZURE_CLIENT_ID``, else the system-assigned one).
+
+        :raises ConfigurationError: managed identity without azure-identity installed.
+        """
         if self.shared_access_signature:
             return StaticTokenProvider(self.shared_access_signature)
         if self.shared_access_key_name and self.shared_access_key:
             return SharedAccessKeyTokenProvider(self.shared_access_key_name, self.shared_access_key, ttl=ttl)
+        if self.managed_identity:
+            return EntraTokenProvider(managed_identity_credential())
         return None
 
     def resolve_path(self, path: Optional[str]) -> str:
@@ -118,6 +144,8 @@ class ConnectionString:
                 parts.append(f"{wire}={'<redacted>' if redact_secrets and attr in _CS_SECRETS else value}")
         if self.use_development_emulator:
             parts.append("UseDevelopmentEmulator=true")
+        if self.authentication:
+            parts.append(f"Authentication={self.authentication}")
         return ";".join(parts)
 
     def __str__(self) -> str:
@@ -130,12 +158,49 @@ def connection_settings(
 ) -> Tuple[Namespace, str, Optional[TokenProvider]]:
     """(namespace, hybrid connection, token provider) for a ``from_connection_string`` constructor.
 
-    ``token_provider=`` in ``options`` (taken out of it) replaces the provider the
-    connection string implies (a SharedAccessKey mints tokens valid ``token_ttl`` seconds).
+    ``token_provider=`` or ``credential=`` (an azure-identity credential) in ``options``
+    (taken out of it) replaces the provider the connection string implies (a
+    SharedAccessKey mints tokens valid ``token_ttl`` seconds); so a connection string
+    with no key fields plus ``credential=`` means Microsoft Entra ID.
     """
     cs = ConnectionString.coerce(connection_string)
-    provider = options.pop("token_provider", None) or cs.token_provider(ttl=token_ttl)
+    given = options.pop("token_provider", None)
+    credential = options.pop("credential", None)
+    if given is not None and credential is not None:
+        raise ConfigurationError("pass token_provider= or credential=, not both")
+    if credential is not None:
+        given = EntraTokenProvider(credential)
+    provider = as_token_provider(given) if given is not None else cs.token_provider(ttl=token_ttl)
     return cs.namespace, cs.resolve_path(path), provider
+
+
+def _authentication(value: str) -> Optional[str]:
+    """``Authentication=``'s value: Managed Identity (.NET: spaces removed, case ignored), or None for Other."""
+    folded = "".join(ch for ch in value.lower() if ch not in " -_")
+    if folded == "managedidentity":
+        return MANAGED_IDENTITY
+    if folded in ("", "other"):
+        return None
+    # .NET reads anything else as "Other" and then silently has no credentials: say so instead.
+    raise ConfigurationError(
+        f"connection string has an unknown Authentication {value.strip()[:40]!r}: the one known value is "
+        f"{MANAGED_IDENTITY!r} (for any other Entra ID credential, leave it out and pass credential=)"
+    )
+
+
+def _check_credential_fields(values: Dict[str, object]) -> None:
+    """The combinations .NET's RelayConnectionStringBuilder.Validate() refuses."""
+    key, sas, name = (values.get(a) for a in ("shared_access_key", "shared_access_signature", "shared_access_key_name"))
+    if key and sas:
+        raise ConfigurationError("connection string has both SharedAccessKey and SharedAccessSignature")
+    if key and not name:
+        raise ConfigurationError("connection string has SharedAccessKey but no SharedAccessKeyName")
+    if values.get("authentication") == MANAGED_IDENTITY:
+        present = [wire for attr, wire in _CS_WIRE.items() if attr.startswith("shared_access") and values.get(attr)]
+        if present:
+            raise ConfigurationError(
+                f"connection string has Authentication={MANAGED_IDENTITY} and {', '.join(present)}: choose one"
+            )
 
 
 def path_alias(path: Optional[str], hybrid_connection: Optional[str]) -> Optional[str]:

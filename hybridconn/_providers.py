@@ -2,22 +2,28 @@
 
 A provider answers ``get_token(audience) -> (token, expires_on)``; the listener
 renews its control channel's token through it (``renewToken``) before the old
-one expires.
+one expires. SAS providers mint per audience; :class:`EntraTokenProvider` asks
+an azure-identity credential for the relay's one Entra ID scope.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable, Dict, Optional, Tuple, Union
 
+from ._entra import RELAY_SCOPE, TokenCredentialLike, fetch_access_token, is_token_credential
+from ._redact import redact
 from ._sas import Clock, generate_sas_token, parse_sas_token
-from .exceptions import AuthenticationError, ConfigurationError
+from .exceptions import AuthenticationError, ConfigurationError, HybridConnectionError
 
 __all__ = [
     "TokenProvider", "SharedAccessKeyTokenProvider", "StaticTokenProvider", "CallableTokenProvider",
-    "TokenProviderLike", "as_token_provider", "renewal_point",
+    "EntraTokenProvider", "TokenProviderLike", "as_token_provider", "renewal_point",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class TokenProvider:
@@ -114,13 +120,94 @@ class CallableTokenProvider(TokenProvider):
         return f"CallableTokenProvider({getattr(self._func, '__name__', 'callable')})"
 
 
-TokenProviderLike = Union[TokenProvider, Callable[[str], Tuple[str, float]], None]
+#: Longest wait before asking a credential again when it handed back the token it gave last time.
+RECHECK_MAX = 30.0
+
+
+class EntraTokenProvider(TokenProvider):
+    """Microsoft Entra ID access tokens from an azure-identity credential (any ``TokenCredential``).
+
+    ``DefaultAzureCredential``, ``ManagedIdentityCredential``, ``AzureCliCredential``,
+    ``ClientSecretCredential``... are asked for ``scope`` (the relay's, as Microsoft's clients
+    spell it); the token goes on the wire as it is, like a SAS token. One token serves every
+    hybrid connection of every namespace, so the audience is not part of the request.
+
+    A token is kept until its renewal point: 80 % of the lifetime the credential reported
+    (``expires_on``), as for SAS tokens. The credential has its own cache and may hand back
+    the same token until shortly before it expires (azure-identity refreshes five minutes
+    before, or at the token's ``refresh_on``); the provider then asks it again every few
+    seconds (at most :data:`RECHECK_MAX`), so the listener renews as soon as a new token exists.
+
+    A failure is an :class:`~hybridconn.exceptions.AuthenticationError` saying which credential
+    failed and why (no token, secret or assertion in it), raised ``from`` the credential's error;
+    while the current token is still valid it is kept and the failure only logged.
+    """
+
+    def __init__(self, credential: TokenCredentialLike, scope: str = RELAY_SCOPE, clock: Clock = time.time) -> None:
+        if credential is None or isinstance(credential, TokenProvider) or not is_token_credential(credential):
+            raise ConfigurationError(
+                f"EntraTokenProvider needs an azure-identity credential (with get_token), not {type(credential).__name__}"
+            )
+        if not isinstance(scope, str) or not scope.strip():
+            raise ConfigurationError("EntraTokenProvider needs a scope such as " + RELAY_SCOPE)
+        self.credential = credential
+        self.scope = scope.strip()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: Optional[Tuple[str, float]] = None
+        self._ask_at = 0.0
+
+    def get_token(self, audience: str) -> Tuple[str, float]:
+        now = self._clock()
+        with self._lock:
+            current = self._current
+            if current is not None and now < self._ask_at:
+                return current
+            try:
+                fresh = fetch_access_token(self.credential, self.scope)
+            except Exception as exc:  # noqa: BLE001 - a credential may fail in any way
+                error = self._failure(exc)
+                if current is None or current[1] <= now:
+                    if error is exc:
+                        raise
+                    raise error from exc
+                log.warning("%s; the current token is valid for %.0f s more", error, current[1] - now)
+                self._ask_at = now + _recheck_delay(current[1], now)
+                return current
+            if current is not None and fresh[0] == current[0]:
+                self._ask_at = now + _recheck_delay(current[1], now)  # the credential's cached token
+                return current
+            self._current = fresh
+            self._ask_at = renewal_point(now, fresh[1])
+            return fresh
+
+    def _failure(self, exc: Exception) -> HybridConnectionError:
+        if isinstance(exc, HybridConnectionError):
+            return exc
+        detail = redact(" ".join(str(exc).split()))[:1000] or type(exc).__name__
+        message = f"Microsoft Entra ID: {type(self.credential).__name__} could not get a token for {self.scope}: {detail}"
+        return AuthenticationError(None, detail, message=message)
+
+    def __repr__(self) -> str:
+        return f"EntraTokenProvider({type(self.credential).__name__}, scope={self.scope!r})"
+
+
+def _recheck_delay(expires_on: float, now: float) -> float:
+    return min(RECHECK_MAX, max(1.0, (expires_on - now) / 10))
+
+
+TokenProviderLike = Union[TokenProvider, TokenCredentialLike, Callable[[str], Tuple[str, float]], None]
 
 
 def as_token_provider(provider: TokenProviderLike) -> Optional[TokenProvider]:
-    """Accept a provider, a callable, or None (anonymous)."""
+    """Accept a provider, an azure-identity credential (wrapped in :class:`EntraTokenProvider`),
+    a callable, or None (anonymous)."""
     if provider is None or isinstance(provider, TokenProvider):
         return provider
+    if is_token_credential(provider):
+        return EntraTokenProvider(provider)
     if callable(provider):
         return CallableTokenProvider(provider)
-    raise ConfigurationError(f"token_provider must be a TokenProvider or a callable, not {type(provider).__name__}")
+    raise ConfigurationError(
+        f"token_provider must be a TokenProvider, an azure-identity credential or a callable, not {type(provider).__name__}"
+    )

@@ -24,11 +24,15 @@ __all__ = ["redact", "redact_url", "RedactingFilter", "install_redaction", "THIR
 # Also the percent-encoded forms ("sig%3D...", "SharedAccessSignature%20..."): a token nested
 # in another URL's query is encoded once more.
 _SECRET_PARAMS = re.compile(
-    r"(?i)((?:sb-hc-token|sig|signature|sharedaccesskey|sharedaccesssignature)(?:=|%3D))[^&;\s\"']*"
+    r"(?i)((?:sb-hc-token|sig|signature|sharedaccesskey|sharedaccesssignature|client_secret|client_assertion|"
+    r"access_token)(?:=|%3D))[^&;\s\"']*"
 )
 _SAS_HEADER = re.compile(r"(?i)(SharedAccessSignature(?:\s+|%20|\+))\S+")
 # An Entra ID (JWT) access token after "Bearer": three base64url parts.
 _BEARER = re.compile(r"(?i)(Bearer(?:\s+|%20|\+))[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+# A bare JWT, as Microsoft's clients send Entra ID tokens in ServiceBusAuthorization and renewToken:
+# its header is base64url JSON, so it starts with "eyJ" ('{"'). Client assertions are JWTs too.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")
 
 #: The loggers that show URLs or handshake headers of relay traffic.
 THIRD_PARTY_LOGGERS = ("websocket", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
@@ -40,6 +44,7 @@ def redact(text: str) -> str:
         return text
     text = _SAS_HEADER.sub(r"\1<redacted>", text)
     text = _BEARER.sub(r"\1<redacted>", text)
+    text = _JWT.sub("<redacted>", text)
     return _SECRET_PARAMS.sub(r"\1<redacted>", text)
 
 

@@ -1,7 +1,8 @@
-"""Authentication: connection strings, Shared Access Signature tokens and token providers.
+"""Authentication: connection strings, Shared Access Signature tokens, Microsoft Entra ID, token providers.
 
 The public names live here; the work is done in :mod:`hybridconn._sas` (tokens),
-:mod:`hybridconn._providers` (providers) and :mod:`hybridconn._connection_string`.
+:mod:`hybridconn._providers` (providers), :mod:`hybridconn._entra` (the Entra ID scope
+and azure-identity credentials) and :mod:`hybridconn._connection_string`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ._connection_string import ConnectionString, connection_settings
+from ._connection_string import MANAGED_IDENTITY, ConnectionString, connection_settings
+from ._entra import RELAY_RESOURCE, RELAY_SCOPE, TokenCredentialLike, make_credential, managed_identity_credential
 from ._providers import (
     CallableTokenProvider,
+    EntraTokenProvider,
     SharedAccessKeyTokenProvider,
     StaticTokenProvider,
     TokenProvider,
@@ -44,6 +47,13 @@ __all__ = [
     "SharedAccessKeyTokenProvider",
     "StaticTokenProvider",
     "CallableTokenProvider",
+    "EntraTokenProvider",
+    "TokenCredentialLike",
+    "RELAY_SCOPE",
+    "RELAY_RESOURCE",
+    "MANAGED_IDENTITY",
+    "managed_identity_credential",
+    "make_credential",
     "TokenProviderLike",
     "as_token_provider",
     "SasAuth",

@@ -4,14 +4,19 @@ The service takes a token from the ``sb-hc-token`` query parameter, the
 ``ServiceBusAuthorization`` header or - only when neither is present - the
 ``Authorization`` header. The first two are always removed before anything
 is forwarded; ``Authorization`` is removed only when it was evaluated.
+
+A token that is a JWT (Microsoft Entra ID, with or without ``Bearer``) goes to the
+key ring's ``entra`` checker (:class:`~.entra.EntraVerifier`); with ``local_auth``
+off, SAS tokens are refused as on a namespace whose local authentication is disabled.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Tuple, Union
 
+from .._entra import bare_jwt, jwt_claims, looks_like_jwt
 from ..auth import parse_sas_token, verify_sas_token
 from ..exceptions import AuthenticationError
 
@@ -65,10 +70,24 @@ class Denied:
 Verdict = Union[Granted, Denied]
 
 
-class KeyRing:
-    """Named keys and their rights (Listen, Send, Manage; Manage implies the other two)."""
+class TokenChecker(Protocol):
+    """Checks tokens of another kind (Entra ID) for a :class:`KeyRing`."""
 
-    def __init__(self, keys: Optional[Mapping[str, KeySpec]] = None) -> None:
+    def check(self, token: str, audiences: Iterable[str], right: str, now: Optional[float] = None) -> Verdict:
+        ...  # pragma: no cover - a protocol
+
+
+class KeyRing:
+    """Named keys and their rights (Listen, Send, Manage; Manage implies the other two).
+
+    :param entra: checks JWTs (Entra ID tokens); without one they are refused.
+    :param local_auth: False refuses every SAS token (Entra ID only).
+    """
+
+    def __init__(self, keys: Optional[Mapping[str, KeySpec]] = None, entra: Optional[TokenChecker] = None,
+                 local_auth: bool = True) -> None:
+        self.entra = entra
+        self.local_auth = local_auth
         if keys is None:
             keys = {DEFAULT_KEY_NAME: (DEFAULT_KEY, ALL_RIGHTS)}
         self._keys: Dict[str, str] = {}
@@ -108,6 +127,12 @@ class KeyRing:
         """Whether ``token`` grants ``right`` on one of ``audiences``."""
         if not token:
             return Denied(401, f"The request has no token; a token with the {right} right is required")
+        if looks_like_jwt(token):
+            if self.entra is None:
+                return Denied(401, "Invalid authorization token: this namespace does not accept Entra ID tokens")
+            return self.entra.check(token, audiences, right, now)
+        if not self.local_auth:
+            return Denied(401, "Local authentication (SAS) is disabled for this namespace: use a Microsoft Entra ID token")
         now = time.time() if now is None else now
         cache_key = (token, tuple(audiences), right)
         known = self._verified.get(cache_key)
@@ -138,7 +163,9 @@ class KeyRing:
 
     @staticmethod
     def expiry(token: str) -> float:
-        """Unix time at which a (verified) token expires."""
+        """Unix time at which a (verified) token expires: its ``se``, or a JWT's ``exp``."""
+        if looks_like_jwt(token):
+            return float(jwt_claims(bare_jwt(token)).get("exp", 0))
         return float(parse_sas_token(token).expiry)
 
 

@@ -11,9 +11,12 @@ from typing import Any, Iterable, List, Mapping, Optional
 from ..protocol import ACCEPT_WINDOW, RESPONSE_DEADLINE
 from .access import KeyRing, KeySpec
 from .context import EmulatorContext
+from .credential import DevCredential
+from .entra import EntraVerifier
 from .entities import Entity
 from .http_conn import HttpConnection
 from .registry import Registry
+from .roles import DEV_PRINCIPAL_ID, RoleAssignmentLike, RoleAssignments
 from .routes import route
 from .tls import TlsOption, TlsSetup, server_context
 from .ws import shutdown_socket
@@ -40,6 +43,12 @@ class RelayEmulator:
     :param accept_timeout: seconds a listener has to accept a sender (the accept window);
         the service's :data:`~hybridconn.protocol.ACCEPT_WINDOW` by default.
     :param anonymous_senders: hybrid connections that do not require client authorization.
+    :param role_assignments: who may use Microsoft Entra ID tokens, and for what:
+        :class:`~.roles.RoleAssignment` values or ``(principal_id, role[, hybrid_connection])``
+        tuples (role ``"Azure Relay Owner"``/``"Listener"``/``"Sender"``; no hybrid connection
+        means the namespace). None: :data:`~.roles.DEV_PRINCIPAL_ID` owns the namespace.
+        Tokens come from the development issuer (:class:`~.credential.DevCredential`).
+    :param local_auth: False refuses SAS tokens, as a namespace with local authentication disabled.
     """
 
     def __init__(
@@ -52,10 +61,14 @@ class RelayEmulator:
         response_timeout: float = RESPONSE_DEADLINE,
         accept_timeout: float = ACCEPT_WINDOW,
         anonymous_senders: Iterable[str] = (),
+        role_assignments: Optional[Iterable[RoleAssignmentLike]] = None,
+        local_auth: bool = True,
     ) -> None:
         self.host = host
         self._requested_port = int(port)
-        self.keyring = KeyRing(keys)
+        #: The Entra ID role assignments (live: ``assign()``/``revoke()`` apply to the next check).
+        self.role_assignments = RoleAssignments(role_assignments)
+        self.keyring = KeyRing(keys, entra=EntraVerifier(self.role_assignments), local_auth=local_auth)
         self.response_timeout = float(response_timeout)
         self.accept_timeout = float(accept_timeout)
         self._registry = Registry()
@@ -219,8 +232,13 @@ class RelayEmulator:
         """With ``tls="self-signed"``, the PEM file clients should trust (after :meth:`start`)."""
         return self._tls.certificate_path if self._tls is not None else None
 
-    def connection_string(self, entity_path: Optional[str] = None, key_name: Optional[str] = None) -> str:
-        """A connection string for this emulator; creates ``entity_path`` if it does not exist."""
+    def connection_string(self, entity_path: Optional[str] = None, key_name: Optional[str] = None, *,
+                          entra: Optional[bool] = None) -> str:
+        """A connection string for this emulator; creates ``entity_path`` if it does not exist.
+
+        ``entra=True`` leaves the key out, for ``credential=`` (default: True when
+        ``local_auth`` is off).
+        """
         if entity_path is None:
             names = self._registry.entity_names()
             entity_path = names[0] if names else None
@@ -228,13 +246,19 @@ class RelayEmulator:
             entity_path = entity_path.strip("/")
             if entity_path not in self._registry.entity_names():
                 self.add_hybrid_connection(entity_path)
-        name, key = self.keyring.key(key_name)
-        parts = [f"Endpoint={self.endpoint}", f"SharedAccessKeyName={name}", f"SharedAccessKey={key}"]
+        parts = [f"Endpoint={self.endpoint}"]
+        if not (entra if entra is not None else not self.keyring.local_auth):
+            name, key = self.keyring.key(key_name)
+            parts += [f"SharedAccessKeyName={name}", f"SharedAccessKey={key}"]
         if entity_path:
             parts.append(f"EntityPath={entity_path}")
         if not self.secure:
             parts.append("UseDevelopmentEmulator=true")
         return ";".join(parts)
+
+    def credential(self, principal_id: str = DEV_PRINCIPAL_ID, **options: Any) -> DevCredential:
+        """A :class:`~.credential.DevCredential` for ``principal_id`` (``options``: ``lifetime=``...)."""
+        return DevCredential(principal_id, **options)
 
     # ------------------------------------------------------------------ hybrid connections and listeners
 
