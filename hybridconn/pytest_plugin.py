@@ -24,6 +24,12 @@ Fixtures (all function-scoped: every test gets a fresh relay on a free port):
 ``relay_connection_string``
     ``relay_emulator.connection_string("hc1")``: the shortest way in when one
     hybrid connection is enough.
+``relay_credential``
+    A :class:`~hybridconn.emulator.DevCredential`: an azure-core ``TokenCredential``
+    whose Microsoft Entra ID tokens the emulator accepts (its principal owns the
+    namespace unless ``relay_emulator_options`` sets ``role_assignments``). Use it as
+    ``credential=`` with ``relay_emulator.connection_string(name, entra=True)``; it needs
+    ``pip install "hybridconn[emulator]"``.
 ``relay_emulator_options``
     The keyword arguments the emulator is built with; by default
     ``{"hybrid_connections": ["hc1"]}``. Override it in your ``conftest.py`` to
@@ -44,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .emulator import RelayEmulator
+    from .emulator import DevCredential, RelayEmulator
 
 #: The hybrid connection the fixtures create when ``relay_emulator_options`` is not overridden.
 DEFAULT_HYBRID_CONNECTION = "hc1"
@@ -72,3 +78,9 @@ def relay_connection_string(relay_emulator: "RelayEmulator", relay_emulator_opti
     """A connection string (with EntityPath) for the emulator's first hybrid connection."""
     names = list(relay_emulator_options.get("hybrid_connections") or [DEFAULT_HYBRID_CONNECTION])
     return relay_emulator.connection_string(names[0])
+
+
+@pytest.fixture
+def relay_credential(relay_emulator: "RelayEmulator") -> "DevCredential":
+    """A credential minting Entra ID tokens the emulator accepts (the development principal's)."""
+    return relay_emulator.credential()

@@ -4,18 +4,52 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional
+from typing import Any, Dict, Optional
+
+from .._entra import CREDENTIAL_KINDS
 
 ENV_CONNECTION_STRING = "HYBRIDCONN_CONNECTION_STRING"
+#: How to authenticate when --auth is not given (the Azure SDKs' AZURE_* variables configure the credential).
+ENV_AUTH = "HYBRIDCONN_AUTH"
+#: --auth's values: the connection string's own credentials, or a Microsoft Entra ID credential.
+AUTH_MODES = ("connection-string", *CREDENTIAL_KINDS)
 
 
 def add_connection_string(parser: argparse.ArgumentParser) -> None:
+    """``--connection-string``/``-c``, and ``--auth`` for how to authenticate with it."""
     parser.add_argument(
         "--connection-string",
         "-c",
         default=None,
         help=f"relay connection string with EntityPath (default: ${ENV_CONNECTION_STRING})",
     )
+    parser.add_argument(
+        "--auth",
+        default=None,
+        choices=AUTH_MODES,
+        metavar="MODE",
+        help="connection-string (its SharedAccessKey/Signature, or Authentication=Managed Identity) or a "
+        "Microsoft Entra ID credential from azure-identity: default (DefaultAzureCredential), managed-identity "
+        "($AZURE_CLIENT_ID picks a user-assigned one), azure-cli, workload-identity, environment "
+        f"(default: ${ENV_AUTH}, else connection-string)",
+    )
+
+
+def credential_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """``{"credential": ...}`` when --auth (or $HYBRIDCONN_AUTH) names an Entra ID credential, else ``{}``.
+
+    :raises ConfigurationError: an unknown $HYBRIDCONN_AUTH, or azure-identity is not installed.
+    """
+    mode = (getattr(args, "auth", None) or os.environ.get(ENV_AUTH) or "connection-string").strip().lower()
+    if mode not in AUTH_MODES:
+        from ..exceptions import ConfigurationError
+
+        raise ConfigurationError(f"${ENV_AUTH} is {mode!r}: choose one of {', '.join(AUTH_MODES)}")
+    if mode == "connection-string":
+        return {}
+    from .._entra import make_credential
+
+    return {"credential": make_credential(mode)}
 
 
 def connection_string_from(args: argparse.Namespace) -> Optional[str]:

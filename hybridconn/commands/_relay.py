@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from dataclasses import dataclass
-from typing import Iterator, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, Optional
 
 from ..auth import ConnectionString
 from ..exceptions import ConfigurationError
-from ._common import ENV_CONNECTION_STRING, connection_string_from
+from ._common import ENV_CONNECTION_STRING, connection_string_from, credential_options
 
 
 @dataclass(frozen=True)
 class Relay:
-    """A connection string and what to call it in output (never the key)."""
+    """A connection string and what to call it in output (never the key).
+
+    :ivar options: keyword arguments for a listener or client (``credential`` for ``--auth``).
+    """
 
     connection_string: str
     path: str
     embedded: bool
     description: str
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 def add_path(parser: argparse.ArgumentParser, default_name: Optional[str] = None) -> None:
@@ -37,7 +41,7 @@ def given_relay(args: argparse.Namespace) -> Optional[Relay]:
     parsed = ConnectionString.parse(text)
     path = parsed.resolve_path(getattr(args, "path", None))
     where = f"namespace {parsed.namespace.authority}, hybrid connection {path!r}"
-    return Relay(text, path, False, where)
+    return Relay(text, path, False, where, credential_options(args))
 
 
 def required_relay(args: argparse.Namespace) -> Relay:

@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     relay = required_relay(args)
     headers = parse_headers(args.header)
-    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path)
+    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path,
+                                                                     **relay.options)
     with client:
         conn = client.connect(headers=headers or None, suffix=args.suffix, timeout=args.timeout)
     if args.verbose:

@@ -79,8 +79,11 @@ def _route(request_rendezvous: Optional[bool], response_bytes: int) -> str:
 class Demo:
     """Runs the steps against one connection string and collects the report."""
 
-    def __init__(self, connection_string: str, path: Optional[str], timeout: float, large: int) -> None:
+    def __init__(
+        self, connection_string: str, path: Optional[str], timeout: float, large: int, **options: Any
+    ) -> None:
         self.connection_string = connection_string
+        self.options = options  # for the listener and the client (credential)
         self.path = path
         self.timeout = timeout
         self.large = large
@@ -105,9 +108,13 @@ class Demo:
     def run(self) -> List[Step]:
         import hybridconn
 
-        listener = hybridconn.HybridConnectionListener.from_connection_string(self.connection_string, path=self.path)
+        listener = hybridconn.HybridConnectionListener.from_connection_string(
+            self.connection_string, path=self.path, **self.options
+        )
         self.app.install(listener)
-        client = hybridconn.HybridConnectionClient.from_connection_string(self.connection_string, path=self.path)
+        client = hybridconn.HybridConnectionClient.from_connection_string(
+            self.connection_string, path=self.path, **self.options
+        )
 
         def open_listener(step: Step) -> None:
             step.route = "control channel (WebSocket)"
@@ -221,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with relay_or_emulator(args, DEMO_PATH) as relay:
         print(f"hybridconn demo: {relay.description}")
-        steps = Demo(relay.connection_string, relay.path, args.timeout, args.large).run()
+        steps = Demo(relay.connection_string, relay.path, args.timeout, args.large, **relay.options).run()
     for step in steps:
         print(step.line())
     failed = [step for step in steps if not step.ok]

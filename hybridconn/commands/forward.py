@@ -21,7 +21,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..exceptions import ConfigurationError
-from ._common import ENV_CONNECTION_STRING, add_connection_string, connection_string_from
+from ._common import ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options
 
 NAME = "forward"
 HELP = "forward TCP ports over hybrid connections (azbridge-compatible -L/-R)"
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     connection_string = connection_string_from(args)
     if not connection_string:
         raise ConfigurationError(f"a connection string is needed: --connection-string or ${ENV_CONNECTION_STRING}")
+    options = credential_options(args)
     locals_ = [parse_local(spec) for spec in args.local]
     remotes: Dict[str, Dict[str, Tuple[str, int]]] = {}
     for hybrid_connection, port_name, host, port in (parse_remote(spec) for spec in args.remote):
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for hybrid_connection, targets in remotes.items():
             remote = RemoteForwarder.from_connection_string(
-                connection_string, path=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout
+                connection_string, path=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout,
+                **options,
             )
             started.append(remote)
             remote.start(timeout=args.connect_timeout)
@@ -120,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 bind_address=bind,
                 port_name=port_name,
                 connect_timeout=args.connect_timeout,
+                **options,
             )
             local.start()
             started.append(local)

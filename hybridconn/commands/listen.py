@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     handlers = Listening(args)
     with relay_or_emulator(args, DEFAULT_PATH) as relay:
-        listener = hybridconn.HybridConnectionListener.from_connection_string(relay.connection_string, path=relay.path)
+        listener = hybridconn.HybridConnectionListener.from_connection_string(relay.connection_string, path=relay.path,
+                                                                         **relay.options)
         listener.on_request(handlers.on_request)
         listener.on_connection(handlers.on_connection)
         try:

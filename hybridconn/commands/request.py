@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     relay = required_relay(args)
     body = read_data(args.data)
     headers = parse_headers(args.header)
-    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path)
+    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path,
+                                                                     **relay.options)
     suffix = args.suffix if not args.suffix or args.suffix.startswith("/") else "/" + args.suffix
     with client:
         response = client.request(args.method.upper(), suffix, data=body, headers=headers or None, timeout=args.timeout)

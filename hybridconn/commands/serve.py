@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with relay_or_emulator(args, DEFAULT_PATH) as relay:
             listener = hybridconn.HybridConnectionListener.from_connection_string(
-                relay.connection_string, path=relay.path, max_workers=args.max_workers
+                relay.connection_string, path=relay.path, max_workers=args.max_workers, **relay.options
             )
             hybridconn.serve_wsgi(app, listener)
             stopped_by_relay = False
