@@ -40,9 +40,11 @@ class ChannelClosed(Exception):
 class FakeChannel:
     """One accepted control channel."""
 
-    def __init__(self, sock: socket.socket, target: str) -> None:
+    def __init__(self, sock: socket.socket, target: str, headers: Optional[Dict[str, str]] = None) -> None:
         self.sock = sock
         self.target = target
+        #: The handshake's headers, names lower-cased.
+        self.headers = dict(headers or {})
         self._buffer = b""
         self._send_lock = threading.Lock()
         self.closed = False
@@ -179,7 +181,7 @@ class FakeRelay:
         sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
         sock.settimeout(None)
-        channel = FakeChannel(sock, target)
+        channel = FakeChannel(sock, target, headers)
         self.accepted += 1
         self._all.append(channel)
         self._channels.put(channel)
