@@ -25,11 +25,12 @@ from __future__ import annotations
 from .access import ALL_RIGHTS, DEFAULT_KEY, DEFAULT_KEY_NAME
 from .credential import DevCredential
 from .entra import DEV_ISSUER, DEV_TENANT_ID, mint_token
+from .identity import DevIdentityEndpoint
 from .roles import DEV_PRINCIPAL_ID, LISTENER, OWNER, SENDER, RoleAssignment
 from .server import RelayEmulator
 
 __all__ = [
     "RelayEmulator", "DEFAULT_KEY_NAME", "DEFAULT_KEY", "ALL_RIGHTS",
-    "DevCredential", "RoleAssignment", "OWNER", "LISTENER", "SENDER",
+    "DevCredential", "DevIdentityEndpoint", "RoleAssignment", "OWNER", "LISTENER", "SENDER",
     "DEV_PRINCIPAL_ID", "DEV_TENANT_ID", "DEV_ISSUER", "mint_token",
 ]
