@@ -205,7 +205,7 @@ def as_token_provider(provider: TokenProviderLike) -> Optional[TokenProvider]:
     if provider is None or isinstance(provider, TokenProvider):
         return provider
     if is_token_credential(provider):
-        return EntraTokenProvider(provider)
+        return EntraTokenProvider(provider)  # type: ignore[arg-type]  # it has get_token(_info)
     if callable(provider):
         return CallableTokenProvider(provider)
     raise ConfigurationError(

@@ -107,15 +107,14 @@ class RoleAssignments:
         for item in assignments:
             self.assign(item)
 
-    def assign(self, principal_id: Union[str, RoleAssignment], role: Optional[str] = None,
+    def assign(self, principal_id: Union[str, RoleAssignmentLike], role: Optional[str] = None,
                hybrid_connection: Optional[str] = None) -> RoleAssignment:
-        """Give ``principal_id`` the ``role`` on ``hybrid_connection`` (or the namespace)."""
-        if isinstance(principal_id, RoleAssignment):
-            assignment = principal_id
-        elif isinstance(principal_id, tuple):
-            assignment = _as_assignment(principal_id)
-        else:
+        """Give ``principal_id`` the ``role`` on ``hybrid_connection`` (or the namespace); or add
+        an assignment given whole (a :class:`RoleAssignment` or a tuple)."""
+        if isinstance(principal_id, str):
             assignment = RoleAssignment(principal_id, role or "", hybrid_connection)
+        else:
+            assignment = _as_assignment(principal_id)
         with self._lock:
             if assignment not in self._items:
                 self._items.append(assignment)

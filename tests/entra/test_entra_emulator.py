@@ -195,3 +195,15 @@ def test_a_raw_websocket_sender_with_an_entra_token(relay: RelayEmulator, make_l
         assert ws.recv() == "hello"
     finally:
         shut(ws)
+
+
+def test_without_pyjwt_the_emulator_refuses_entra_tokens_and_says_why(relay: RelayEmulator,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    good = jwt()
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jwt", None)  # as if hybridconn[emulator] were not installed
+    error = refused(hc_url(relay, "hc1", "listen"), [f"ServiceBusAuthorization: {good}"])
+    assert error.status_code == 401 and 'pip install "hybridconn[emulator]"' in status_message(error)
+    listener_sas = Control(relay)  # SAS needs neither PyJWT nor cryptography
+    listener_sas.close()
