@@ -57,6 +57,21 @@ def test_app_service_managed_identity_from_the_connection_string_alone(
     assert app_service.issued >= 2
 
 
+def test_a_wsgi_app_on_app_service_serves_with_its_managed_identity(
+        app_service: DevIdentityEndpoint, relay: RelayEmulator, make_listener: Make, make_client: Make) -> None:
+    import flask
+
+    from hybridconn import serve_wsgi
+
+    app = flask.Flask("orders")
+    app.add_url_rule("/orders/<int:number>", "order", lambda number: {"order": number, "by": flask.request.host})
+    listener = make_listener(connection_string=managed_identity_cs(relay), open=False)
+    serve_wsgi(app, listener)
+    listener.open(timeout=15)
+    response = make_client(credential=ManagedIdentityCredential()).request("GET", "/orders/7", timeout=15)
+    assert response.status_code == 200 and response.json()["order"] == 7
+
+
 def test_a_user_assigned_identity_by_azure_client_id(app_service: DevIdentityEndpoint, relay: RelayEmulator,
                                                      make_listener: Make, make_client: Make,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:

@@ -207,3 +207,24 @@ def test_without_pyjwt_the_emulator_refuses_entra_tokens_and_says_why(relay: Rel
     assert error.status_code == 401 and 'pip install "hybridconn[emulator]"' in status_message(error)
     listener_sas = Control(relay)  # SAS needs neither PyJWT nor cryptography
     listener_sas.close()
+
+
+class StuckCredential:
+    """Hands out one token again and again, as a credential whose cache never refreshes would."""
+
+    def __init__(self, token: str, expires_on: int) -> None:
+        self.token, self.expires_on = token, expires_on
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self
+
+
+def test_a_listener_whose_token_is_not_renewed_is_closed_with_1008(make_listener: Make) -> None:
+    token, expires_on = mint_token("owner-app", lifetime=3)
+    listener = make_listener(open=False, credential=StuckCredential(token, expires_on), backoff=(30,))
+    events = StatusLog(listener)
+    listener.open(timeout=15)
+    assert events.offline.wait(20)
+    error = events.offline_errors[0]
+    assert isinstance(error, AuthenticationError) and "1008" in str(error) and "expired" in str(error)
+    assert listener.stats["renewals"] == 0
