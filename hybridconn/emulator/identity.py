@@ -110,7 +110,9 @@ class DevIdentityEndpoint:
     def _serve(self, kind: str, context: Optional[ssl.SSLContext]) -> None:
         server = HTTPServer((self.host, 0), _handler_for(self))
         if context is not None:
-            server.socket = context.wrap_socket(server.socket, server_side=True)
+            # The handshake happens on the handler's first read, under its timeout: a client that
+            # connects and says nothing cannot hold the one serving thread (nor close()).
+            server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         self._servers[kind] = server
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                   name=f"hybridconn-identity-{kind}-{server.server_address[1]}", daemon=True)
@@ -240,7 +242,7 @@ def _oauth_error(status: int, error: str, description: str) -> _Reply:
 
 def _handler_for(endpoint: DevIdentityEndpoint) -> type:
     class Handler(BaseHTTPRequestHandler):
-        timeout = 10  # a client that stalls mid-request does not hold the one thread for long
+        timeout = 5  # a client that stalls mid-request does not hold the one thread for long
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

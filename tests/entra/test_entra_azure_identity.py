@@ -194,6 +194,7 @@ def test_renewal_under_10_second_tokens_for_60_seconds(identity: DevIdentityEndp
 
 
 @pytest.mark.stress
+@pytest.mark.timeout(600)
 def test_renewal_under_10_second_tokens_for_5_minutes(identity: DevIdentityEndpoint, make_listener: Make,
                                                       make_client: Make) -> None:
     _renewal_run(identity, make_listener, make_client, 300)
