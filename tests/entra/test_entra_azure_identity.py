@@ -188,6 +188,7 @@ def _renewal_run(identity: DevIdentityEndpoint, make_listener: Make, make_client
           f"tokens issued={identity.issued}, drops=0")
 
 
+@pytest.mark.timeout(240)
 def test_renewal_under_10_second_tokens_for_60_seconds(identity: DevIdentityEndpoint, make_listener: Make,
                                                        make_client: Make) -> None:
     _renewal_run(identity, make_listener, make_client, 60)
