@@ -31,7 +31,9 @@ class RelayEndpoint:
 
         ``path`` names the hybrid connection when the connection string has no EntityPath (they
         must agree when both are given). A SharedAccessKey gives a provider minting tokens valid
-        ``token_ttl`` seconds; ``token_provider=`` in ``options`` replaces it. Other ``options``
+        ``token_ttl`` seconds; ``token_provider=`` in ``options`` replaces it, and so does
+        ``credential=`` (an azure-identity credential: Microsoft Entra ID, for a connection string
+        without key fields; ``Authentication=Managed Identity`` needs none). Other ``options``
         go to the constructor.
         """
         namespace, entity, provider = connection_settings(connection_string, path, token_ttl, options)
