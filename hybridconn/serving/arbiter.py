@@ -87,6 +87,7 @@ class Arbiter:
             log.info("arbiter %d starting %d workers of %s", os.getpid(), self.target, self.config.app)
             while True:
                 self._handle_signals()
+                self._reap()
                 self._reconcile()
                 if self._stopping is not None and not self._alive():
                     break
@@ -139,9 +140,15 @@ class Arbiter:
                 self.target = max(1, min(MAX_LISTENERS, self.target + (1 if name == "SIGTTIN" else -1)))
                 log.info("%s: now %d workers", name, self.target)
 
+    def _reap(self) -> None:
+        """Take note of every worker that has exited (whether or not its sentinel was seen)."""
+        for worker in list(self.workers.values()):
+            if not worker.alive:
+                self._on_worker_event(worker)
+
     def _wait(self, timeout: float) -> None:
         waitables: List[Any] = [self._wake_r]
-        for worker in self._alive():
+        for worker in self.workers.values():
             waitables.extend(worker.waitables())
         for ready in multiprocessing.connection.wait(waitables, timeout):
             if ready is self._wake_r:
