@@ -40,6 +40,10 @@ class RelayEmulator:
     :param accept_timeout: seconds a listener has to accept a sender (the accept window);
         the service's :data:`~hybridconn.protocol.ACCEPT_WINDOW` by default.
     :param anonymous_senders: hybrid connections that do not require client authorization.
+    :param close_grace: seconds a request stays answerable over its rendezvous address after the
+        listener it was sent to closed its control channel cleanly (1000) without answering; a
+        draining listener answers such requests there. After it, or at once when a channel is
+        lost, the sender gets 502.
     """
 
     def __init__(
@@ -52,12 +56,14 @@ class RelayEmulator:
         response_timeout: float = RESPONSE_DEADLINE,
         accept_timeout: float = ACCEPT_WINDOW,
         anonymous_senders: Iterable[str] = (),
+        close_grace: float = 5.0,
     ) -> None:
         self.host = host
         self._requested_port = int(port)
         self.keyring = KeyRing(keys)
         self.response_timeout = float(response_timeout)
         self.accept_timeout = float(accept_timeout)
+        self.close_grace = float(close_grace)
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)
@@ -110,6 +116,7 @@ class RelayEmulator:
                 authority=f"{self._connect_host}:{self._port}",
                 response_timeout=self.response_timeout,
                 accept_timeout=self.accept_timeout,
+                close_grace=self.close_grace,
             )
             self._accept_thread = threading.Thread(
                 target=self._accept_loop, args=(self._ctx, server), name=f"hybridconn-emulator-accept-{self._port}", daemon=True
