@@ -59,11 +59,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         text = setting.help if setting.cli_only else f"{setting.help} [${setting.env}]"
         default = str(setting.default).replace("%", "%%")  # argparse expands %(...)s in help
         if setting.is_flag:
-            group.add_argument(*setting.flags, dest=setting.name, action="store_const", const=True,
+            group.add_argument(*setting.flags, dest=setting.name, action=_Given, nargs=0, const=True,
                                default=argparse.SUPPRESS, help=text)
         else:
-            group.add_argument(*setting.flags, dest=setting.name, default=argparse.SUPPRESS, metavar=setting.metavar,
+            group.add_argument(*setting.flags, dest=setting.name, action=_Given, default=argparse.SUPPRESS,
+                               metavar=setting.metavar,
                                help=text if setting.default is None else f"{text} (default: {default})")
+
+
+class _Given(argparse.Action):
+    """Stores the value and remembers the option it came with (``--max-workers`` or ``--threads``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        flags = dict(getattr(namespace, "serve_flags", None) or {})
+        flags[self.dest] = option_string or self.dest
+        namespace.serve_flags = flags
 
 
 def _given(args: argparse.Namespace) -> Dict[str, Any]:
@@ -75,8 +87,8 @@ def _given(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    given = _given(args)
-    return serve(resolve(given), reload=lambda: resolve(given))
+    given, flags = _given(args), getattr(args, "serve_flags", None)
+    return serve(resolve(given, flags=flags), reload=lambda: resolve(given, flags=flags))
 
 
 def serve(config: ServeConfig, reload: Optional[Any] = None, settings_source: str = "") -> int:

@@ -180,6 +180,15 @@ SETTINGS: Tuple[Setting, ...] = (
 BY_NAME: Dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 
 
+def _where(setting: Setting, source: str, flags: Optional[Dict[str, str]]) -> str:
+    if source == "command line":
+        long_flags = [flag for flag in setting.flags if flag.startswith("--")]
+        return (flags or {}).get(setting.name) or (long_flags[0] if long_flags else setting.name)
+    if source.startswith(ENV_PREFIX) or source in setting.env_fallbacks:
+        return source
+    return f"{setting.name} in {source}"
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """The resolved settings of one ``hybridconn serve`` (see :data:`SETTINGS` for each).
@@ -213,16 +222,17 @@ class ServeConfig:
     sources: Dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_values(cls, values: Dict[str, Any], sources: Dict[str, str]) -> "ServeConfig":
-        """Check every value with its setting's parser; a bad one is a ConfigurationError naming its source."""
+    def from_values(cls, values: Dict[str, Any], sources: Dict[str, str],
+                    flags: Optional[Dict[str, str]] = None) -> "ServeConfig":
+        """Check every value with its setting's parser; a bad one is a ConfigurationError naming where it
+        was given: the option as typed (``flags``), the environment variable, or the config file."""
         checked: Dict[str, Any] = {}
         for name, raw in values.items():
             setting = BY_NAME[name]
             try:
                 checked[name] = raw if raw is None and setting.default is None else setting.parse(raw)
             except (TypeError, ValueError) as exc:
-                where = sources.get(name, "default")
-                raise ConfigurationError(f"{name.replace('_', '-')} (from {where}): {exc}") from None
+                raise ConfigurationError(f"{_where(setting, sources.get(name, 'default'), flags)}: {exc}") from None
         return cls(**checked, sources=dict(sources))
 
     def as_dict(self) -> Dict[str, Any]:

@@ -78,10 +78,11 @@ def _config_layer(cli: Dict[str, Any], environ: Mapping[str, str]) -> Optional[T
 
 
 def resolve(cli: Dict[str, Any], environ: Optional[Mapping[str, str]] = None,
-            settings_layer: Optional[Layer] = None) -> ServeConfig:
+            settings_layer: Optional[Layer] = None, flags: Optional[Dict[str, str]] = None) -> ServeConfig:
     """The settings from ``cli`` (only what was given), ``environ`` and a config file or ``settings_layer``.
 
-    ``settings_layer`` takes the config file's place (Django's ``HYBRIDCONN_*`` settings).
+    ``settings_layer`` takes the config file's place (Django's ``HYBRIDCONN_*`` settings);
+    ``flags``: the option each command-line value was given with, for error messages.
     """
     environ = os.environ if environ is None else environ
     values: Dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -102,7 +103,7 @@ def resolve(cli: Dict[str, Any], environ: Optional[Mapping[str, str]] = None,
     for where, layer in layers:
         for name, value in layer.items():
             values[name], sources[name] = value, where
-    return ServeConfig.from_values(values, sources)
+    return ServeConfig.from_values(values, sources, flags)
 
 
 def describe(config: ServeConfig) -> List[str]:
