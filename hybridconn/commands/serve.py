@@ -47,12 +47,17 @@ DEFAULT_PATH = "hc1"
 EMULATOR_TOKEN_TTL = 24 * 3600
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The settings of :mod:`hybridconn.serving.settings` as options, in gunicorn-like groups."""
+def add_arguments(parser: argparse.ArgumentParser, with_app: bool = True) -> None:
+    """The settings of :mod:`hybridconn.serving.settings` as options, in gunicorn-like groups.
+
+    ``with_app=False`` leaves out ``MODULE:APP`` (``manage.py relayserve`` knows its application).
+    """
     groups = {name: parser.add_argument_group(name) for name in GROUPS}
     for setting in SETTINGS:
         group = groups[setting.group]
         if setting.name == "app":
+            if not with_app:
+                continue
             group.add_argument("app", nargs="?", default=argparse.SUPPRESS, metavar="MODULE:APP",
                                help=f"{setting.help} (or $HYBRIDCONN_APP)")
             continue
