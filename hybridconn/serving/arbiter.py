@@ -35,6 +35,7 @@ from ..exceptions import ConfigurationError, HybridConnectionError
 from ..protocol import MAX_LISTENERS
 from .health import HealthFile
 from .metrics import Totals
+from .notify import Notifier
 from .settings import ServeConfig
 from .workers import Spawner, Worker
 
@@ -74,6 +75,8 @@ class Arbiter:
         self._stopping: Optional[float] = None  # when the graceful stop began
         self._boot_error: Optional[str] = None
         self._health = HealthFile(config.health_file) if config.health_file else None
+        self._notify = Notifier()
+        self._reloading = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._signals: List[int] = []
 
@@ -165,6 +168,7 @@ class Arbiter:
 
     def stop(self) -> None:
         """Drain every worker, then end."""
+        self._notify.stopping()
         self._stopping = time.monotonic()
         for worker in self._alive():
             worker.retire()
@@ -191,6 +195,8 @@ class Arbiter:
             self._spawner.config = self.config
             self.target = self.config.workers
         self.generation += 1
+        self._notify.reloading()
+        self._reloading = True
         log.info("SIGHUP: reloading (generation %d, %d workers)", self.generation, self.target)
 
     def _worker_settings(self, fresh: ServeConfig) -> ServeConfig:
@@ -258,6 +264,12 @@ class Arbiter:
     def _on_online(self, worker: Worker) -> None:
         log.info("worker %d (pid %s) is online", worker.id, worker.pid)
         self._failures = 0
+        status = f"{self.online_count()} of {self.target} workers online"
+        if not self._ever_online or self._reloading:
+            self._notify.ready(status)  # READY=1 again ends a reload for systemd
+            self._reloading = False
+        else:
+            self._notify.status(status)
         if not self._ever_online:
             self._ever_online = True
             if self._on_ready is not None:
