@@ -89,3 +89,32 @@ def test_a_killed_worker_is_replaced(serve: Serve, sender: Sender) -> None:
     assert len(process.worker_pids()) == 3
     process.signal(signal.SIGTERM)
     assert process.wait(30) == 0, process.describe()
+
+
+def test_preload_forks_workers_from_a_process_holding_the_app_and_still_reloads(serve: Serve, sender: Sender) -> None:
+    process = serve("serve_app", "--preload", "--workers", "2")
+    process.online()
+    process.wait_count(r"worker \d+ \(pid \d+\) is online", 2)
+    pids = {int(get(sender, "/").content) for _ in range(20)}
+    assert pids <= set(process.worker_pids())
+    parents = {int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) for pid in process.worker_pids()}
+    assert parents != {process.process.pid}  # forked by the forkserver, not by the arbiter
+    process.signal(signal.SIGHUP)
+    process.wait_count(r"worker \d+ \(pid \d+\) is online", 4)
+    process.wait_count(r"exited \(0\)", 2)
+    assert get(sender, "/").status_code == 200
+    process.signal(signal.SIGTERM)
+    assert process.wait(30) == 0, process.describe()
+
+
+def test_sigttin_and_sigttou_add_and_remove_a_worker(serve: Serve) -> None:
+    process = serve("serve_app", "--workers", "1")
+    process.online()
+    process.signal(signal.SIGTTIN)
+    process.wait_count(r"SIGTTIN: now 2 workers", 1)
+    process.wait_count(r"worker \d+ \(pid \d+\) is online", 2)
+    process.signal(signal.SIGTTOU)
+    process.wait_count(r"retiring worker 2 .*fewer workers wanted", 1)
+    process.wait_count(r"exited \(0\)", 1)
+    process.signal(signal.SIGTERM)
+    assert process.wait(30) == 0, process.describe()
