@@ -139,7 +139,8 @@ def main() -> int:
     count = 1000 if args.quick else 3000
     emulator, line = _start([sys.executable, "-m", "hybridconn", "emulator", "--port", "0"], "HYBRIDCONN_CONNECTION_STRING=")
     cs = line.split("=", 1)[1]
-    cases = [("13 B, no work", "/small", 16), ("13 B, 2 ms of CPU in the handler", "/work?ms=2", 16)]
+    cases = [("13 B, no work", "/small", 16), ("13 B, 2 ms of CPU in the handler", "/work?ms=2", 16),
+             ("13 B, 5 ms of CPU in the handler", "/work?ms=5", 16)]
     results: Dict[str, Dict[int, List[Dict[str, Any]]]] = {name: {1: [], 2: []} for name, _, _ in cases}
     try:
         for _ in range(runs):

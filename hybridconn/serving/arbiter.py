@@ -37,6 +37,7 @@ from .health import HealthFile
 from .metrics import Totals
 from .notify import Notifier
 from .settings import ServeConfig
+from .worker import RELAY_GONE
 from .workers import Spawner, Worker
 
 __all__ = ["Arbiter", "RESTART_DELAYS", "KILL_MARGIN"]
@@ -101,7 +102,7 @@ class Arbiter:
         finally:
             self._shut_down(previous)
         if self._boot_error is not None:
-            raise HybridConnectionError(f"the workers could not start: {self._boot_error}")
+            raise HybridConnectionError(f"the workers could not serve: {self._boot_error}")
         return 0
 
     def online_count(self) -> int:
@@ -256,6 +257,8 @@ class Arbiter:
             elif kind == "boot_failed":
                 worker.boot_error = str(message.get("error"))
                 log.error("worker %d could not start: %s", worker.id, worker.boot_error)
+            elif kind == "failed":
+                worker.boot_error = str(message.get("error"))
             elif kind == "retire":
                 worker.retire_requested = True
         if not worker.alive:
@@ -282,6 +285,10 @@ class Arbiter:
         code = worker.process.exitcode
         if worker.retiring or self._stopping is not None:
             log.info("worker %d (pid %s) exited (%s)", worker.id, worker.pid, code)
+            return
+        if code == RELAY_GONE:  # the hybrid connection does not exist (any more): no worker can serve
+            self._boot_error = worker.boot_error or "the hybrid connection is gone"
+            self.stop()
             return
         if worker.boot_error is not None and worker.generation == self.generation:
             if not self._ever_online:

@@ -10,6 +10,7 @@ from typing import Callable, Dict
 import pytest
 import requests
 
+from hybridconn.emulator import RelayEmulator
 from hybridconn.exceptions import ConfigurationError
 from hybridconn.serving.embedded import embedded_emulator
 from hybridconn.serving.settings import SETTINGS, ServeConfig
@@ -124,7 +125,7 @@ def test_a_worker_that_cannot_start_stops_serve_with_its_error(tmp_path: Path) -
     env = child_env()
     result = run_cli(["serve", "broken_app", "--workers", "2"], dict(env, PYTHONPATH=str(tmp_path)))
     assert result.returncode != 0
-    assert "the workers could not start: RuntimeError: cannot start" in result.stderr
+    assert "the workers could not serve: RuntimeError: cannot start" in result.stderr
 
 
 def test_the_embedded_emulator_keeps_its_port_and_falls_back_clearly() -> None:
@@ -163,3 +164,12 @@ def test_serve_without_a_connection_string_says_when_9350_is_taken(serve: Serve)
             process.stop()
     finally:
         holder.close()
+
+
+
+def test_a_hybrid_connection_that_does_not_exist_stops_serve_with_the_relays_error(relay: RelayEmulator) -> None:
+    env = child_env(relay.connection_string("hc1").replace("EntityPath=hc1", "EntityPath=nosuch"))
+    result = run_cli(["serve", "tests.serve.serve_app", "--workers", "2"], env)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hybridconn serve: error: the workers could not serve:") and "404" in last, last
