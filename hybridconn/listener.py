@@ -11,7 +11,12 @@ lifecycle (``open()``, ``close()``, ``state``, the ``on_*`` hooks):
   after :class:`~hybridconn._listener.admission.Admission` has decided they may run;
 - each handler's answer is written by a :class:`~hybridconn._listener.responder.Reply`,
   over the control channel or a socket of the
-  :class:`~hybridconn._listener.rendezvous.RendezvousPool`.
+  :class:`~hybridconn._listener.rendezvous.RendezvousPool`; every reply not yet
+  sent is registered in :class:`~hybridconn._listener.inflight.InFlight`, which
+  reports each response to ``on_response``;
+- ``drain()`` runs :class:`~hybridconn._listener.draining.Drainer`: leave the
+  relay first (requests in flight moved to their rendezvous addresses), let the
+  handlers finish, answer the rest 503, then close.
 
 See docs/architecture.rst for the whole picture.
 """
