@@ -389,7 +389,6 @@ class HybridConnectionListener(RelayEndpoint):
         self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
         self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
         self._control.close(peers_until)
-        self._inflight.close(peers_until)
         self._acceptor.close(peers_until)
         self._rendezvous.close_all(peers_until)
         steps = {
@@ -398,6 +397,7 @@ class HybridConnectionListener(RelayEndpoint):
             "handlers": self._until_done(self._pool.wait_idle, threads_until),
             "handler pool": self._pool.close(threads_until),
             "overflow pool": self._admission.close(threads_until),
+            "upgrade pool": self._inflight.close(threads_until),
         }
         late = [what for what, done in steps.items() if not done]
         if late:
