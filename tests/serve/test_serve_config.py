@@ -173,3 +173,15 @@ def test_a_hybrid_connection_that_does_not_exist_stops_serve_with_the_relays_err
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("hybridconn serve: error: the workers could not serve:") and "404" in last, last
+
+
+def test_help_groups_the_options_as_gunicorn_does() -> None:
+    result = run_cli(["serve", "--help"], child_env())
+    assert result.returncode == 0
+    headings = [line[:-1] for line in result.stdout.splitlines() if line and not line.startswith(" ")
+                and line.endswith(":")]
+    assert headings[-6:] == ["Relay", "Config File", "Worker Processes", "Server Mechanics", "Logging",
+                             "Metrics and Health"]
+    for flag in ("--workers", "--threads", "--graceful-timeout", "--access-logfile", "--access-logformat",
+                 "--error-logfile", "--log-level", "--preload", "--max-requests", "--config", "--timeout"):
+        assert flag in result.stdout, flag
