@@ -2,7 +2,7 @@
 
 ``/`` answers the worker's pid (so a test can tell workers apart), ``/slow?s=N`` sleeps N seconds
 (appending a line to $SERVE_TEST_MARKS first, so a test knows it is in flight), ``/id`` answers
-the relay's request id, ``/boom`` raises.
+the relay's request id, ``/addr`` REMOTE_ADDR, ``/boom`` raises.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def application(environ: Dict[str, Any], start_response: Callable[..., Any]) -> 
         body = b"slow done"
     elif path == "/id":
         body = str(environ.get("hybridconn.request_id")).encode()
+    elif path == "/addr":
+        body = str(environ.get("REMOTE_ADDR")).encode()
     elif path == "/boom":
         raise RuntimeError("boom")
     else:

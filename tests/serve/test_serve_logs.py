@@ -58,6 +58,7 @@ def test_access_log_lines_carry_every_field(serve: Serve, sender: Sender, tmp_pa
     assert first["via"] == "control" and int(first["ms"]) >= 0
     assert parsed[1].group("status") == str(big.status_code)  # type: ignore[union-attr]
     assert boom.status_code == 500 and parsed[2].group("status") == "500"  # type: ignore[union-attr]
+    assert sender.request("GET", "/addr").text == "127.0.0.1"  # the application sees it as REMOTE_ADDR too
     process.signal(signal.SIGTERM)
     assert process.wait(30) == 0
 
