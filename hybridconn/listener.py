@@ -11,7 +11,12 @@ lifecycle (``open()``, ``close()``, ``state``, the ``on_*`` hooks):
   after :class:`~hybridconn._listener.admission.Admission` has decided they may run;
 - each handler's answer is written by a :class:`~hybridconn._listener.responder.Reply`,
   over the control channel or a socket of the
-  :class:`~hybridconn._listener.rendezvous.RendezvousPool`.
+  :class:`~hybridconn._listener.rendezvous.RendezvousPool`; every reply not yet
+  sent is registered in :class:`~hybridconn._listener.inflight.InFlight`, which
+  reports each response to ``on_response``;
+- ``drain()`` runs :class:`~hybridconn._listener.draining.Drainer`: leave the
+  relay first (requests in flight moved to their rendezvous addresses), let the
+  handlers finish, answer the rest 503, then close.
 
 See docs/architecture.rst for the whole picture.
 """
@@ -27,7 +32,9 @@ from ._endpoint import RelayEndpoint
 from ._listener.accepting import Acceptor, ConnectionRequest
 from ._listener.admission import Admission
 from ._listener.channel import ControlChannel, Link
+from ._listener.draining import Drainer
 from ._listener.hooks import Hook, Hooks
+from ._listener.inflight import InFlight
 from ._listener.pool import WorkPool
 from ._listener.reconnect import Backoff
 from ._listener.rendezvous import RendezvousPool
@@ -89,6 +96,8 @@ class HybridConnectionListener(RelayEndpoint):
     on_offline = Hook("``@listener.on_offline``: ``callback(error: Optional[BaseException]) -> None``, the "
                       "control channel went down (None: closed by us).")
     on_connecting = Hook("``@listener.on_connecting``: ``callback() -> None``, a connect attempt starts.")
+    on_response = Hook("``@listener.on_response``: ``callback(record: ResponseRecord) -> None``, an HTTP "
+                       "response went out (or failed to), run in the thread that wrote it (access logs, metrics).")
 
     def __init__(
         self,
@@ -135,17 +144,20 @@ class HybridConnectionListener(RelayEndpoint):
         self._counters = Counters("requests", "busy", "accepted", "rejected", "rendezvous_opened")
         self._pool = WorkPool(self.name, max_workers, max_pending)
         self._admission = Admission(self.name, self._pool, self._counters)
+        self._inflight = InFlight(self.name, self.hooks)
         self._rendezvous = RendezvousPool(self.name, self.dialer, max_rendezvous, idle_timeout=rendezvous_idle_timeout,
                                           max_body=max_request_body, counters=self._counters)
         self._acceptor = Acceptor(self.path, self.dialer, self.hooks, self._rendezvous, self._admission,
                                   queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters)
         router = Router(self.path, self.dialer, self.hooks, self._admission, self._acceptor, self._rendezvous,
-                        self._counters, max_request_body)
+                        self._counters, max_request_body, self._inflight)
         self._rendezvous.sink = router
         self._control = ControlChannel(self.name, self.namespace, self.path, self.token_provider,
                                        token_audience(self.namespace, self.path), self.dialer,
                                        Backoff(backoff, jitter), ping_interval=ping_interval,
                                        ping_timeout=ping_timeout, sink=router, observer=self)
+        self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
+                                self._rendezvous)
 
     # ------------------------------------------------------------------ options, as given
 
@@ -173,14 +185,18 @@ class HybridConnectionListener(RelayEndpoint):
 
     @property
     def state(self) -> str:
-        """``new``, ``online``, ``offline`` (reconnecting), ``closing`` or ``closed``."""
+        """``new``, ``online``, ``offline`` (reconnecting), ``draining``, ``closing`` or ``closed``."""
         return self._state
 
     @property
     def stats(self) -> Dict[str, int]:
-        """Counters: requests served, busy (503) answers, sockets accepted/rejected, control-channel connects."""
+        """Counters: requests served, busy (503) answers, sockets accepted/rejected, control-channel
+        connects; and now: work in flight (``running`` in handlers, ``queued`` behind them),
+        requests not yet answered, open sockets."""
         counters = self._counters.snapshot()
-        return dict(counters, connects=self._control.connects, in_flight=self._pool.in_flight,
+        in_flight, running = self._pool.in_flight, self._pool.running
+        return dict(counters, connects=self._control.connects, in_flight=in_flight, running=running,
+                    queued=max(0, in_flight - running), unanswered=self._inflight.count,
                     sockets=self._rendezvous.sockets, renewals=self._control.keepalive.renewals)
 
     @property
@@ -246,7 +262,7 @@ class HybridConnectionListener(RelayEndpoint):
 
     def channel_online(self, link: Link) -> None:
         with self._lock:
-            if self._state in ("closing", "closed"):
+            if self._state in ("draining", "closing", "closed"):
                 return
             self._state = "online"
             self._offline_reported = False
@@ -257,7 +273,7 @@ class HybridConnectionListener(RelayEndpoint):
     def channel_offline(self, error: HybridConnectionError) -> None:
         with self._lock:
             self._online.clear()
-            if self._state in ("closing", "closed"):
+            if self._state in ("draining", "closing", "closed"):
                 return
             self._state = "offline"
         self.last_error = error
@@ -304,7 +320,31 @@ class HybridConnectionListener(RelayEndpoint):
         if self._fatal is not None:
             raise self._fatal
 
-    # ------------------------------------------------------------------ close
+    # ------------------------------------------------------------------ drain and close
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Stop gracefully: leave the relay now, let the work in flight finish, then close.
+
+        The control channel is closed first, so the relay routes new requests to the hybrid
+        connection's other listeners at once; requests in flight are answered over their
+        rendezvous addresses; HTTP handlers get most of ``timeout``, and those still running then
+        are answered 503; then everything is closed as :meth:`close` does. Returns within
+        ``timeout`` (plus a fraction of a second); True when every handler finished and
+        everything stopped in time. On a listener that is already closing, waits as
+        :meth:`close` does.
+        """
+        until = Deadline(timeout)
+        with self._lock:
+            draining = self._state in ("online", "offline")
+            if draining:
+                self._state = "draining"
+        if not draining:
+            return self.close(timeout)
+        outcome = self._drainer.run(until)
+        if outcome.cut_short:
+            log.warning("listener %s: %d requests were still running when the drain time ran out; answered 503",
+                        self.path, outcome.cut_short)
+        return self.close(until.left(floor=0.1)) and outcome.finished
 
     def close(self, timeout: float = 10.0) -> bool:
         """Stop: answer new work 503, let running handlers finish (up to ``timeout``), close the
@@ -357,6 +397,7 @@ class HybridConnectionListener(RelayEndpoint):
             "handlers": self._until_done(self._pool.wait_idle, threads_until),
             "handler pool": self._pool.close(threads_until),
             "overflow pool": self._admission.close(threads_until),
+            "upgrade pool": self._inflight.close(threads_until),
         }
         late = [what for what, done in steps.items() if not done]
         if late:

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 
 from requests.structures import CaseInsensitiveDict
 
-__all__ = ["RelayedRequest", "RelayedResponse", "ResponseBody"]
+__all__ = ["RelayedRequest", "RelayedResponse", "ResponseBody", "ResponseRecord"]
 
 ResponseBody = Union[bytes, str, Iterable[bytes]]
 
@@ -25,6 +25,7 @@ class RelayedRequest:
     :ivar headers: the sender's headers, case-insensitive.
     :ivar body: the whole request body.
     :ivar via_rendezvous: True when the request arrived over a rendezvous socket.
+    :ivar remote_address: the sender's address as the relay reports it (``remoteEndpoint``), or None.
     """
 
     id: str
@@ -35,6 +36,7 @@ class RelayedRequest:
     headers: "CaseInsensitiveDict[str]" = field(default_factory=CaseInsensitiveDict)
     body: bytes = b""
     via_rendezvous: bool = False
+    remote_address: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, CaseInsensitiveDict):
@@ -82,3 +84,35 @@ class RelayedResponse:
     def __repr__(self) -> str:
         size = "streamed" if self.is_streamed else f"{len(self.body)} bytes"  # type: ignore[arg-type]
         return f"<RelayedResponse {self.status} {size}>"
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    """What went out for one HTTP request: the ``@listener.on_response`` callback's argument.
+
+    Made once the response was written (or failed to be), for access logs and metrics.
+
+    :ivar request_id: the relay's request id.
+    :ivar method: the request's method (``-`` when the request could not be read).
+    :ivar target: the request target, ``sb-hc-*`` parameters already stripped by the relay.
+    :ivar headers: the request's headers (for ``Referer``, ``User-Agent``; never log them whole).
+    :ivar remote_address: the sender's address when the relay reports it.
+    :ivar status: the status code sent.
+    :ivar body_bytes: response body bytes written.
+    :ivar started: when the listener read the request (``time.time()``).
+    :ivar duration: seconds from reading the request to the response's last byte.
+    :ivar via_rendezvous: the request or its response travelled over a rendezvous socket.
+    :ivar delivered: False when the response could not be written (the socket failed).
+    """
+
+    request_id: str
+    method: str
+    target: str
+    headers: Mapping[str, str] = field(repr=False)
+    remote_address: Optional[str]
+    status: int
+    body_bytes: int
+    started: float
+    duration: float
+    via_rendezvous: bool
+    delivered: bool = True

@@ -134,7 +134,7 @@ def build_environ(
     :param path: the hybrid connection's name (``SCRIPT_NAME`` is ``/{path}``).
     :param url_scheme: ``https`` or ``http``; default from the namespace
         (``http`` for a plain ``ws://`` emulator).
-    :param remote_addr: the client's address when known; the relay does not say.
+    :param remote_addr: the client's address when known (the relay's ``remoteEndpoint``).
     :param errors: the ``wsgi.errors`` stream (default: an :class:`ErrorsStream`).
     """
     ns = Namespace.parse(namespace)
@@ -427,7 +427,7 @@ def serve_wsgi(
     path = str(listener.path).strip("/")
 
     def handle_wsgi_request(request: RelayedRequest) -> RelayedResponse:
-        environ = build_environ(request, namespace, path, url_scheme=url_scheme)
+        environ = build_environ(request, namespace, path, url_scheme=url_scheme, remote_addr=request.remote_address)
         try:
             return call_wsgi(app, environ, buffer_limit=buffer_limit)
         finally:

@@ -234,6 +234,22 @@ class ControlChannel:
         """No more reconnects; a link that comes up from now on is closed at once."""
         self._stopping.set()
 
+    def leave(self, until: Deadline) -> bool:
+        """Leave the relay: no more reconnects, and a close frame on the channel now.
+
+        The relay stops routing to this listener as soon as it reads the close; what it had
+        already sent is still read and dispatched until its answering close arrives (or
+        ``until``). True when the channel ended in time.
+        """
+        self.stop()
+        link = self._link
+        if link is None:
+            return True
+        self.keepalive.detach(link.conn)
+        link.conn.shutdown_send(1000, "listener draining", timeout=until.left(cap=2.0, floor=0.1))
+        reader = self._reader
+        return reader is None or until.join(reader)
+
     def close(self, until: Deadline) -> None:
         """Close the channel with 1000 (waiting at most a second for the relay's answer) and tell the
         timer to stop. The reader ends once the socket is closed; :meth:`join` waits for both."""

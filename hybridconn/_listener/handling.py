@@ -20,7 +20,7 @@ from ..protocol import Request, is_printable_reason, listener_may_send, status_p
 from ..protocol import status_description as printable_description
 from ..relayed import RelayedRequest, RelayedResponse
 
-__all__ = ["call_handler", "error_response", "internal_error", "relayed_request", "status_description"]
+__all__ = ["call_handler", "error_response", "internal_error", "relayed_request", "remote_address", "status_description"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,20 @@ def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bo
     suffix, query = split_target(target, path)
     return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix, query=query,
                           headers=CaseInsensitiveDict(message.request_headers), body=body,
-                          via_rendezvous=via_rendezvous)
+                          via_rendezvous=via_rendezvous, remote_address=remote_address(message.extra))
+
+
+def remote_address(extra: Any) -> Optional[str]:
+    """The sender's address from a message's ``remoteEndpoint`` (``{"address": ..., "port": ...}``), if any.
+
+    The service sends it with accepts and requests (Microsoft's .NET listener reads it); a
+    value of any other shape is ignored rather than trusted.
+    """
+    endpoint = extra.get("remoteEndpoint") if isinstance(extra, dict) else None
+    address = endpoint.get("address") if isinstance(endpoint, dict) else None
+    if not isinstance(address, str) or not address or len(address) > 64:
+        return None
+    return address if all(ch.isalnum() or ch in ".:[]%-_" for ch in address) else None
 
 
 def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> RelayedResponse:

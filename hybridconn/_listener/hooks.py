@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 if TYPE_CHECKING:  # pragma: no cover
     from ..connection import HybridConnection
     from ..relayed import RelayedRequest, RelayedResponse
+    from ..relayed import ResponseRecord
     from .accepting import ConnectionRequest
 
 __all__ = ["Hooks", "Hook", "BoundHook", "HOOK_NAMES"]
@@ -26,8 +27,10 @@ RequestHandler = Callable[["RelayedRequest"], "RelayedResponse"]
 ConnectionHandler = Callable[["HybridConnection"], None]
 #: ``on_accept(request) -> True | False | status | (status, description)``.
 AcceptGate = Callable[["ConnectionRequest"], Any]
+#: ``on_response(record)``, run in the thread that wrote the response.
+ResponseCallback = Callable[["ResponseRecord"], None]
 
-HOOK_NAMES = ("on_request", "on_connection", "on_accept", "on_online", "on_offline", "on_connecting")
+HOOK_NAMES = ("on_request", "on_connection", "on_accept", "on_online", "on_offline", "on_connecting", "on_response")
 
 
 class Hooks:
@@ -40,6 +43,8 @@ class Hooks:
     :ivar on_online: ``() -> None``: the control channel is up (after every reconnect too).
     :ivar on_offline: ``(error or None) -> None``: the control channel is down (None: closed by us).
     :ivar on_connecting: ``() -> None``: a connect attempt starts.
+    :ivar on_response: ``(ResponseRecord) -> None``: an HTTP response went out (or failed to), for
+        access logs and metrics; the listener's own answers (503, 413, 500) included.
     """
 
     __slots__ = HOOK_NAMES

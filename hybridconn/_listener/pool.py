@@ -39,6 +39,7 @@ class WorkPool:
         self.capacity = max_workers + max_pending
         self._cond = threading.Condition()
         self._counts = dict.fromkeys(KINDS, 0)
+        self._running = 0
         self._drops: Dict["Future[None]", Callable[[], None]] = {}  # queued work -> how to refuse it
         self._mine = threading.local()
         self._closed = False
@@ -48,6 +49,12 @@ class WorkPool:
         """Work queued or running."""
         with self._cond:
             return sum(self._counts.values())
+
+    @property
+    def running(self) -> int:
+        """Work running now (the rest of :attr:`in_flight` waits in the backlog)."""
+        with self._cond:
+            return self._running
 
     def in_worker(self) -> bool:
         """True when called from one of this pool's threads."""
@@ -76,12 +83,16 @@ class WorkPool:
 
     def _run(self, kind: str, fn: Callable[..., None], *args: Any) -> None:
         self._mine.kind = kind
+        with self._cond:
+            self._running += 1
         try:
             fn(*args)
         except Exception:  # noqa: BLE001 - a task must never kill a pool thread silently
             log.exception("unhandled error in a listener task")
         finally:
             self._mine.kind = None
+            with self._cond:
+                self._running -= 1
 
     def _done(self, future: "Future[None]", kind: str) -> None:
         with self._cond:

@@ -11,6 +11,12 @@ either side keeps it open (or until it has been idle ``idle_timeout``).
 
 The pool also tracks every other socket the listener opens (accepted
 WebSockets, sockets opened for a response), so ``close()`` can close them all.
+
+While the listener drains (:meth:`RendezvousPool.start_draining`), a request
+socket is closed right after its next response, or once it has been idle
+:data:`DRAIN_IDLE` seconds: the relay then drops the sender's connection at a
+moment the sender is not waiting for an answer, and routes its next request
+to another listener.
 """
 
 from __future__ import annotations
@@ -32,9 +38,12 @@ from .reader import BodyTooLargeError, MessageReader
 from .responder import Reply
 from .stats import Counters
 
-__all__ = ["RendezvousPool", "RendezvousRequest", "RequestSink", "open_request_socket", "refuse_fetched"]
+__all__ = ["RendezvousPool", "RendezvousRequest", "RequestSink", "open_request_socket", "refuse_fetched", "DRAIN_IDLE"]
 
 log = logging.getLogger(__name__)
+
+#: While draining, a request socket idle this long is closed.
+DRAIN_IDLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class RendezvousPool:
         self._sockets: Set[HybridConnection] = set()
         self._pending: Dict[HybridConnection, _Pending] = {}
         self._closed = False
+        self._draining = False
 
     # ---------------------------------------------------------------- accounting
 
@@ -133,8 +143,8 @@ class RendezvousPool:
         return conn
 
     def keep(self, conn: HybridConnection) -> None:
-        """Keep serving a socket opened for a response, or close and forget it."""
-        if conn.closed or not self.serve(conn):
+        """Keep serving a socket opened for a response, or close and forget it (also while draining)."""
+        if conn.closed or self._draining or not self.serve(conn):
             conn.close(1000, "", timeout=2.0)
             self.forget(conn)
 
@@ -196,10 +206,11 @@ class RendezvousPool:
             pending = self._pending.setdefault(conn, _Pending())
         while True:
             try:
-                events = reader.read(self._idle_wait(conn, pending))
+                wait = self._idle_wait(conn, pending)
+                events = reader.read(DRAIN_IDLE if wait is None else min(wait, DRAIN_IDLE))
             except RelayTimeoutError:
-                if self._idle_wait(conn, pending) == 0.0:
-                    log.debug("closing a rendezvous socket of %s idle for %s s", self.name, self.idle_timeout)
+                if self._idle_wait(conn, pending) == 0.0:  # (None: never idle; a number: not yet)
+                    log.debug("closing an idle rendezvous socket of %s", self.name)
                     conn.close(1000, "idle", timeout=1.0)
                     return
                 continue
@@ -213,13 +224,14 @@ class RendezvousPool:
 
     def _idle_wait(self, conn: HybridConnection, pending: _Pending) -> Optional[float]:
         """Seconds the reader may wait before the socket counts as idle (0.0: it is now; None: never)."""
-        if self.idle_timeout is None:
+        idle_timeout = DRAIN_IDLE if self._draining else self.idle_timeout
+        if idle_timeout is None:
             return None
         with self._lock:
             if pending.count:
-                return self.idle_timeout  # a response is being made: not idle, look again later
+                return idle_timeout  # a response is being made: not idle, look again later
             quiet_since = max(conn.last_activity, pending.last_done)
-        return max(0.0, quiet_since + self.idle_timeout - time.monotonic())
+        return max(0.0, quiet_since + idle_timeout - time.monotonic())
 
     def _handle(self, conn: HybridConnection, event: AssemblerEvent, pending: _Pending) -> None:
         message = event.message
@@ -229,7 +241,7 @@ class RendezvousPool:
                 return
             with self._lock:
                 pending.count += 1
-            request = RendezvousRequest(conn, message, event.body or b"", lambda: self._done(pending))
+            request = RendezvousRequest(conn, message, event.body or b"", lambda: self._done(conn, pending))
             self._sink_or_fail().rendezvous_request(request)
         elif isinstance(event, ProtocolViolation):
             log.warning("protocol violation on a rendezvous socket of %s: %s", self.name, event.error)
@@ -245,10 +257,19 @@ class RendezvousPool:
             raise RuntimeError("RendezvousPool.sink was never set")
         return self.sink
 
-    def _done(self, pending: _Pending) -> None:
+    def _done(self, conn: HybridConnection, pending: _Pending) -> None:
         with self._lock:
             pending.count = max(0, pending.count - 1)
             pending.last_done = time.monotonic()
+            last = self._draining and pending.count == 0
+        if last:
+            # Right after a response, before the sender sends its next request on the connection.
+            conn.close(1000, "listener draining", timeout=1.0)
+
+    def start_draining(self) -> None:
+        """Close each request socket after its next response, or once idle :data:`DRAIN_IDLE` seconds."""
+        with self._lock:
+            self._draining = True  # each reader looks at this at least every DRAIN_IDLE seconds
 
     # ---------------------------------------------------------------- shutdown
 

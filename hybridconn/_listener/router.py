@@ -21,6 +21,7 @@ from .accepting import Acceptor
 from .admission import Admission, Refusal
 from .handling import call_handler, error_response, relayed_request
 from .hooks import Hooks
+from .inflight import InFlight
 from .rendezvous import RendezvousPool, RendezvousRequest, refuse_fetched
 from .responder import Reply
 from .stats import Counters
@@ -35,7 +36,8 @@ class Router:
     the rendezvous pool's RequestSink)."""
 
     def __init__(self, path: str, dialer: Dialer, hooks: Hooks, admission: Admission, acceptor: Acceptor,
-                 rendezvous: RendezvousPool, counters: Counters, max_request_body: Optional[int]) -> None:
+                 rendezvous: RendezvousPool, counters: Counters, max_request_body: Optional[int],
+                 inflight: InFlight) -> None:
         self.path = path
         self._dialer = dialer
         self._hooks = hooks
@@ -44,6 +46,7 @@ class Router:
         self._rendezvous = rendezvous
         self._counters = counters
         self.max_request_body = max_request_body
+        self._inflight = inflight
 
     # ------------------------------------------------------------------ from the control channel
 
@@ -52,7 +55,7 @@ class Router:
         if isinstance(event, ProtocolViolation):
             log.warning("protocol violation on the control channel of %s: %s", self.path, event.error)
             if event.kind == "request" and event.request_id:
-                Reply(event.request_id, control=conn).send(error_response(400, "Bad Request"))
+                self._inflight.reply(event.request_id, control=conn).send(error_response(400, "Bad Request"))
             return
         assert isinstance(event, MessageReceived)
         message = event.message
@@ -62,12 +65,14 @@ class Router:
             self._admission.fetch(lambda: self._rendezvous.fetch(message.address),
                                   lambda refusal: self._refuse_fetch(message, refusal))
         elif isinstance(message, Request):
-            reply = Reply(message.id, control=conn, address=message.address, sockets=self._rendezvous)
             body = event.body or b""
+            request = relayed_request(message, body, self.path, False)
+            reply = self._inflight.reply(message.id, control=conn, address=message.address, sockets=self._rendezvous,
+                                         request=request)
             if self.max_request_body is not None and len(body) > self.max_request_body:
                 reply.send(error_response(413, "Payload Too Large"))
                 return
-            self._submit(relayed_request(message, body, self.path, False), reply)
+            self._submit(request, reply)
         else:
             log.warning("unexpected %s message on the control channel of %s", type(message).__name__, self.path)
 
@@ -84,12 +89,13 @@ class Router:
 
     def rendezvous_request(self, request: RendezvousRequest) -> None:
         """A request read off a rendezvous socket; its response goes back over that socket."""
-        reply = Reply(request.message.id, rendezvous=request.conn, on_done=request.done)
-        self._submit(relayed_request(request.message, request.body, self.path, True), reply)
+        relayed = relayed_request(request.message, request.body, self.path, True)
+        reply = self._inflight.reply(request.message.id, rendezvous=request.conn, on_done=request.done, request=relayed)
+        self._submit(relayed, reply)
 
     def rendezvous_refusal(self, conn: HybridConnection, message: Request, status: int, text: str) -> None:
         """A broken request (400) or one whose body is too large (413) on a rendezvous socket."""
-        Reply(message.id, rendezvous=conn).send(error_response(status, text))
+        self._inflight.reply(message.id, rendezvous=conn).send(error_response(status, text))
 
     # ------------------------------------------------------------------ running handlers
 

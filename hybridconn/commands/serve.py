@@ -5,80 +5,176 @@
 defaults to ``application``). The current directory is importable, as it is
 for ``python -m``.
 
-Without a connection string it starts an embedded relay emulator and prints
-the URL to call, a ready-to-paste curl command with a token and the
-connection string (the emulator's key is a fixed development key, not a
-secret). Serves until Ctrl-C or SIGTERM, then exits 0.
+An arbiter runs ``--workers`` worker processes, each with its own listener and
+``--threads`` handler threads (see :mod:`hybridconn.serving`). The options
+are gunicorn's where they mean the same; ``--help`` groups them as gunicorn
+does. Settings also come from a Python config file (``-c``) and
+``HYBRIDCONN_*`` environment variables: the command line wins over the
+environment, which wins over the config file.
+
+Without a connection string it starts an embedded relay emulator (on port
+9350, or a free one if that is taken) and prints the URL to call, a
+ready-to-paste curl command with a token and the connection string (the
+emulator's key is a fixed development key, not a secret). SIGTERM or Ctrl-C
+drains the workers and exits 0; a second Ctrl-C ends at once; SIGHUP reloads.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
+import contextlib
+import dataclasses
 import shlex
-import signal
 import sys
-import threading
-from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from ..addresses import http_url, token_audience
 from ..auth import ConnectionString, generate_sas_token
 from ..exceptions import ConfigurationError
-from ._common import ENV_CONNECTION_STRING, add_connection_string
-from ._relay import Relay, add_path, relay_or_emulator
+from ..serving.app import check_app, load_app
+from ..serving.settings import BY_NAME, GROUPS, SETTINGS, ServeConfig
+from ..serving.sources import describe, resolve
+from ._common import ENV_CONNECTION_STRING
+from ._relay import Relay
+
+__all__ = ["NAME", "HELP", "add_arguments", "run", "serve", "load_app", "DEFAULT_PATH"]
 
 NAME = "serve"
 HELP = "serve a WSGI application (MODULE:APP, e.g. mysite.wsgi:application) through a hybrid connection"
 
 DEFAULT_PATH = "hc1"
-DEFAULT_MAX_WORKERS = 16
 #: The curl command's token is for trying the app out on the emulator; a day is plenty.
 EMULATOR_TOKEN_TTL = 24 * 3600
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("app", metavar="MODULE:APP", help="the WSGI application, e.g. mysite.wsgi:application or app:app")
-    add_connection_string(parser)
-    add_path(parser, DEFAULT_PATH)
-    parser.add_argument(
-        "--max-workers",
-        type=int,
-        default=DEFAULT_MAX_WORKERS,
-        help=f"requests handled at once, each in its own thread (default: {DEFAULT_MAX_WORKERS})",
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the listener to come online")
+def add_arguments(parser: argparse.ArgumentParser, with_app: bool = True) -> None:
+    """The settings of :mod:`hybridconn.serving.settings` as options, in gunicorn-like groups.
+
+    ``with_app=False`` leaves out ``MODULE:APP`` (``manage.py relayserve`` knows its application).
+    """
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    for setting in SETTINGS:
+        group = groups[setting.group]
+        if setting.name == "app":
+            if not with_app:
+                continue
+            group.add_argument("app", nargs="?", default=argparse.SUPPRESS, metavar="MODULE:APP",
+                               help=f"{setting.help} (or $HYBRIDCONN_APP)")
+            continue
+        text = setting.help if setting.cli_only else f"{setting.help} [${setting.env}]"
+        default = str(setting.default).replace("%", "%%")  # argparse expands %(...)s in help
+        if setting.is_flag:
+            group.add_argument(*setting.flags, dest=setting.name, action=_Given, nargs=0, const=True,
+                               default=argparse.SUPPRESS, help=text)
+        else:
+            group.add_argument(*setting.flags, dest=setting.name, action=_Given, default=argparse.SUPPRESS,
+                               metavar=setting.metavar,
+                               help=text if setting.default is None else f"{text} (default: {default})")
 
 
-def load_app(spec: str) -> Callable[..., Any]:
-    """Import ``module[:attr[.attr]]`` with the current directory importable."""
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or any(not part.isidentifier() for part in module_name.split(".")):
-        raise ConfigurationError(f"{spec!r} is not MODULE:APP (e.g. mysite.wsgi:application)")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
+class _Given(argparse.Action):
+    """Stores the value and remembers the option it came with (``--max-workers`` or ``--threads``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        flags = dict(getattr(namespace, "serve_flags", None) or {})
+        flags[self.dest] = option_string or self.dest
+        namespace.serve_flags = flags
+
+
+def _given(args: argparse.Namespace) -> Dict[str, Any]:
+    """The settings given on the command line (others are absent, not defaulted)."""
+    given = {name: getattr(args, name) for name in BY_NAME if hasattr(args, name)}
+    if "log_level" not in given and (getattr(args, "debug", False) or getattr(args, "verbose", 0) >= 2):
+        given["log_level"] = "debug"
+    return given
+
+
+def run(args: argparse.Namespace) -> int:
+    given, flags = _given(args), getattr(args, "serve_flags", None)
+    return serve(resolve(given, flags=flags), reload=lambda: resolve(given, flags=flags))
+
+
+def serve(config: ServeConfig, reload: Optional[Any] = None, settings_source: str = "") -> int:
+    """Serve with resolved settings until a signal ends it; the exit code.
+
+    :param reload: returns freshly resolved settings (SIGHUP).
+    """
+    if config.print_config:
+        sys.stdout.write("\n".join(describe(config)) + "\n")
+        return 0
+    if not config.app:
+        raise ConfigurationError("no application: give MODULE:APP (e.g. mysite.wsgi:application), "
+                                 "or app/wsgi_app in the config file, or $HYBRIDCONN_APP")
+    check_app(config.app)
+    if config.preload or config.check_config:
+        load_app(config.app)  # gunicorn's --preload imports in the arbiter: import errors stop us here
+    if config.metrics:
+        from ..serving.exposition import require_prometheus_client
+
+        require_prometheus_client()
+    if config.check_config:
+        print(f"hybridconn serve: the configuration is valid ({config.workers} workers of {config.app})")
+        return 0
+    from ..serving.logs import configure_error_log
+
+    configure_error_log(config.error_logfile, config.log_level, config.log_format)
+    with _relay(config) as relay:
+        config = dataclasses.replace(config, connection_string=relay.connection_string, path=relay.path)
+        return _run_arbiter(config, relay, reload)
+
+
+def _run_arbiter(config: ServeConfig, relay: Relay, reload: Optional[Any]) -> int:
+    from ..serving.arbiter import Arbiter
+
+    def fresh() -> ServeConfig:
+        return dataclasses.replace(reload(), connection_string=relay.connection_string, path=relay.path)
+
+    arbiter = Arbiter(config, reload_config=fresh if reload is not None else None,
+                      on_ready=lambda: _announce(config, relay))
+    metrics = None
+    if config.metrics:
+        from ..serving.exposition import MetricsServer
+
+        metrics = MetricsServer(config.metrics, lambda: arbiter.totals.view(len(arbiter.workers)),
+                                arbiter.online_count)
+        metrics.start()
+        host, port = metrics.address
+        sys.stdout.write(f"hybridconn serve: metrics on http://{host}:{port}/metrics\n")
+        sys.stdout.flush()
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
-    target: Any = module
-    for attr in (attr_path or "application").split("."):
-        try:
-            target = getattr(target, attr)
-        except AttributeError as exc:
-            raise ConfigurationError(f"module {module_name!r} has no attribute {attr_path or 'application'!r}") from exc
-    if not callable(target):
-        raise ConfigurationError(f"{spec!r} is not a WSGI application (it is not callable)")
-    return target  # type: ignore[no-any-return]
+        return arbiter.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def _announce(spec: str, relay: Relay) -> None:
+@contextlib.contextmanager
+def _relay(config: ServeConfig) -> Iterator[Relay]:
+    """The relay named by the settings, or an embedded emulator for as long as serving lasts."""
+    if config.connection_string:
+        parsed = ConnectionString.parse(config.connection_string)
+        path = parsed.resolve_path(config.path)
+        where = f"namespace {parsed.namespace.authority}, hybrid connection {path!r}"
+        yield Relay(config.connection_string, path, False, where)
+        return
+    from ..serving.embedded import embedded_emulator
+
+    path = config.path or DEFAULT_PATH
+    with embedded_emulator(path) as (text, note):
+        if note:
+            sys.stdout.write(f"hybridconn serve: {note}\n")
+        authority = ConnectionString.parse(text).namespace.authority
+        yield Relay(text, path, True, f"embedded relay emulator at {authority}, hybrid connection {path!r}")
+
+
+def _announce(config: ServeConfig, relay: Relay) -> None:
     connection = ConnectionString.parse(relay.connection_string)
     url = http_url(connection.namespace, relay.path, "/")
     out = sys.stdout
-    out.write(f"hybridconn serve: {spec} online on {relay.description}\n")
+    workers = f"{config.workers} worker{'s' if config.workers != 1 else ''} x {config.threads} threads"
+    out.write(f"hybridconn serve: {config.app} online on {relay.description} ({workers})\n")
     out.write(f"  URL: {url}\n")
     if relay.embedded and connection.shared_access_key_name and connection.shared_access_key:
         token = generate_sas_token(
@@ -92,55 +188,5 @@ def _announce(spec: str, relay: Relay) -> None:
     else:
         # A real namespace's token is a credential: show how to make one, not one.
         out.write(f'  Try it: curl -H "ServiceBusAuthorization: $(hybridconn token {relay.path})" {url}\n')
-    out.write("  Ctrl-C to stop\n")
+    out.write("  Ctrl-C to stop (SIGTERM drains, SIGHUP reloads)\n")
     out.flush()
-
-
-def _stop_on_sigterm(stop: threading.Event) -> Optional[Any]:
-    """Let SIGTERM (a service manager, ``docker stop``) end serving as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Optional[FrameType]) -> None:
-        stop.set()
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def run(args: argparse.Namespace) -> int:
-    import hybridconn
-
-    if args.max_workers < 1:
-        raise ConfigurationError("--max-workers must be at least 1")
-    app = load_app(args.app)
-    stop = threading.Event()
-    previous = _stop_on_sigterm(stop)
-    try:
-        with relay_or_emulator(args, DEFAULT_PATH) as relay:
-            listener = hybridconn.HybridConnectionListener.from_connection_string(
-                relay.connection_string, path=relay.path, max_workers=args.max_workers, **relay.options
-            )
-            hybridconn.serve_wsgi(app, listener)
-            stopped_by_relay = False
-            try:
-                listener.open(timeout=args.timeout)
-                _announce(args.app, relay)
-                # Short waits keep Ctrl-C responsive and notice a listener that stopped for good (404).
-                while not stop.wait(1.0):
-                    if getattr(listener, "state", None) == "closed":
-                        stopped_by_relay = True
-                        break
-            except KeyboardInterrupt:
-                pass
-            finally:
-                listener.close(timeout=10)
-            error = getattr(listener, "last_error", None)
-            if stopped_by_relay and error is not None:
-                print(f"hybridconn serve: error: {error}", file=sys.stderr)
-                return 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return 0

@@ -33,6 +33,7 @@ class EmulatorContext:
     authority: str  # host:port for SystemTracker and Via
     response_timeout: float
     accept_timeout: float
+    close_grace: float = 5.0
     stop: threading.Event = field(default_factory=threading.Event)
     connections: Set[ServedConnection] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -29,7 +29,7 @@ from ..protocol import (
 from .access import Denied, KeyRing
 from .context import EmulatorContext
 from .entities import ListenerChannel
-from .exchange import PendingRequest, ResponseReady
+from .exchange import ListenerLeft, PendingRequest, ResponseReady
 from .gate import admit, audiences
 from .http_conn import Incoming
 from .status import Refusal, close_reason, describe
@@ -70,19 +70,24 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
     if refusal is not None:
         return refusal
     log.info("listener %s online on %s (%d connected)", channel.listener_id, entity.name, len(entity.listeners))
+    clean = False
     try:
-        _control_loop(ctx, channel)
+        clean = _control_loop(ctx, channel)
     finally:
         ctx.registry.remove_listener(channel)
         log.info("listener %s offline on %s", channel.listener_id, entity.name)
         gone = Refusal(502, describe("The listener disconnected before it responded", incoming.tracker(entity.name)))
+        # A listener that left cleanly may still answer over a request's rendezvous address (a
+        # draining listener does, for the requests that were on their way when it closed).
+        outcome = ListenerLeft(ctx.close_grace, gone) if clean and ctx.close_grace > 0 else gone
         for pending in ctx.registry.requests_on(channel):
             if not pending.linked and not pending.answered:
-                pending.put_now(gone)
+                pending.put_now(outcome)
     return None
 
 
-def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> None:
+def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
+    """Serve the channel until it ends; True when the listener closed it cleanly (1000) itself."""
     ws = channel.ws
     assembler = FrameAssembler(max_body=CONTROL_CHANNEL_BODY_LIMIT)
     expiry_closing = False
@@ -91,7 +96,7 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> None:
             # A silent half-open channel: read nothing, write nothing, answer no ping.
             while not channel.released.wait(STALL_CHECK) and not ctx.stop.is_set():
                 pass
-            return
+            return False
         remaining = channel.expires_at - time.time()
         if remaining <= 0 and not expiry_closing:
             expiry_closing = True
@@ -105,9 +110,10 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> None:
             else:
                 if isinstance(event, PeerClosed):
                     log.info("listener %s closed its control channel (%s %s)", channel.listener_id, event.code, event.reason)
-                elif isinstance(event, ConnectionLost):
+                    return event.code == 1000 and not expiry_closing
+                if isinstance(event, ConnectionLost):
                     log.info("listener %s control channel lost: %s", channel.listener_id, event.reason)
-                return
+                return False
             for outcome in outcomes:
                 if isinstance(outcome, MessageReceived):
                     _on_message(ctx, channel, outcome)

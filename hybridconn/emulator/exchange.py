@@ -9,7 +9,9 @@ outcome there as small frozen events:
 * :class:`ResponseStarted`, then :class:`ResponseData` pieces and :data:`RESPONSE_END` -
   a response whose body streams;
 * a :class:`~.status.Refusal` - answer the sender with this instead;
-* :class:`Aborted` - drop the sender's connection (a body broke off, the emulator stops).
+* :class:`Aborted` - drop the sender's connection (a body broke off, the emulator stops);
+* :class:`ListenerLeft` - the listener closed its control channel cleanly; it has a grace
+  period to answer over the rendezvous address.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "ResponseEnd",
     "RESPONSE_END",
     "Aborted",
+    "ListenerLeft",
     "RequestEvent",
     "PendingRequest",
 ]
@@ -133,7 +136,17 @@ class Aborted:
     why: str
 
 
-RequestEvent = Union[Linked, ResponseReady, ResponseStarted, ResponseData, ResponseEnd, Aborted, Refusal]
+@dataclass(frozen=True)
+class ListenerLeft:
+    """The listener closed its control channel cleanly before answering: it may still answer over the
+    request's rendezvous address within ``grace`` seconds, else the sender gets ``refusal``."""
+
+    __slots__ = ("grace", "refusal")
+    grace: float
+    refusal: Refusal
+
+
+RequestEvent = Union[Linked, ResponseReady, ResponseStarted, ResponseData, ResponseEnd, Aborted, Refusal, ListenerLeft]
 
 
 class _DoneFlag:

@@ -33,6 +33,7 @@ from .context import raw_headers
 from .exchange import (
     Aborted,
     Linked,
+    ListenerLeft,
     PendingRequest,
     RendezvousLink,
     RequestEvent,
@@ -102,7 +103,7 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
         address = link.address
     message = Request(
         address=address, id=request_id, method=method, request_target=target.raw_path + (f"?{query}" if query else ""),
-        request_headers=forward,
+        request_headers=forward, extra={"remoteEndpoint": {"address": conn.peer[0], "port": conn.peer[1]}},
     )
     pending = PendingRequest(entity, request_id, address, conn, channel)
     ctx.registry.add_request(pending)
@@ -117,8 +118,15 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
             channel.send(address_only_request(address, request_id))
             return _answer(incoming, pending, message, small, method, request_sent=False)
         body = _read_body(conn)
-        if not channel.send(serialize_message(_announcing(message, bool(body))), body or None):
-            return incoming.refusal(502, "The listener's control channel closed", entity.name)
+        text, tried = serialize_message(_announcing(message, bool(body))), []
+        while not channel.send(text, body or None):
+            # The channel closed between choosing it and sending: nobody saw the request, so
+            # another listener may take it.
+            tried.append(channel)
+            channel = ctx.registry.pick_listener(entity, exclude=tried)
+            if channel is None:
+                return incoming.refusal(502, "The listener's control channel closed", entity.name)
+            pending.channel = channel
         return _answer(incoming, pending, message, small, method, request_sent=True)
     finally:
         pending.done.set()
@@ -138,6 +146,7 @@ def _announcing(message: Request, has_body: bool) -> Request:
         request_target=message.request_target,
         request_headers=message.request_headers,
         has_body=has_body,
+        extra=message.extra,
     )
 
 
@@ -184,13 +193,21 @@ def _answer(
     """Wait for the outcome and write it to the sender; returns the status sent."""
     timeout = incoming.ctx.response_timeout
     deadline = time.monotonic() + timeout
+    left: Optional[ListenerLeft] = None  # the listener left; it has a grace period to answer by rendezvous
+    left_until = deadline
     while True:
-        event = _next_event(pending, deadline - time.monotonic())
+        event = _next_event(pending, min(deadline, left_until) - time.monotonic())
         if event is None:
             pending.answered = True
+            if left is not None:
+                log.info("request %s: the listener left without answering", pending.id)
+                return left.refusal
             log.info("request %s: no response within %g s", pending.id, timeout)
             return incoming.refusal(504, f"The listener did not respond within {timeout:g} seconds", pending.entity.name)
-        if isinstance(event, Linked):
+        if isinstance(event, ListenerLeft):
+            left, left_until = event, time.monotonic() + event.grace
+        elif isinstance(event, Linked):
+            left, left_until = None, deadline
             if not request_sent:  # address-only: the whole request goes over the new socket
                 request_sent = True
                 _send_over_link(incoming.conn, event.link, pending, message, small)
@@ -219,6 +236,10 @@ def _write_response(
     headers = _response_headers(response, incoming.ctx.authority, method)
     if body is not None and not bodiless:
         headers.append(("Content-Length", str(len(body))))
+    if conn.drop_requested.is_set():
+        # The listener already dropped the rendezvous socket this connection is bound to: say so,
+        # so the sender does not send its next request on a connection about to close.
+        headers.append(("Connection", "close"))
     reason = printable_reason(response.status_description or standard_phrase(status))
     try:
         head = h11.Response(status_code=status, headers=headers, reason=reason)

@@ -79,7 +79,14 @@ class ResponseReader:
 
     def run(self) -> None:
         while True:
-            for event in self.link.ws.read_events(None):
+            events = self.link.ws.read_events(None)
+            if events and isinstance(events[-1], PeerClosed) and any(
+                    isinstance(e, (TextMessage, BytesMessage)) for e in events):
+                # A response and the listener's close in one read: stop the sender's connection
+                # first, so the response goes out with "Connection: close" and the sender does not
+                # send its next request on a connection that is about to close.
+                self.link.sender.drop_after_response()
+            for event in events:
                 if isinstance(event, TextMessage):
                     outcomes = self.assembler.receive_text(event.data, event.message_finished)
                 elif isinstance(event, BytesMessage):

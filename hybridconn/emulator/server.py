@@ -49,6 +49,10 @@ class RelayEmulator:
         means the namespace). None: :data:`~.roles.DEV_PRINCIPAL_ID` owns the namespace.
         Tokens come from the development issuer (:class:`~.credential.DevCredential`).
     :param local_auth: False refuses SAS tokens, as a namespace with local authentication disabled.
+    :param close_grace: seconds a request stays answerable over its rendezvous address after the
+        listener it was sent to closed its control channel cleanly (1000) without answering; a
+        draining listener answers such requests there. After it, or at once when a channel is
+        lost, the sender gets 502.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class RelayEmulator:
         anonymous_senders: Iterable[str] = (),
         role_assignments: Optional[Iterable[RoleAssignmentLike]] = None,
         local_auth: bool = True,
+        close_grace: float = 5.0,
     ) -> None:
         self.host = host
         self._requested_port = int(port)
@@ -71,6 +76,7 @@ class RelayEmulator:
         self.keyring = KeyRing(keys, entra=EntraVerifier(self.role_assignments), local_auth=local_auth)
         self.response_timeout = float(response_timeout)
         self.accept_timeout = float(accept_timeout)
+        self.close_grace = float(close_grace)
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)
@@ -123,6 +129,7 @@ class RelayEmulator:
                 authority=f"{self._connect_host}:{self._port}",
                 response_timeout=self.response_timeout,
                 accept_timeout=self.accept_timeout,
+                close_grace=self.close_grace,
             )
             self._accept_thread = threading.Thread(
                 target=self._accept_loop, args=(self._ctx, server), name=f"hybridconn-emulator-accept-{self._port}", daemon=True

@@ -1,0 +1,1 @@
+"""Integrations with frameworks (import only the one you use: each needs its framework installed)."""
