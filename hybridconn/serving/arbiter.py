@@ -94,6 +94,9 @@ class Arbiter:
                 self._reap()
                 self._reconcile()
                 if self._stopping is not None and not self._alive():
+                    # A worker may have ended since _reap above: account for it (its last counters,
+                    # its exit line) before leaving.
+                    self._reap()
                     break
                 self._wait(_LOOP)
                 self._check_timeouts()

@@ -195,11 +195,14 @@ class ChildProcess:
                 pass
 
     def wait(self, timeout: float) -> Optional[int]:
-        """The exit code once the child has exited within ``timeout``; None if it is still running."""
+        """The exit code once the child has exited within ``timeout`` (its output read to the end, so
+        what it printed last can be asserted on); None if it is still running."""
         try:
-            return self.process.wait(timeout=timeout)
+            code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        self.drain(10.0)
+        return code
 
     def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
         """Wait for the child to exit by itself and for all its output; its exit code."""
