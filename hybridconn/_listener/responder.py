@@ -323,7 +323,12 @@ def _slices(body: bytes) -> Iterator[bytes]:
 
 
 def _prefetch(body: Iterable[bytes]) -> Tuple[Chunks, Optional[RelayedResponse]]:
-    """Start a streamed body; if it fails before its first chunk, a 500 replaces the response."""
+    """Start a streamed body; if it fails before its first chunk, a 500 replaces the response.
+
+    A first chunk that is not bytes (a ``str``, a dict) is a 500 too: nothing was sent yet, so the
+    sender can still get a clean error instead of a response that breaks off. A bad chunk later
+    aborts the rendezvous socket, which the relay passes on as a broken response.
+    """
     try:
         iterator = iter(body)
         first = next(iterator, None)
@@ -331,6 +336,10 @@ def _prefetch(body: Iterable[bytes]) -> Tuple[Chunks, Optional[RelayedResponse]]
         return None, internal_error("streamed response body failed before its first chunk")
     if first is None:
         return iter(()), None
+    if not isinstance(first, (bytes, bytearray, memoryview)):
+        _close_body(iterator)
+        return None, internal_error("a streamed response body yielded %s, not bytes", type(first).__name__,
+                                    exc_info=False)
 
     def chained() -> Iterator[bytes]:
         yield first
