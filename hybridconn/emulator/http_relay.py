@@ -43,7 +43,7 @@ from .exchange import (
     ResponseStarted,
 )
 from .gate import admit, forwarded_headers, optional_int
-from .http_conn import WRITE_TIMEOUT, ConnectionDone, HttpConnection, Incoming
+from .http_conn import ConnectionDone, HttpConnection, Incoming
 from .status import Refusal
 
 __all__ = ["serve_http"]
@@ -153,7 +153,7 @@ def _announcing(message: Request, has_body: bool) -> Request:
 def _read_body(conn: HttpConnection) -> bytes:
     chunks: List[bytes] = []
     while True:
-        event = conn.next_event(WRITE_TIMEOUT)
+        event = conn.next_body_event()
         if isinstance(event, h11.Data):
             chunks.append(bytes(event.data))
         elif isinstance(event, h11.EndOfMessage):
@@ -167,7 +167,7 @@ def _send_over_link(conn: HttpConnection, link: RendezvousLink, pending: Pending
         body = _read_body(conn)
         ok = link.send_request(pending, _announcing(message, bool(body)), body)
     else:
-        first = conn.next_event(WRITE_TIMEOUT)
+        first = conn.next_body_event()
         if isinstance(first, h11.EndOfMessage):
             ok = link.send_request(pending, _announcing(message, False), None)
         else:
@@ -182,7 +182,7 @@ def _send_over_link(conn: HttpConnection, link: RendezvousLink, pending: Pending
                     break
                 else:
                     raise ConnectionDone()
-                event = conn.next_event(WRITE_TIMEOUT)
+                event = conn.next_body_event()
     if not ok:
         raise ConnectionDone()  # the rendezvous socket is gone: the sender's connection goes too
 

@@ -6,15 +6,17 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Iterable, List, Mapping, Optional
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 from ..protocol import ACCEPT_WINDOW, RESPONSE_DEADLINE
+from .accept_loop import AcceptLoop
 from .access import KeyRing, KeySpec
 from .context import EmulatorContext
 from .credential import DevCredential
 from .entra import EntraVerifier
 from .entities import Entity
 from .http_conn import HttpConnection
+from .limits import ClientCounter, ClientLimits
 from .registry import Registry
 from .roles import DEV_PRINCIPAL_ID, RoleAssignmentLike, RoleAssignments
 from .routes import route
@@ -53,6 +55,9 @@ class RelayEmulator:
         listener it was sent to closed its control channel cleanly (1000) without answering; a
         draining listener answers such requests there. After it, or at once when a channel is
         lost, the sender gets 502.
+    :param limits: what one client (one address) may hold: connections at once, and deadlines
+        for a request head and between request-body bytes (:class:`~.limits.ClientLimits`;
+        default: 1024 connections or half the descriptor limit, 30 s, 30 s).
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class RelayEmulator:
         role_assignments: Optional[Iterable[RoleAssignmentLike]] = None,
         local_auth: bool = True,
         close_grace: float = 5.0,
+        limits: Optional[ClientLimits] = None,
     ) -> None:
         self.host = host
         self._requested_port = int(port)
@@ -77,6 +83,9 @@ class RelayEmulator:
         self.response_timeout = float(response_timeout)
         self.accept_timeout = float(accept_timeout)
         self.close_grace = float(close_grace)
+        #: Per-client caps: connections at once, request-head and body-idle deadlines (``limits.py``).
+        self.limits = limits if limits is not None else ClientLimits()
+        self._accept_loop: Optional[AcceptLoop] = None
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)
@@ -100,7 +109,9 @@ class RelayEmulator:
 
     @property
     def running(self) -> bool:
-        return self._ctx is not None
+        """True while started and accepting connections (False once the listening socket failed)."""
+        thread = self._accept_thread
+        return self._ctx is not None and thread is not None and thread.is_alive()
 
     def start(self) -> "RelayEmulator":
         """Bind and start serving (no-op when already running). Returns self."""
@@ -130,9 +141,12 @@ class RelayEmulator:
                 response_timeout=self.response_timeout,
                 accept_timeout=self.accept_timeout,
                 close_grace=self.close_grace,
+                limits=self.limits,
+                clients=ClientCounter(self.limits.max_connections_per_client),
             )
+            self._accept_loop = self._new_accept_loop(self._ctx, server)
             self._accept_thread = threading.Thread(
-                target=self._accept_loop, args=(self._ctx, server), name=f"hybridconn-emulator-accept-{self._port}", daemon=True
+                target=self._accept_loop.run, name=f"hybridconn-emulator-accept-{self._port}", daemon=True
             )
             self._accept_thread.start()
         log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entity_names()) or "none")
@@ -186,22 +200,19 @@ class RelayEmulator:
             self._tls.cleanup()
             self._tls = None
 
-    def _accept_loop(self, ctx: EmulatorContext, server: socket.socket) -> None:
-        number = 0
+    def _new_accept_loop(self, ctx: EmulatorContext, server: socket.socket) -> AcceptLoop:
         tls = self._tls.context if self._tls is not None else None
-        while not ctx.stop.is_set():
-            try:
-                sock, peer = server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            if ctx.stop.is_set():
-                sock.close()
-                break
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
-            number += 1
-            HttpConnection(ctx, sock, peer[:2], tls, number, route).start()
+
+        def serve(sock: socket.socket, peer: Tuple[str, int], number: int) -> None:
+            HttpConnection(ctx, sock, peer, tls, number, route).start()
+
+        return AcceptLoop(server, serve, ctx.clients, ctx.stop.is_set, ctx.stop.wait)
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections refused since the last start because their client had its cap open already."""
+        ctx = self._ctx
+        return ctx.clients.refused if ctx is not None else 0
 
     # ------------------------------------------------------------------ addresses
 
