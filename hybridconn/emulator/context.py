@@ -35,6 +35,7 @@ class EmulatorContext:
     response_timeout: float
     accept_timeout: float
     close_grace: float = 5.0
+    hostnames: Tuple[str, ...] = ()  # other names clients address this emulator by (token audiences)
     limits: ClientLimits = field(default_factory=ClientLimits)
     clients: ClientCounter = field(default_factory=lambda: ClientCounter(0))  # per-address connection counts
     stop: threading.Event = field(default_factory=threading.Event)

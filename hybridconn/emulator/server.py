@@ -55,6 +55,11 @@ class RelayEmulator:
         listener it was sent to closed its control channel cleanly (1000) without answering; a
         draining listener answers such requests there. After it, or at once when a channel is
         lost, the sender gets 502.
+    :param hostnames: other names clients address this emulator by (``"devbox"`` or
+        ``"devbox:9350"``): a token's audience may name them. Tokens are checked against these,
+        the connect address and (on loopback) ``127.0.0.1``/``localhost``/``[::1]`` only, never
+        against the request's ``Host`` header. Bound to every interface, this machine's host
+        names are added.
     :param limits: what one client (one address) may hold: connections at once, and deadlines
         for a request head and between request-body bytes (:class:`~.limits.ClientLimits`;
         default: 1024 connections or half the descriptor limit, 30 s, 30 s).
@@ -74,6 +79,7 @@ class RelayEmulator:
         local_auth: bool = True,
         close_grace: float = 5.0,
         limits: Optional[ClientLimits] = None,
+        hostnames: Iterable[str] = (),
     ) -> None:
         self.host = host
         self._requested_port = int(port)
@@ -86,6 +92,7 @@ class RelayEmulator:
         #: Per-client caps: connections at once, request-head and body-idle deadlines (``limits.py``).
         self.limits = limits if limits is not None else ClientLimits()
         self._accept_loop: Optional[AcceptLoop] = None
+        self.hostnames = tuple(str(h).strip().lower() for h in hostnames if str(h).strip())
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)
@@ -142,6 +149,7 @@ class RelayEmulator:
                 accept_timeout=self.accept_timeout,
                 close_grace=self.close_grace,
                 limits=self.limits,
+                hostnames=self._token_hostnames(),
                 clients=ClientCounter(self.limits.max_connections_per_client),
             )
             self._accept_loop = self._new_accept_loop(self._ctx, server)
@@ -207,6 +215,15 @@ class RelayEmulator:
             HttpConnection(ctx, sock, peer, tls, number, route).start()
 
         return AcceptLoop(server, serve, ctx.clients, ctx.stop.is_set, ctx.stop.wait)
+
+    def _token_hostnames(self) -> Tuple[str, ...]:
+        """Names a token's audience may use besides the connect address (and loopback aliases)."""
+        names = list(self.hostnames)
+        if self.host in _ANY_HOST:  # reachable from other machines by this machine's names
+            names.extend(n.lower() for n in {socket.gethostname(), socket.getfqdn()} if n)
+        elif self.host not in ("127.0.0.1", "localhost", "::1"):
+            names.append(self.host if ":" not in self.host else f"[{self.host}]")
+        return tuple(dict.fromkeys(names))
 
     @property
     def refused_connections(self) -> int:
