@@ -204,6 +204,13 @@ class Reply:
 
     def _send(self, response: RelayedResponse) -> bool:
         headers = _response_headers(response)
+        unsendable = _unsendable_header(headers)
+        if unsendable is not None:
+            if response.is_streamed:
+                _close_body(response.body)  # type: ignore[arg-type]
+            response = internal_error("response header %r of request %s cannot be sent: %s", unsendable[0],
+                                      self.request_id, unsendable[1], exc_info=False)
+            headers = _response_headers(response)
         chunks: Chunks = None
         if response.is_streamed:
             chunks, failed = _prefetch(response.body)  # type: ignore[arg-type]
@@ -304,6 +311,24 @@ def _response_headers(response: RelayedResponse) -> Dict[str, str]:
     if len(kept) != len(headers):
         log.debug("dropped connection headers from a response: %s", sorted(set(headers) - set(kept)))
     return kept
+
+
+def _unsendable_header(headers: Dict[str, str]) -> Optional[Tuple[str, str]]:
+    """``(name, why)`` of the first header HTTP/1.1 cannot carry, or None.
+
+    Values travel as latin-1 (PEP 3333; ``filename="café.txt"`` is fine); a character beyond it,
+    or a line break, cannot be sent, and is better a 500 with a tracking id than a dropped connection.
+    """
+    for name, value in headers.items():
+        if not name or not name.isascii() or any(c in name for c in ' \t\r\n:"(),/;<=>?@[\\]{}'):
+            return name, "not a valid header name"
+        if any(c in value for c in "\r\n\0"):
+            return name, "its value has a line break"
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            return name, "its value has characters beyond latin-1"
+    return None
 
 
 def _close_body(chunks: Chunks) -> None:
