@@ -157,7 +157,8 @@ class RelayEmulator:
                 target=self._accept_loop.run, name=f"hybridconn-emulator-accept-{self._port}", daemon=True
             )
             self._accept_thread.start()
-        log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entity_names()) or "none")
+        log.info("relay emulator listening on %s (bound to %s; hybrid connections: %s)", self.namespace,
+                 self.bound_address, ", ".join(self._registry.entity_names()) or "none")
         return self
 
     def stop(self, timeout: float = 5.0, drain: float = 0.0) -> None:
@@ -238,6 +239,18 @@ class RelayEmulator:
         if self.host in _ANY_HOST:
             return "127.0.0.1"
         return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def bound_address(self) -> str:
+        """``host:port`` the listening socket is actually bound to (``0.0.0.0:9350``), or ``""`` when stopped."""
+        server = self._server
+        if server is None:
+            return ""
+        try:
+            host, port = server.getsockname()[:2]
+        except OSError:
+            return ""
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def port(self) -> int:
