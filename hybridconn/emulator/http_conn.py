@@ -307,9 +307,9 @@ class HttpConnection:
 
     # ------------------------------------------------------------------ WebSocket upgrades
 
-    def new_websocket(self, name: str) -> WsChannel:
+    def new_websocket(self, name: str, max_message_size: Optional[int] = None) -> WsChannel:
         """The WebSocket this connection becomes once :meth:`admit_websocket` sends its 101."""
-        return WsChannel(self.sock, b"", name=name)
+        return WsChannel(self.sock, b"", name=name, max_message_size=max_message_size)
 
     def accept_websocket(self, incoming: Incoming, subprotocol: Optional[str], name: str) -> WsChannel:
         """Send 101 (declining every extension) and wrap the socket."""
