@@ -38,7 +38,6 @@ from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 __all__ = ["HybridConnection", "Message", "MAX_MESSAGE_SIZE", "CONTROL_MESSAGE_SIZE"]  # the sizes: protocol.py
 
-
 log = logging.getLogger(__name__)
 
 Message = Union[str, bytes]
