@@ -25,13 +25,15 @@ __all__ = ["ClientLimits", "ClientCounter", "default_connections_per_client", "r
 
 log = logging.getLogger(__name__)
 
-#: The per-client connection cap when the descriptor limit allows it.
-MAX_CONNECTIONS_PER_CLIENT = 1024
+#: The per-client connection cap without a descriptor limit to derive it from.
+MAX_CONNECTIONS_PER_CLIENT = 4096
 
 
 def default_connections_per_client() -> int:
-    """1024, or half this process's file-descriptor limit when that is lower (one client must
-    never be able to take every descriptor: the other half is for everyone else)."""
+    """Half this process's file-descriptor limit (at least 16): one client must never be able to
+    take every descriptor, the other half is for everyone else. Not lower: on one machine the
+    listener's own sockets (one per relayed connection) come from the same address as its
+    senders, so a small fixed cap would refuse a busy but healthy listener."""
     try:
         import resource  # POSIX only
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -39,7 +41,7 @@ def default_connections_per_client() -> int:
         return MAX_CONNECTIONS_PER_CLIENT
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return MAX_CONNECTIONS_PER_CLIENT
-    return max(16, min(MAX_CONNECTIONS_PER_CLIENT, soft // 2))
+    return max(16, soft // 2)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class RelayEmulator:
         names are added.
     :param limits: what one client (one address) may hold: connections at once, and deadlines
         for a request head and between request-body bytes (:class:`~.limits.ClientLimits`;
-        default: 1024 connections or half the descriptor limit, 30 s, 30 s).
+        default: half the descriptor limit, 30 s, 30 s).
     """
 
     def __init__(
