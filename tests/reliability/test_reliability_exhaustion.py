@@ -125,6 +125,7 @@ def _cap_run(start_process: StartProcess, attackers: int) -> None:
     try:
         address = _address(cs)
         socks = [_attack_socket(address) for _ in range(attackers)]
+        connected = sum(sock is not None for sock in socks)  # a burst may overflow the listen backlog
         busy = 0
         for sock in socks:  # the connections over the cap were answered 503 and closed at once
             if sock is not None and select.select([sock], [], [], 0.5)[0]:
@@ -143,11 +144,12 @@ def _cap_run(start_process: StartProcess, attackers: int) -> None:
         listener.close()
     refused = int(status.split("refused=", 1)[1])
     figures = {"attack": "one client opens connections (descriptor limit 256, default cap 128)",
-               "attackers": attackers, "answered_503": busy, "refused": refused, "healthy_during": during}
+               "attackers": attackers, "connected": connected, "answered_503": busy, "refused": refused,
+               "healthy_during": during}
     print(json.dumps(figures))
     assert "running=True" in status
     assert during == {"ok": 20, "failed": 0}, figures
-    assert refused >= attackers - 128 - 5 and busy >= attackers - 128 - 5, figures  # a few may not connect
+    assert refused >= connected - 128 and busy >= connected - 128 - 5, figures
 
 
 def test_one_client_cannot_take_every_descriptor(start_process: StartProcess) -> None:
