@@ -1,6 +1,7 @@
 """Invalid UTF-8 in a text message on the listener's control channel fails the channel with 1007
-(RFC 6455 section 8.1) instead of being guessed at with U+FFFD; the listener reconnects and
-answers the next request."""
+(RFC 6455 section 8.1) instead of being guessed at with U+FFFD, and a message over
+``CONTROL_MESSAGE_SIZE`` fails it with 1009 before it is held; either way the listener reconnects
+and answers the next request."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Iterator
 import pytest
 
 from hybridconn import HybridConnectionListener, RelayedRequest, RelayedResponse
+from hybridconn.protocol import CONTROL_MESSAGE_SIZE
 from tests.support.fake_relay import TEXT, ChannelClosed, FakeRelay, frame
 
 
@@ -21,8 +23,11 @@ def relay() -> Iterator[FakeRelay]:  # type: ignore[override]
         fake.close()
 
 
-@pytest.mark.parametrize("payload", [b'{"request": "\xff\xfe"}', b"\xc3", b'{"x": "\xed\xa0\x80"}'])
-def test_invalid_utf8_on_the_control_channel_closes_it_with_1007(relay: FakeRelay, payload: bytes) -> None:
+@pytest.mark.parametrize("payload, code", [
+    (b'{"request": "\xff\xfe"}', 1007), (b"\xc3", 1007), (b'{"x": "\xed\xa0\x80"}', 1007),
+    (b'"' + b"x" * CONTROL_MESSAGE_SIZE, 1009),  # one byte over the limit
+])
+def test_a_bad_text_message_on_the_control_channel_fails_it(relay: FakeRelay, payload: bytes, code: int) -> None:
     listener = HybridConnectionListener(relay.namespace, "hc1", None, backoff=(0, 0.05), jitter=0.0,
                                         ping_interval=60, io_timeout=10, connect_timeout=10, max_workers=2)
 
@@ -37,7 +42,7 @@ def test_invalid_utf8_on_the_control_channel_closes_it_with_1007(relay: FakeRela
         with pytest.raises(ChannelClosed) as caught:
             while True:
                 channel.read_frame(timeout=15)
-        assert str(caught.value) == f"close frame {(1007).to_bytes(2, 'big').hex()}"
+        assert str(caught.value) == f"close frame {code.to_bytes(2, 'big').hex()}"
         channel.close()
         again = relay.next_channel(timeout=15)  # the listener came back on a new channel
         request_id = "after-1007"
