@@ -169,6 +169,9 @@ def translate_requests_error(exc: requests.RequestException, url: str, method: s
         return RelayConnectionError(f"TLS error on {method} to {where}: {detail}")
     if isinstance(exc, requests.exceptions.ProxyError):
         return RelayConnectionError(f"the proxy failed the {method} to {where}: {detail}")
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        # The head arrived, the body did not end: a broken response, never a short complete one.
+        return RelayConnectionError(f"the response to {method} {where} broke off before its end: {detail}")
     if isinstance(exc, requests.exceptions.Timeout):
         return RelayTimeoutError(f"timed out on {method} to {where}: {detail}")
     if isinstance(exc, requests.exceptions.ConnectionError):

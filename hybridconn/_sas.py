@@ -77,13 +77,22 @@ def parse_sas_token(token: str) -> SasToken:
     missing = [name for name in ("sr", "sig", "se", "skn") if not fields.get(name)]
     if missing:
         raise AuthenticationError(401, f"malformed token: missing {', '.join(missing)}")
-    try:
-        expiry = int(unquote(fields["se"]))
-    except ValueError:
-        raise AuthenticationError(401, "malformed token: se is not a number") from None
+    expiry = _expiry(unquote(fields["se"]))
     return SasToken(
         resource=fields["sr"], signature=unquote(fields["sig"]), expiry=expiry, key_name=unquote(fields["skn"]), raw=token
     )
+
+
+#: The longest ``se`` taken: 19 digits fit a signed 64-bit integer (the year 2^63 s away).
+_MAX_EXPIRY_DIGITS = 19
+
+
+def _expiry(text: str) -> int:
+    """``se`` as Unix seconds: ASCII digits only (no sign, ``_``, exponent, other scripts' digits),
+    at most 19 of them, so that every later use (a float, a timer) is safe; else a 401."""
+    if not (0 < len(text) <= _MAX_EXPIRY_DIGITS and text.isascii() and text.isdigit()):
+        raise AuthenticationError(401, "malformed token: se is not a number (at most 19 ASCII digits)")
+    return int(text)
 
 
 def _token_fields(token: str) -> Dict[str, str]:

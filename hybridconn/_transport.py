@@ -188,7 +188,11 @@ def open_websocket(
         sslopt=ws_ssl_options(verify) if url.startswith("wss:") else None,
     )
     header_list: List[str] = [f"{name}: {value}" for name, value in (headers or {}).items()]
-    options: Dict[str, Any] = {"header": header_list, "timeout": timeout, "suppress_origin": True}
+    # redirect_limit=0: websocket-client would follow up to 3 handshake redirects (even wss -> ws)
+    # and send the ServiceBusAuthorization header to wherever they point. The relay never
+    # redirects a handshake, so one is refused and the token never goes anywhere else.
+    options: Dict[str, Any] = {"header": header_list, "timeout": timeout, "suppress_origin": True,
+                               "redirect_limit": 0}
     if subprotocols:
         options["subprotocols"] = list(subprotocols)
     options.update(ws_proxy_options(proxy))
@@ -202,6 +206,9 @@ def open_websocket(
             raise
         if handshakes is not None and handshakes.aborted:
             raise RelayConnectionError(f"{what} handshake cancelled: shutting down") from exc
+        redirect = _redirect_refused(ws, url, what)
+        if redirect is not None:
+            raise redirect from exc
         raise translate_ws_error(exc, url, what) from exc
     finally:
         if handshakes is not None:
@@ -292,6 +299,20 @@ def _status_reason(exc: websocket.WebSocketBadStatusException) -> str:
     if isinstance(reason, bytes):
         reason = reason.decode("latin-1")
     return str(reason)
+
+
+def _redirect_refused(ws: websocket.WebSocket, url: str, what: str) -> Optional[HybridConnectionError]:
+    """The error for a handshake answered with a redirect (never followed), or None."""
+    response = getattr(ws, "handshake_response", None)
+    status = getattr(response, "status", None)
+    if status is None or not 300 <= int(status) < 400:
+        return None
+    location = (getattr(response, "headers", None) or {}).get("location") or "nowhere"
+    return RelayConnectionError(
+        f"the {what} handshake to {redact_url(_without_query(url))} was redirected ({int(status)}) to "
+        f"{redact_url(_without_query(str(location)))}; handshake redirects are not followed, so the token "
+        "is never sent anywhere else"
+    )
 
 
 def _without_query(url: str) -> str:

@@ -43,7 +43,7 @@ from ._endpoint import RelayEndpoint
 from ._transport import Dialer, Verify, check_verify
 from .addresses import Namespace, QueryArg, redact_url
 from .auth import SasAuth, TokenProvider, TokenProviderLike, as_token_provider
-from .connection import HybridConnection
+from .connection import MAX_MESSAGE_SIZE, HybridConnection
 from .exceptions import (
     ConfigurationError,
     ConnectionRejectedError,
@@ -141,6 +141,7 @@ class HybridConnectionClient(RelayEndpoint):
         query: QueryArg = None,
         id: Optional[str] = None,
         timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+        max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> HybridConnection:
         """Open a relayed WebSocket to a listener.
 
@@ -152,6 +153,8 @@ class HybridConnectionClient(RelayEndpoint):
             parameters after it are keyword-only.
         :param id: the tracking id (``sb-hc-id``) the listener sees; a new UUID by default.
         :param timeout: seconds to wait for the relay and the listener to complete the handshake.
+        :param max_message_size: longest message this connection takes (default 16 MiB); a longer
+            one closes it with 1009 and raises ``ConnectionClosed``. None: no limit.
         :raises AuthenticationError: 401.
         :raises AuthorizationError: 403.
         :raises EndpointNotFoundError: 404, no such hybrid connection or no listener.
@@ -193,6 +196,7 @@ class HybridConnectionClient(RelayEndpoint):
             subprotocol=subprotocol,
             path="/" + suffix_path.lstrip("/") if suffix_path.strip("/") else "",
             query=urlencode(pairs, quote_via=quote),
+            max_message_size=max_message_size,
         )
 
     # ------------------------------------------------------------------ HTTP

@@ -33,10 +33,10 @@ from ._frames import (
 )
 from ._messages import MessageAssembler
 from ._wait import recv_some
-from .protocol import FRAGMENT_SIZE
+from .protocol import CONTROL_MESSAGE_SIZE, FRAGMENT_SIZE, MAX_MESSAGE_SIZE
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
-__all__ = ["HybridConnection", "Message"]
+__all__ = ["HybridConnection", "Message", "MAX_MESSAGE_SIZE", "CONTROL_MESSAGE_SIZE"]  # the sizes: protocol.py
 
 log = logging.getLogger(__name__)
 

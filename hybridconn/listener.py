@@ -43,7 +43,7 @@ from ._listener.stats import Counters
 from ._transport import Dialer, HandshakeSet, Verify, check_verify
 from .addresses import Namespace, check_entity_path, token_audience
 from .auth import TokenProvider, TokenProviderLike, as_token_provider
-from .connection import HybridConnection
+from .connection import MAX_MESSAGE_SIZE, HybridConnection
 from .exceptions import HybridConnectionError
 
 __all__ = ["HybridConnectionListener", "ConnectionRequest"]
@@ -82,6 +82,9 @@ class HybridConnectionListener(RelayEndpoint):
         ``max_rendezvous`` forever; None keeps them until the sender closes.
     :param max_request_body: largest request body in bytes (default 64 MiB); a larger one is read
         and dropped as it arrives and answered 413. None: no limit (bodies are held in memory).
+    :param max_message_size: longest message an accepted WebSocket takes (default 16 MiB,
+        :data:`~hybridconn.connection.MAX_MESSAGE_SIZE`); a longer one closes it with 1009.
+        None: no limit.
     :param name: names the listener's threads and log lines (default: ``path``).
     """
 
@@ -122,6 +125,7 @@ class HybridConnectionListener(RelayEndpoint):
         rendezvous_idle_timeout: Optional[float] = 120.0,
         max_request_body: Optional[int] = DEFAULT_MAX_REQUEST_BODY,
         name: Optional[str] = None,
+        max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> None:
         self.namespace = Namespace.parse(namespace)
         self.path = check_entity_path(path)
@@ -148,7 +152,8 @@ class HybridConnectionListener(RelayEndpoint):
         self._rendezvous = RendezvousPool(self.name, self.dialer, max_rendezvous, idle_timeout=rendezvous_idle_timeout,
                                           max_body=max_request_body, counters=self._counters)
         self._acceptor = Acceptor(self.path, self.dialer, self.hooks, self._rendezvous, self._admission,
-                                  queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters)
+                                  queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters,
+                                  max_message_size=max_message_size)
         router = Router(self.path, self.dialer, self.hooks, self._admission, self._acceptor, self._rendezvous,
                         self._counters, max_request_body, self._inflight)
         self._rendezvous.sink = router

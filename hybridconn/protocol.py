@@ -26,7 +26,9 @@ from ._protocol.headers import STRIPPED_HEADERS, header_value, is_stripped_heade
 from ._protocol.limits import (
     ACCEPT_WINDOW,
     CONTROL_CHANNEL_BODY_LIMIT,
+    CONTROL_MESSAGE_SIZE,
     FRAGMENT_SIZE,
+    MAX_MESSAGE_SIZE,
     HEADER_METADATA_LIMIT,
     MAX_LISTENERS,
     RESPONSE_DEADLINE,
@@ -73,6 +75,8 @@ __all__ = [
     "ACCEPT_WINDOW",
     "MAX_LISTENERS",
     "FRAGMENT_SIZE",
+    "MAX_MESSAGE_SIZE",
+    "CONTROL_MESSAGE_SIZE",
     "STRIPPED_HEADERS",
     "RELAY_STATUSES",
     "Accept",

@@ -22,7 +22,7 @@ from requests.structures import CaseInsensitiveDict
 from .._deadline import Deadline
 from .._transport import Dialer
 from ..addresses import parse_address, redact_url, reject_url
-from ..connection import HybridConnection
+from ..connection import MAX_MESSAGE_SIZE, HybridConnection
 from ..exceptions import ConnectionClosed, HandshakeError, HybridConnectionError, RelayTimeoutError
 from ..protocol import Accept, header_value, parse_subprotocols
 from .admission import CLOSING, Admission, Refusal
@@ -173,8 +173,10 @@ class Acceptor:
     """
 
     def __init__(self, path: str, dialer: Dialer, hooks: Hooks, sockets: SocketTracker, admission: Admission, *,
-                 queue_size: int, subprotocols: Sequence[str], counters: Counters) -> None:
+                 queue_size: int, subprotocols: Sequence[str], counters: Counters,
+                 max_message_size: Optional[int] = MAX_MESSAGE_SIZE) -> None:
         self.path = path
+        self.max_message_size = max_message_size
         self._dialer = dialer
         self._hooks = hooks
         self._sockets = sockets
@@ -254,7 +256,8 @@ class Acceptor:
         self._counters.bump("accepted")
         parsed = parse_address(message.address, self.path)
         return HybridConnection(ws, id=message.id, headers=dict(message.connect_headers), path=parsed.suffix,
-                                query=parsed.query, subprotocol=subprotocol, io_timeout=self._dialer.io_timeout)
+                                query=parsed.query, subprotocol=subprotocol, io_timeout=self._dialer.io_timeout,
+                                max_message_size=self.max_message_size)
 
     def _run_handler(self, handler: Any, conn: HybridConnection) -> None:
         try:

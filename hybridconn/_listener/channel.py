@@ -23,7 +23,7 @@ from .._deadline import Deadline
 from .._transport import Dialer
 from ..addresses import Namespace, listen_url
 from ..auth import TokenProvider
-from ..connection import HybridConnection
+from ..connection import CONTROL_MESSAGE_SIZE, HybridConnection
 from ..exceptions import AuthenticationError, EndpointNotFoundError, HybridConnectionError, RelayTimeoutError
 from ..protocol import CONTROL_CHANNEL_BODY_LIMIT, AssemblerEvent
 from .keepalive import KeepAlive
@@ -131,7 +131,8 @@ class ControlChannel:
         url = listen_url(self.namespace, self.path, id=conn_id, token=query_token)
         ws = self._dialer.open(url, what="listen", headers=headers, timeout=timeout)
         self.connects += 1
-        return Link(HybridConnection(ws, id=conn_id, io_timeout=self._dialer.io_timeout), expires_on, obtained_at)
+        conn = HybridConnection(ws, id=conn_id, io_timeout=self._dialer.io_timeout, max_message_size=CONTROL_MESSAGE_SIZE)
+        return Link(conn, expires_on, obtained_at)
 
     def start(self, first: Optional[Link]) -> None:
         """Start the timer and the reader (serving ``first`` if ``open()`` already connected it)."""

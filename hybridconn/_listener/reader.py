@@ -1,14 +1,16 @@
 """Reading control messages off a socket: frames in, paired message events out.
 
 Shared by the control channel and the request rendezvous sockets. Text
-messages are decoded incrementally, so a character split across fragments
-survives; binary frames are paired with the message announcing them by
+messages are decoded incrementally and strictly (invalid UTF-8 fails the socket
+with 1007; the control channel then reconnects), so a character split across
+fragments survives; binary frames are paired with the message announcing them by
 :class:`~hybridconn.protocol.FrameAssembler`.
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
 from typing import Any, List, Optional
 
 from ..connection import HybridConnection
@@ -18,6 +20,8 @@ from ..protocol import AssemblerEvent, FrameAssembler, ProtocolViolation, Violat
 __all__ = ["MessageReader", "BodyTooLargeError", "describe_event"]
 
 _TEXT, _CONT = 0x1, 0x0
+
+log = logging.getLogger(__name__)
 
 
 class BodyTooLargeError(ProtocolError):
@@ -37,8 +41,15 @@ class MessageReader:
         opcode, payload, fin = self.conn.recv_frame(timeout)
         if opcode == _TEXT or (opcode == _CONT and self._decoder is not None):
             if self._decoder is None:
-                self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-            text = self._decoder.decode(payload, final=fin)
+                self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+            try:
+                text = self._decoder.decode(payload, final=fin)
+            except UnicodeDecodeError as exc:
+                # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection with 1007. The
+                # relay never sends it; guessing with U+FFFD could change a request's headers or id.
+                log.warning("invalid UTF-8 in a text message from the relay; closing the socket with 1007")
+                self.conn.shutdown_send(1007, "invalid UTF-8 in a text message", timeout=1.0)
+                raise ProtocolError("the relay sent invalid UTF-8 in a text message") from exc
             if fin:
                 self._decoder = None
             return self.assembler.receive_text(text, fin)

@@ -204,6 +204,13 @@ class Reply:
 
     def _send(self, response: RelayedResponse) -> bool:
         headers = _response_headers(response)
+        unsendable = _unsendable_header(headers)
+        if unsendable is not None:
+            if response.is_streamed:
+                _close_body(response.body)  # type: ignore[arg-type]
+            response = internal_error("response header %r of request %s cannot be sent: %s", unsendable[0],
+                                      self.request_id, unsendable[1], exc_info=False)
+            headers = _response_headers(response)
         chunks: Chunks = None
         if response.is_streamed:
             chunks, failed = _prefetch(response.body)  # type: ignore[arg-type]
@@ -306,6 +313,24 @@ def _response_headers(response: RelayedResponse) -> Dict[str, str]:
     return kept
 
 
+def _unsendable_header(headers: Dict[str, str]) -> Optional[Tuple[str, str]]:
+    """``(name, why)`` of the first header HTTP/1.1 cannot carry, or None.
+
+    Values travel as latin-1 (PEP 3333; ``filename="café.txt"`` is fine); a character beyond it,
+    or a line break, cannot be sent, and is better a 500 with a tracking id than a dropped connection.
+    """
+    for name, value in headers.items():
+        if not name or not name.isascii() or any(c in name for c in ' \t\r\n:"(),/;<=>?@[\\]{}'):
+            return name, "not a valid header name"
+        if any(c in value for c in "\r\n\0"):
+            return name, "its value has a line break"
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            return name, "its value has characters beyond latin-1"
+    return None
+
+
 def _close_body(chunks: Chunks) -> None:
     close = getattr(chunks, "close", None)
     if close is None:
@@ -323,7 +348,12 @@ def _slices(body: bytes) -> Iterator[bytes]:
 
 
 def _prefetch(body: Iterable[bytes]) -> Tuple[Chunks, Optional[RelayedResponse]]:
-    """Start a streamed body; if it fails before its first chunk, a 500 replaces the response."""
+    """Start a streamed body; if it fails before its first chunk, a 500 replaces the response.
+
+    A first chunk that is not bytes (a ``str``, a dict) is a 500 too: nothing was sent yet, so the
+    sender can still get a clean error instead of a response that breaks off. A bad chunk later
+    aborts the rendezvous socket, which the relay passes on as a broken response.
+    """
     try:
         iterator = iter(body)
         first = next(iterator, None)
@@ -331,6 +361,10 @@ def _prefetch(body: Iterable[bytes]) -> Tuple[Chunks, Optional[RelayedResponse]]
         return None, internal_error("streamed response body failed before its first chunk")
     if first is None:
         return iter(()), None
+    if not isinstance(first, (bytes, bytearray, memoryview)):
+        _close_body(iterator)
+        return None, internal_error("a streamed response body yielded %s, not bytes", type(first).__name__,
+                                    exc_info=False)
 
     def chained() -> Iterator[bytes]:
         yield first

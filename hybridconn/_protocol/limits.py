@@ -23,6 +23,16 @@ MAX_LISTENERS = 25
 #: Largest WebSocket fragment either side writes when it splits a streamed body.
 FRAGMENT_SIZE = 64 * 1024
 
+#: The longest message a relayed WebSocket takes by default (the sender's ``connect()`` and the
+#: listener's accepted connections; ``max_message_size=`` changes it, None lifts it). A longer one
+#: closes the connection with 1009 (RFC 6455) before it is buffered. 16 MiB: relayed WebSockets
+#: carry application traffic (files, tunnelled streams), so more room than websockets' 1 MiB or
+#: aiohttp's 4 MiB, while one message can still never cost more than ~32 MiB of a peer's memory.
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: The longest message on a control channel, both ends: its messages are JSON (headers within
+#: 32 kB) and bodies within 64 kB, so 1 MiB is ample and a runaway message is cut early.
+CONTROL_MESSAGE_SIZE = 1024 * 1024
+
 HeaderText = Union[str, bytes]
 HeaderItems = Union[Mapping[str, str], Iterable[Tuple[HeaderText, HeaderText]]]
 

@@ -8,6 +8,7 @@ listeners on stderr.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import threading
@@ -42,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls-self-signed", action="store_true", help="serve wss/https with a self-signed certificate (needs openssl)"
     )
+    parser.add_argument(
+        "--allow-dev-key", action="store_true",
+        help="serve on a non-loopback --host with the published development key anyway "
+             "(anyone who can reach the port can then listen and send)",
+    )  # fmt: skip
     parser.add_argument("--response-timeout", type=float, default=60.0, metavar="S", help="seconds a listener has to answer an HTTP request (default: 60)")
     parser.add_argument("--accept-timeout", type=float, default=30.0, metavar="S", help="seconds a listener has to accept a connection (default: 30)")
 
@@ -54,7 +60,36 @@ def _tls(args: argparse.Namespace) -> Any:
     return (args.tls_certfile, args.tls_keyfile) if args.tls_certfile else None
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (``127.x``, ``::1``, ``localhost``)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _check_exposure(args: argparse.Namespace) -> None:
+    """Refuse a network-facing emulator whose key is the published one, unless told otherwise.
+
+    The development key is in the documentation (and in this package): on anything but a loopback
+    address it lets anyone who reaches the port register listeners and read senders' traffic.
+    """
+    if is_loopback(args.host) or (args.key and args.key != DEFAULT_KEY):
+        return
+    if not args.allow_dev_key:
+        raise SystemExit(
+            f"hybridconn emulator: refusing to serve on {args.host} with the published development key: anyone "
+            "who can reach this port could listen and send. Pass --key with a key of your own "
+            "(e.g. `openssl rand -base64 32`), or --allow-dev-key if that is really what you want."
+        )
+    log.warning("serving on %s with the published development key (--allow-dev-key): anyone who can reach "
+                "this port can listen and send", args.host)
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_exposure(args)
     names: List[str] = list(args.hybrid_connections or [])
     if not names and not args.allow_anonymous_senders:
         names = ["hc1"]

@@ -26,11 +26,12 @@ from .access import ALL_RIGHTS, DEFAULT_KEY, DEFAULT_KEY_NAME
 from .credential import DevCredential
 from .entra import DEV_ISSUER, DEV_TENANT_ID, mint_token
 from .identity import DevIdentityEndpoint
+from .limits import ClientLimits
 from .roles import DEV_PRINCIPAL_ID, LISTENER, OWNER, SENDER, RoleAssignment
 from .server import RelayEmulator
 
 __all__ = [
     "RelayEmulator", "DEFAULT_KEY_NAME", "DEFAULT_KEY", "ALL_RIGHTS",
     "DevCredential", "DevIdentityEndpoint", "RoleAssignment", "OWNER", "LISTENER", "SENDER",
-    "DEV_PRINCIPAL_ID", "DEV_TENANT_ID", "DEV_ISSUER", "mint_token",
+    "DEV_PRINCIPAL_ID", "DEV_TENANT_ID", "DEV_ISSUER", "mint_token", "ClientLimits",
 ]

@@ -18,6 +18,7 @@ from wsproto.events import BytesMessage, TextMessage
 
 from ..protocol import (
     CONTROL_CHANNEL_BODY_LIMIT,
+    CONTROL_MESSAGE_SIZE,
     FrameAssembler,
     MessageReceived,
     ProtocolViolation,
@@ -60,7 +61,7 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
     channel = ListenerChannel(
         entity,
         listener_id,
-        incoming.conn.new_websocket(f"control channel {listener_id}"),
+        incoming.conn.new_websocket(f"control channel {listener_id}", max_message_size=CONTROL_MESSAGE_SIZE),
         base_url=f"{ctx.ws_scheme}://{incoming.headers.get('host') or ctx.authority}",
         audiences=audiences(incoming, entity),
         expires_at=KeyRing.expiry(admitted.source.token or ""),

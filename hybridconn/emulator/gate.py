@@ -58,20 +58,23 @@ def resolve_entity(incoming: Incoming) -> Union[Tuple[Entity, str], Refusal]:
 
 
 def audiences(incoming: Incoming, entity: Entity) -> Tuple[str, ...]:
-    """Resources a token may be signed for: the host the client addressed, or ours."""
-    return _audiences(incoming.headers.get("host", "").strip(), incoming.ctx.authority, entity.name)
+    """Resources a token may be signed for: this emulator under the names it is configured with.
+
+    Never the request's ``Host`` header: the client controls it, and honouring it would accept a
+    token signed for any other namespace whose key happens to be the same.
+    """
+    return _audiences(incoming.ctx.authority, incoming.ctx.hostnames, entity.name)
 
 
 @functools.lru_cache(maxsize=256)
-def _audiences(host_header: str, authority: str, entity_name: str) -> Tuple[str, ...]:
-    # Cached: every relayed request asks, and a sender repeats the same Host header.
-    hosts: List[str] = []
-    if host_header:
-        hosts.append(host_header)
-    hosts.append(authority)
+def _audiences(authority: str, hostnames: Tuple[str, ...], entity_name: str) -> Tuple[str, ...]:
+    # Cached: every relayed request asks.
+    hosts: List[str] = [authority]
     name, _, port = authority.rpartition(":")
     if name in _LOOPBACK:
         hosts.extend(f"{alias}:{port}" for alias in _LOOPBACK if alias != name)
+    hosts.extend(host if host.rpartition(":")[2].isdigit() and not host.endswith("]") else f"{host}:{port}"
+                 for host in hostnames)
     seen: List[str] = []
     for host in hosts:
         audience = f"http://{host}/{entity_name}"

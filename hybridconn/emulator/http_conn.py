@@ -12,6 +12,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -101,8 +102,14 @@ class HttpConnection:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Serve on this connection's own thread; RuntimeError when no thread can be started
+        (then nothing is tracked, and the caller closes the socket)."""
         self.ctx.track(self)
-        self.thread.start()
+        try:
+            self.thread.start()
+        except BaseException:
+            self.ctx.untrack(self)
+            raise
 
     def abort(self) -> None:
         """Drop the connection now (from any thread)."""
@@ -165,6 +172,7 @@ class HttpConnection:
         except OSError:
             pass
         self.ctx.untrack(self)
+        self.ctx.clients.release(self.peer[0])
 
     # ------------------------------------------------------------------ h11 plumbing
 
@@ -178,6 +186,42 @@ class HttpConnection:
             if data is None:
                 raise ConnectionDone()
             self.h11.receive_data(data)
+
+    def next_body_event(self) -> H11Event:
+        """The next event of a request body: ConnectionDone when none comes within the body idle deadline."""
+        return self.next_event(self.ctx.limits.body_idle_timeout)
+
+    def _next_request(self, first: bool) -> H11Event:
+        """The next request head (or the end of the connection).
+
+        The whole head must arrive within ``head_timeout`` (slowloris): counted from the
+        connection's start for its first request, from the first byte of a later one (a kept-alive
+        connection may idle up to ``IDLE_TIMEOUT`` between requests).
+        """
+        head_timeout = self.ctx.limits.head_timeout
+        deadline = time.monotonic() + head_timeout if first else None
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            wait = IDLE_TIMEOUT if deadline is None else deadline - time.monotonic()
+            data = recv_some(self.sock, wait, 65536) if wait > 0 else None
+            if data is None:
+                if deadline is not None:
+                    self._head_too_slow(head_timeout)
+                raise ConnectionDone()
+            if deadline is None:
+                deadline = time.monotonic() + head_timeout
+            self.h11.receive_data(data)
+
+    def _head_too_slow(self, head_timeout: float) -> None:
+        log.info("connection from %s: no complete request head within %g s; closing it", self.peer[0], head_timeout)
+        if self.h11.our_state is h11.IDLE:
+            text = f"The request head did not arrive within {head_timeout:g} seconds"
+            try:
+                self.refuse(Refusal(408, describe(text, self.ctx.authority)), close=True)
+            except ConnectionDone:
+                pass
 
     def send(self, *events: h11.Event) -> None:
         wire = b"".join(self.h11.send(event) or b"" for event in events)
@@ -207,7 +251,7 @@ class HttpConnection:
         """Read and discard the rest of the request body; False if it was too long to wait for."""
         seen = 0
         while self.h11.their_state is h11.SEND_BODY:
-            event = self.next_event(WRITE_TIMEOUT)
+            event = self.next_body_event()
             if isinstance(event, h11.Data):
                 seen += len(event.data)
                 if seen > limit:
@@ -219,9 +263,11 @@ class HttpConnection:
     # ------------------------------------------------------------------ serving
 
     def _serve(self) -> None:
+        first = True
         while not self.ctx.stop.is_set():
             try:
-                event = self.next_event(IDLE_TIMEOUT)
+                event = self._next_request(first)
+                first = False
             except h11.RemoteProtocolError as exc:
                 self._bad_http(exc)
                 return
@@ -261,9 +307,9 @@ class HttpConnection:
 
     # ------------------------------------------------------------------ WebSocket upgrades
 
-    def new_websocket(self, name: str) -> WsChannel:
+    def new_websocket(self, name: str, max_message_size: Optional[int] = None) -> WsChannel:
         """The WebSocket this connection becomes once :meth:`admit_websocket` sends its 101."""
-        return WsChannel(self.sock, b"", name=name)
+        return WsChannel(self.sock, b"", name=name, max_message_size=max_message_size)
 
     def accept_websocket(self, incoming: Incoming, subprotocol: Optional[str], name: str) -> WsChannel:
         """Send 101 (declining every extension) and wrap the socket."""

@@ -43,7 +43,7 @@ from .exchange import (
     ResponseStarted,
 )
 from .gate import admit, forwarded_headers, optional_int
-from .http_conn import WRITE_TIMEOUT, ConnectionDone, HttpConnection, Incoming
+from .http_conn import ConnectionDone, HttpConnection, Incoming
 from .status import Refusal
 
 __all__ = ["serve_http"]
@@ -153,7 +153,7 @@ def _announcing(message: Request, has_body: bool) -> Request:
 def _read_body(conn: HttpConnection) -> bytes:
     chunks: List[bytes] = []
     while True:
-        event = conn.next_event(WRITE_TIMEOUT)
+        event = conn.next_body_event()
         if isinstance(event, h11.Data):
             chunks.append(bytes(event.data))
         elif isinstance(event, h11.EndOfMessage):
@@ -167,7 +167,7 @@ def _send_over_link(conn: HttpConnection, link: RendezvousLink, pending: Pending
         body = _read_body(conn)
         ok = link.send_request(pending, _announcing(message, bool(body)), body)
     else:
-        first = conn.next_event(WRITE_TIMEOUT)
+        first = conn.next_body_event()
         if isinstance(first, h11.EndOfMessage):
             ok = link.send_request(pending, _announcing(message, False), None)
         else:
@@ -182,7 +182,7 @@ def _send_over_link(conn: HttpConnection, link: RendezvousLink, pending: Pending
                     break
                 else:
                     raise ConnectionDone()
-                event = conn.next_event(WRITE_TIMEOUT)
+                event = conn.next_body_event()
     if not ok:
         raise ConnectionDone()  # the rendezvous socket is gone: the sender's connection goes too
 
@@ -242,8 +242,8 @@ def _write_response(
         headers.append(("Connection", "close"))
     reason = printable_reason(response.status_description or standard_phrase(status))
     try:
-        head = h11.Response(status_code=status, headers=headers, reason=reason)
-    except h11.LocalProtocolError as exc:
+        head = h11.Response(status_code=status, headers=_latin1(headers), reason=reason)
+    except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
         log.warning("request %s: the listener's response head is invalid (%s)", pending.id, exc)
         if body is None:
             pending.done.set()  # the reader stops queueing; the rest of the body is dropped
@@ -256,6 +256,12 @@ def _write_response(
         return status
     _stream_body(conn, pending, incoming.ctx.response_timeout, bodiless)
     return status
+
+
+def _latin1(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
+    """Header values as latin-1 bytes, as HTTP/1.1 and PEP 3333 carry them (h11 would take ASCII only):
+    ``filename="café.txt"`` goes through; a character beyond latin-1 raises UnicodeEncodeError."""
+    return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
 
 
 def _response_headers(response: Response, authority: str, method: str) -> List[Tuple[str, str]]:

@@ -151,10 +151,12 @@ class ResponseReader:
         link.alive = False
         if isinstance(event, CloseAnswered):
             return  # we closed it: the sender is gone
-        if isinstance(event, PeerClosed):
-            for outcome in self.assembler.finish():  # a body may end with the close frame
+        if isinstance(event, PeerClosed) and event.code == 1000:
+            for outcome in self.assembler.finish():  # a body may end with a normal close
                 self._on_outcome(outcome)
         elif self.streaming is not None:
+            # Any other close (1011: the listener's body source failed) or a lost socket before the
+            # body's last frame: the sender must see a broken response, never a short complete one.
             self.streaming.abort("the listener's rendezvous connection was lost mid-response")
             self.streaming = None
         current = link.current

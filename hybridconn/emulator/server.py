@@ -6,15 +6,17 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Iterable, List, Mapping, Optional
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 from ..protocol import ACCEPT_WINDOW, RESPONSE_DEADLINE
+from .accept_loop import AcceptLoop
 from .access import KeyRing, KeySpec
 from .context import EmulatorContext
 from .credential import DevCredential
 from .entra import EntraVerifier
 from .entities import Entity
 from .http_conn import HttpConnection
+from .limits import ClientCounter, ClientLimits
 from .registry import Registry
 from .roles import DEV_PRINCIPAL_ID, RoleAssignmentLike, RoleAssignments
 from .routes import route
@@ -53,6 +55,14 @@ class RelayEmulator:
         listener it was sent to closed its control channel cleanly (1000) without answering; a
         draining listener answers such requests there. After it, or at once when a channel is
         lost, the sender gets 502.
+    :param hostnames: other names clients address this emulator by (``"devbox"`` or
+        ``"devbox:9350"``): a token's audience may name them. Tokens are checked against these,
+        the connect address and (on loopback) ``127.0.0.1``/``localhost``/``[::1]`` only, never
+        against the request's ``Host`` header. Bound to every interface, this machine's host
+        names are added.
+    :param limits: what one client (one address) may hold: connections at once, and deadlines
+        for a request head and between request-body bytes (:class:`~.limits.ClientLimits`;
+        default: half the descriptor limit, 30 s, 30 s).
     """
 
     def __init__(
@@ -68,6 +78,8 @@ class RelayEmulator:
         role_assignments: Optional[Iterable[RoleAssignmentLike]] = None,
         local_auth: bool = True,
         close_grace: float = 5.0,
+        limits: Optional[ClientLimits] = None,
+        hostnames: Iterable[str] = (),
     ) -> None:
         self.host = host
         self._requested_port = int(port)
@@ -77,6 +89,10 @@ class RelayEmulator:
         self.response_timeout = float(response_timeout)
         self.accept_timeout = float(accept_timeout)
         self.close_grace = float(close_grace)
+        #: Per-client caps: connections at once, request-head and body-idle deadlines (``limits.py``).
+        self.limits = limits if limits is not None else ClientLimits()
+        self._accept_loop: Optional[AcceptLoop] = None
+        self.hostnames = tuple(str(h).strip().lower() for h in hostnames if str(h).strip())
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)
@@ -100,7 +116,9 @@ class RelayEmulator:
 
     @property
     def running(self) -> bool:
-        return self._ctx is not None
+        """True while started and accepting connections (False once the listening socket failed)."""
+        thread = self._accept_thread
+        return self._ctx is not None and thread is not None and thread.is_alive()
 
     def start(self) -> "RelayEmulator":
         """Bind and start serving (no-op when already running). Returns self."""
@@ -130,12 +148,17 @@ class RelayEmulator:
                 response_timeout=self.response_timeout,
                 accept_timeout=self.accept_timeout,
                 close_grace=self.close_grace,
+                limits=self.limits,
+                hostnames=self._token_hostnames(),
+                clients=ClientCounter(self.limits.max_connections_per_client),
             )
+            self._accept_loop = self._new_accept_loop(self._ctx, server)
             self._accept_thread = threading.Thread(
-                target=self._accept_loop, args=(self._ctx, server), name=f"hybridconn-emulator-accept-{self._port}", daemon=True
+                target=self._accept_loop.run, name=f"hybridconn-emulator-accept-{self._port}", daemon=True
             )
             self._accept_thread.start()
-        log.info("relay emulator listening on %s (hybrid connections: %s)", self.namespace, ", ".join(self._registry.entity_names()) or "none")
+        log.info("relay emulator listening on %s (bound to %s; hybrid connections: %s)", self.namespace,
+                 self.bound_address, ", ".join(self._registry.entity_names()) or "none")
         return self
 
     def stop(self, timeout: float = 5.0, drain: float = 0.0) -> None:
@@ -186,22 +209,28 @@ class RelayEmulator:
             self._tls.cleanup()
             self._tls = None
 
-    def _accept_loop(self, ctx: EmulatorContext, server: socket.socket) -> None:
-        number = 0
+    def _new_accept_loop(self, ctx: EmulatorContext, server: socket.socket) -> AcceptLoop:
         tls = self._tls.context if self._tls is not None else None
-        while not ctx.stop.is_set():
-            try:
-                sock, peer = server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            if ctx.stop.is_set():
-                sock.close()
-                break
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
-            number += 1
-            HttpConnection(ctx, sock, peer[:2], tls, number, route).start()
+
+        def serve(sock: socket.socket, peer: Tuple[str, int], number: int) -> None:
+            HttpConnection(ctx, sock, peer, tls, number, route).start()
+
+        return AcceptLoop(server, serve, ctx.clients, ctx.stop.is_set, ctx.stop.wait)
+
+    def _token_hostnames(self) -> Tuple[str, ...]:
+        """Names a token's audience may use besides the connect address (and loopback aliases)."""
+        names = list(self.hostnames)
+        if self.host in _ANY_HOST:  # reachable from other machines by this machine's names
+            names.extend(n.lower() for n in {socket.gethostname(), socket.getfqdn()} if n)
+        elif self.host not in ("127.0.0.1", "localhost", "::1"):
+            names.append(self.host if ":" not in self.host else f"[{self.host}]")
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections refused since the last start because their client had its cap open already."""
+        ctx = self._ctx
+        return ctx.clients.refused if ctx is not None else 0
 
     # ------------------------------------------------------------------ addresses
 
@@ -210,6 +239,18 @@ class RelayEmulator:
         if self.host in _ANY_HOST:
             return "127.0.0.1"
         return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def bound_address(self) -> str:
+        """``host:port`` the listening socket is actually bound to (``0.0.0.0:9350``), or ``""`` when stopped."""
+        server = self._server
+        if server is None:
+            return ""
+        try:
+            host, port = server.getsockname()[:2]
+        except OSError:
+            return ""
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def port(self) -> int:

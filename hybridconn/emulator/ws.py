@@ -98,10 +98,13 @@ def shutdown_socket(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
 class WsChannel:
     """A WebSocket whose handshake is done; ``trailing_data`` are bytes read past it."""
 
-    def __init__(self, sock: socket.socket, trailing_data: bytes = b"", name: str = "") -> None:
+    def __init__(self, sock: socket.socket, trailing_data: bytes = b"", name: str = "",
+                 max_message_size: Optional[int] = None) -> None:
         self.sock = sock
         self.name = name
-        self._parser = FrameParser(Role.SERVER, max_piece=READ_SIZE)  # a long frame is relayed as it comes
+        # A long frame is relayed as it comes; where messages are assembled (a control channel),
+        # ``max_message_size`` ends a longer one with 1009 before it is held.
+        self._parser = FrameParser(Role.SERVER, max_piece=READ_SIZE, max_message_size=max_message_size)
         self._messages = MessageAssembler()
         self.send_lock = threading.Lock()
         self._down = threading.Event()

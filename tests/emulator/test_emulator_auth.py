@@ -79,12 +79,16 @@ def test_audience_forms_are_accepted(relay: RelayEmulator, resource: str) -> Non
     channel.close()
 
 
-def test_audience_matching_the_host_header(relay: RelayEmulator) -> None:
-    """A client that addressed the namespace by name (``Host: ns:443``) may sign for ``http://ns:443/hc1``."""
+def test_audience_never_matches_the_host_header(relay: RelayEmulator) -> None:
+    """A token signed for another namespace is refused even when the client's ``Host`` names it
+    (issue 15: the client controls that header); the namespace names are configured instead."""
     tok = generate_sas_token("http://contoso.servicebus.windows.net:443/hc1", DEFAULT_KEY_NAME, DEFAULT_KEY, 300)
-    ws = open_ws(hc_url(relay, "hc1", "listen"), [f"ServiceBusAuthorization: {tok}"], host="contoso.servicebus.windows.net")
-    shut(ws)
-    assert _listen_status(relay, tok) == 401  # addressed as 127.0.0.1: the audience does not match
+    exc = refused(hc_url(relay, "hc1", "listen"), [f"ServiceBusAuthorization: {tok}"],
+                  host="contoso.servicebus.windows.net")
+    assert exc.status_code == 401
+    assert _listen_status(relay, tok) == 401
+    with RelayEmulator(hostnames=["contoso.servicebus.windows.net:443"]) as named:
+        shut(open_ws(hc_url(named, "hc1", "listen"), [f"ServiceBusAuthorization: {tok}"]))
 
 
 def test_token_sources_and_precedence(relay: RelayEmulator, control: Control) -> None:
