@@ -17,9 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Deque, Mapping, Optional, Protocol, Sequence, Tuple
 
-from requests.structures import CaseInsensitiveDict
-
 from .._deadline import Deadline
+from .._headermap import HeaderMap
 from .._transport import Dialer
 from ..addresses import parse_address, redact_url, reject_url
 from ..connection import HybridConnection
@@ -51,7 +50,7 @@ class ConnectionRequest:
     """
 
     id: str
-    headers: "CaseInsensitiveDict[str]"
+    headers: HeaderMap
     path: str = ""
     query: str = ""
     subprotocols: Tuple[str, ...] = ()
@@ -216,7 +215,7 @@ class Acceptor:
         hook = self._hooks.on_accept
         if hook is not None:
             parsed = parse_address(message.address, self.path)
-            headers: "CaseInsensitiveDict[str]" = CaseInsensitiveDict(message.connect_headers)
+            headers = HeaderMap(message.connect_headers)
             offered = offered_subprotocols(headers)
             try:
                 decision = hook(ConnectionRequest(message.id, headers, parsed.suffix, parsed.query, offered))
