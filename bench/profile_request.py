@@ -8,7 +8,8 @@ keep-alive, one thread per connection) are children; the listener runs here. CPU
 time (``/proc/<pid>/stat`` for the emulator, ``os.times()`` here) over a fixed count of
 requests, so it is comparable across runs on a busy machine where wall-clock rates are not.
 With ``--profile`` py-spy samples the listener (this process) and the emulator while they
-serve (``--idle`` stacks dropped) and writes collapsed stacks, one line per stack.
+serve (``--gil``: only the thread holding the GIL, i.e. where the CPU goes) and writes collapsed
+stacks, one line per stack.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def measure(cs: str, emulator_pid: int, count: int, senders: int, profile: Optio
     spies: List[subprocess.Popen] = []
     if profile:
         for role, pid in (("listener", os.getpid()), ("emulator", emulator_pid)):
-            spies.append(subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+            spies.append(subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--gil",
                                            "--output", f"{profile}-{role}-{senders}.txt"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.0)
