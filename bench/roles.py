@@ -14,7 +14,7 @@ import logging
 import os
 import resource
 import sys
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,6 +59,16 @@ def run_listener(args: argparse.Namespace) -> None:
         status, ctype, body = app.http_response(req.method, req.target, req.body)
         return hybridconn.RelayedResponse(status=status, headers={"Content-Type": ctype}, body=body)
 
+    if args.multiplexed:
+        _serve_multiplexed(listener)
+        listener.open(timeout=30)
+        try:
+            _ready({"ready": True})
+            _wait_for_eof()
+        finally:
+            listener.close(timeout=10)
+        return
+
     @listener.on_connection
     def serve(conn: hybridconn.HybridConnection) -> None:
         def next_message() -> Optional[Tuple[bool, Any]]:
@@ -83,6 +93,33 @@ def run_listener(args: argparse.Namespace) -> None:
         listener.close(timeout=10)
 
 
+def _serve_multiplexed(listener: Any) -> None:
+    """bench/app.py's WebSocket routes as ``on_message`` (one reader thread for every socket)."""
+    sunk: Dict[str, int] = {}
+
+    @listener.on_message
+    def on_message(conn: Any, message: Any) -> None:
+        route = conn.path.rstrip("/").rsplit("/", 1)[-1]
+        is_text = isinstance(message, str)
+        if route == "sink":
+            if is_text and message == "done":
+                conn.send(str(sunk.pop(conn.id, 0)))
+            elif not is_text:
+                sunk[conn.id] = sunk.get(conn.id, 0) + len(message)
+        elif route == "source" and is_text and message.startswith("go "):
+            _, total, size = message.split()
+            chunk = app.blob(int(size))
+            for _ in range(int(total) // int(size)):
+                conn.send(chunk)
+            conn.send("done")
+        else:
+            conn.send(message)
+
+    @listener.on_close
+    def on_close(conn: Any) -> None:
+        sunk.pop(conn.id, None)
+
+
 def run_plain(args: argparse.Namespace) -> None:
     from servers import PlainHTTPServer, PlainWSServer
 
@@ -103,6 +140,7 @@ def main() -> int:
     listener = sub.add_parser("listener")
     listener.add_argument("--cs", required=True)
     listener.add_argument("--max-workers", type=int, default=16)
+    listener.add_argument("--multiplexed", action="store_true", help="serve WebSockets with on_message")
     sub.add_parser("plain")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)

@@ -105,8 +105,10 @@ def _mbps(result: Dict[str, Any]) -> Dict[str, Any]:
 class Bench:
     """Starts every process, builds the three systems, and stops them all on close()."""
 
-    def __init__(self, with_node: bool) -> None:
+    def __init__(self, with_node: bool, multiplexed: bool = False) -> None:
         self.procs: List[Proc] = []
+        # --multiplexed: the listener serves WebSockets with on_message and 16 threads, not 1,100.
+        self.listener_args = ["--multiplexed", "--max-workers", "16"] if multiplexed else ["--max-workers", "1100"]
         self.node_skip: Optional[str] = node_skip_reason() if with_node else "--no-node given"
         self.clients: List[HybridConnectionClient] = []
         try:
@@ -122,7 +124,7 @@ class Bench:
     def _start(self) -> None:
         emulator = self._add(python_role("emulator", "emulator"))
         cs = emulator.info["cs"]
-        listener = self._add(python_role("listener", "listener", "--cs", cs["py"], "--max-workers", "1100"))
+        listener = self._add(python_role("listener", "listener", "--cs", cs["py"], *self.listener_args))
         plain = self._add(python_role("plain", "plain"))
         self.systems: Dict[str, Dict[str, System]] = {"http": {}, "ws": {}}
         py_client = self._client(cs["py"])
@@ -307,6 +309,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3; the median is shown)")
     parser.add_argument("--only", default="", help="comma-separated case keys (prefixes work: ws-echo)")
     parser.add_argument("--no-node", action="store_true", help="skip the hyco-https/hyco-ws rows")
+    parser.add_argument("--multiplexed", action="store_true",
+                        help="the hybridconn listener serves WebSockets with on_message (one reader thread)")
     parser.add_argument("--json", default=None, help="results file (default bench/results-quick|full.json)")
     args = parser.parse_args()
     cases = build_cases()
@@ -314,7 +318,7 @@ def main() -> int:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         cases = [c for c in cases if any(c.key.startswith(w) for w in wanted)]
     started = time.monotonic()
-    bench = Bench(with_node=not args.no_node)
+    bench = Bench(with_node=not args.no_node, multiplexed=args.multiplexed)
     results: Dict[str, Dict[str, Any]] = {}
     failed: Dict[str, str] = {}
     try:

@@ -1,18 +1,15 @@
 """HybridConnection: one relayed, duplex WebSocket.
 
-The sender's socket and the listener's accepted rendezvous socket are the
-same type. websocket-client only performs the handshake; after it the
-connection frames its own traffic on the raw socket with
-:mod:`hybridconn._frames`, and adds what the relay needs:
+The sender's socket and the listener's accepted socket are the same type (a
+multiplexed listener's is :class:`hybridconn._listener.polled.PolledConnection`).
+websocket-client only performs the handshake; after it the connection frames
+its own traffic on the raw socket with :mod:`hybridconn._frames`, adding:
 
-- thread-safe sends through one write path under one send lock, and a unit
-  send (a JSON text frame plus its body frames) nothing can interleave with;
+- thread-safe sends under one send lock; a unit send (JSON text frame + body) nothing interleaves;
 - ``recv(timeout)`` that waits with ``poll`` (never changing the socket timeout
-  under a concurrent sender) and reads all that has arrived at once
-  (websocket-client made three or four ``recv`` calls per frame);
+  under a concurrent sender) and reads all that has arrived at once;
 - text validated by Python's own UTF-8 codec, masks applied in C;
-- after a peer's close frame, the close is echoed and the socket shut down at
-  once (websocket-client would leave it open and park the far side for 10 s).
+- after a peer's close frame, the close is echoed and the socket shut down at once.
 """
 
 from __future__ import annotations
@@ -80,8 +77,7 @@ class HybridConnection:
         self._io_timeout = io_timeout
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
-        # websocket-client reads the handshake response byte by byte, so nothing past it is
-        # buffered in Python (a TLS socket's decrypted bytes are: see _receive).
+        # websocket-client reads the handshake byte by byte: nothing past it is buffered in Python.
         self._parser = FrameParser(Role.CLIENT, accept_masked=True, max_message_size=max_message_size)
         self._messages = MessageAssembler()
         self._state_lock = threading.Lock()
@@ -258,25 +254,29 @@ class HybridConnection:
             self._recv_lock.release()
 
     def _next_data_frame(self, deadline: Deadline, timeout: Optional[float]) -> Frame:
-        """The next data frame; pings, pongs and closes are handled on the way."""
-        parser = self._parser
+        """The next data frame, waiting for it; pings, pongs and closes are handled on the way."""
+        while (frame := self._buffered_frame(None)) is None:
+            self._receive(deadline, timeout)
+        return frame
+
+    def _buffered_frame(self, pong_timeout: Optional[float]) -> Optional[Frame]:
+        """The next data frame among the bytes received, or None; controls handled on the way."""
         while True:
             if self.closed:
                 raise ConnectionClosed(self.close_code, self.close_reason)
             try:
-                frame = parser.next_frame()
+                frame = self._parser.next_frame()
             except FrameError as exc:
                 raise self._broken(exc) from exc
             if frame is None:
-                self._receive(deadline, timeout)
-                continue
+                return None
             self.last_activity = time.monotonic()
             opcode = frame.opcode
             if opcode < OP_CLOSE:
                 return frame
-            if opcode == OP_PING:
-                with contextlib.suppress(ConnectionClosed):  # closing: no pong is due
-                    self._send_control(OP_PONG, frame.payload, None)
+            if opcode == OP_PING:  # closing: no pong due; a send under way (pong_timeout 0) shows we live
+                with contextlib.suppress(ConnectionClosed, RelayTimeoutError):
+                    self._send_control(OP_PONG, frame.payload, pong_timeout)
             elif opcode == OP_CLOSE:
                 self._on_peer_close(frame.payload)
                 raise ConnectionClosed(self.close_code, self.close_reason)

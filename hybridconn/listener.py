@@ -35,6 +35,7 @@ from ._listener.channel import ControlChannel, Link
 from ._listener.draining import Drainer
 from ._listener.hooks import Hook, Hooks
 from ._listener.inflight import InFlight
+from ._listener.multiplex import Multiplexer
 from ._listener.pool import WorkPool
 from ._listener.reconnect import Backoff
 from ._listener.rendezvous import RendezvousPool
@@ -92,6 +93,14 @@ class HybridConnectionListener(RelayEndpoint):
                       "run in a pool thread for each HTTP request (501 without one).")
     on_connection = Hook("``@listener.on_connection``: ``handler(conn: HybridConnection) -> None``, run in a "
                          "pool thread for each accepted WebSocket until it returns (then the socket is closed).")
+    on_message = Hook("``@listener.on_message``: ``handler(conn: HybridConnection, message: str | bytes) -> None``: "
+                      "accepted WebSockets are multiplexed (one reader thread for all of them) and each message "
+                      "runs in a pool thread, a connection's messages one at a time and in order; "
+                      "``conn.send`` works from any thread. Wins over ``on_connection``.")
+    on_open = Hook("``@listener.on_open``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
+                   "was accepted; runs in a pool thread before its first ``on_message``.")
+    on_close = Hook("``@listener.on_close``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
+                    "closed (``conn.close_code``); runs after its last ``on_message``.")
     on_accept = Hook("``@listener.on_accept``: ``gate(request: ConnectionRequest) -> True | False | status | "
                      "(status, description)``, decides before a WebSocket is accepted.")
     on_online = Hook("``@listener.on_online``: ``callback() -> None``, the control channel is up (also after "
@@ -151,9 +160,10 @@ class HybridConnectionListener(RelayEndpoint):
         self._inflight = InFlight(self.name, self.hooks)
         self._rendezvous = RendezvousPool(self.name, self.dialer, max_rendezvous, idle_timeout=rendezvous_idle_timeout,
                                           max_body=max_request_body, counters=self._counters)
+        self._multiplexer = Multiplexer(self.name, self._pool, self.hooks, self._rendezvous, runners=max_workers)
         self._acceptor = Acceptor(self.path, self.dialer, self.hooks, self._rendezvous, self._admission,
                                   queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters,
-                                  max_message_size=max_message_size)
+                                  max_message_size=max_message_size, multiplexer=self._multiplexer)
         router = Router(self.path, self.dialer, self.hooks, self._admission, self._acceptor, self._rendezvous,
                         self._counters, max_request_body, self._inflight)
         self._rendezvous.sink = router
@@ -202,7 +212,8 @@ class HybridConnectionListener(RelayEndpoint):
         in_flight, running = self._pool.in_flight, self._pool.running
         return dict(counters, connects=self._control.connects, in_flight=in_flight, running=running,
                     queued=max(0, in_flight - running), unanswered=self._inflight.count,
-                    sockets=self._rendezvous.sockets, renewals=self._control.keepalive.renewals)
+                    sockets=self._rendezvous.sockets, renewals=self._control.keepalive.renewals,
+                    multiplexed=self._multiplexer.connections)
 
     @property
     def _channel(self) -> Optional[Link]:
@@ -394,11 +405,13 @@ class HybridConnectionListener(RelayEndpoint):
         self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
         self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
         self._control.close(peers_until)
+        multiplexer_stopped = self._multiplexer.close(peers_until)  # no reads under the closes below
         self._acceptor.close(peers_until)
         self._rendezvous.close_all(peers_until)
         steps = {
             "control channel reader and timer": self._until_done(self._control.join, threads_until),
             "rendezvous readers": self._until_done(self._rendezvous.join, threads_until),
+            "multiplexed reader": multiplexer_stopped or self._multiplexer.close(threads_until),
             "handlers": self._until_done(self._pool.wait_idle, threads_until),
             "handler pool": self._pool.close(threads_until),
             "overflow pool": self._admission.close(threads_until),

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Union
 
-from requests.structures import CaseInsensitiveDict
+from ._headermap import HeaderMap
 
-__all__ = ["RelayedRequest", "RelayedResponse", "ResponseBody", "ResponseRecord"]
+__all__ = ["RelayedRequest", "RelayedResponse", "ResponseBody", "ResponseRecord", "HeaderMap"]
 
 ResponseBody = Union[bytes, str, Iterable[bytes]]
 
@@ -22,7 +22,7 @@ class RelayedRequest:
     :ivar target: the request target as sent (``/hc1/suffix?x=1``), without ``sb-hc-*``.
     :ivar path: the path suffix after the hybrid connection name (``/suffix``, or ``""``).
     :ivar query: the query string without ``sb-hc-*`` parameters.
-    :ivar headers: the sender's headers, case-insensitive.
+    :ivar headers: the sender's headers, case-insensitive (a :class:`HeaderMap`, a MutableMapping).
     :ivar body: the whole request body.
     :ivar via_rendezvous: True when the request arrived over a rendezvous socket.
     :ivar remote_address: the sender's address as the relay reports it (``remoteEndpoint``), or None.
@@ -33,14 +33,14 @@ class RelayedRequest:
     target: str
     path: str = ""
     query: str = ""
-    headers: "CaseInsensitiveDict[str]" = field(default_factory=CaseInsensitiveDict)
+    headers: HeaderMap = field(default_factory=HeaderMap)
     body: bytes = b""
     via_rendezvous: bool = False
     remote_address: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.headers, CaseInsensitiveDict):
-            self.headers = CaseInsensitiveDict(self.headers)
+        if not isinstance(self.headers, HeaderMap):
+            self.headers = HeaderMap(self.headers)
 
     def json(self, **kwargs: Any) -> Any:
         """The body decoded as JSON."""

@@ -15,11 +15,10 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Mapping, Optional, Protocol, Sequence, Tuple
-
-from requests.structures import CaseInsensitiveDict
+from typing import TYPE_CHECKING, Any, Deque, Mapping, Optional, Protocol, Sequence, Tuple
 
 from .._deadline import Deadline
+from .._headermap import HeaderMap
 from .._transport import Dialer
 from ..addresses import parse_address, redact_url, reject_url
 from ..connection import MAX_MESSAGE_SIZE, HybridConnection
@@ -27,7 +26,11 @@ from ..exceptions import ConnectionClosed, HandshakeError, HybridConnectionError
 from ..protocol import Accept, header_value, parse_subprotocols
 from .admission import CLOSING, Admission, Refusal
 from .hooks import Hooks
+from .polled import PolledConnection
 from .stats import Counters
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .multiplex import Multiplexer
 
 __all__ = [
     "ConnectionRequest", "AcceptQueue", "Acceptor", "interpret_decision", "choose_subprotocol", "offered_subprotocols",
@@ -47,7 +50,7 @@ class ConnectionRequest:
     """
 
     id: str
-    headers: "CaseInsensitiveDict[str]"
+    headers: HeaderMap
     path: str = ""
     query: str = ""
     subprotocols: Tuple[str, ...] = ()
@@ -174,7 +177,8 @@ class Acceptor:
 
     def __init__(self, path: str, dialer: Dialer, hooks: Hooks, sockets: SocketTracker, admission: Admission, *,
                  queue_size: int, subprotocols: Sequence[str], counters: Counters,
-                 max_message_size: Optional[int] = MAX_MESSAGE_SIZE) -> None:
+                 max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
+                 multiplexer: Optional["Multiplexer"] = None) -> None:
         self.path = path
         self.max_message_size = max_message_size
         self._dialer = dialer
@@ -184,11 +188,17 @@ class Acceptor:
         self._counters = counters
         self.queue = AcceptQueue(max(1, queue_size))
         self.subprotocols = tuple(subprotocols)
+        self._multiplexer = multiplexer
 
     @property
     def pulls(self) -> bool:
         """True when accepted sockets go to the pull queue (no ``on_connection``)."""
-        return self._hooks.on_connection is None
+        return self._hooks.on_connection is None and self._hooks.on_message is None
+
+    @property
+    def multiplexes(self) -> bool:
+        """True when accepted sockets go to the multiplexer (``on_message`` is set)."""
+        return self._multiplexer is not None and self._hooks.on_message is not None
 
     def reject(self, message: Accept, refusal: Refusal) -> None:
         self._counters.bump("rejected")
@@ -207,7 +217,7 @@ class Acceptor:
         hook = self._hooks.on_accept
         if hook is not None:
             parsed = parse_address(message.address, self.path)
-            headers: "CaseInsensitiveDict[str]" = CaseInsensitiveDict(message.connect_headers)
+            headers = HeaderMap(message.connect_headers)
             offered = offered_subprotocols(headers)
             try:
                 decision = hook(ConnectionRequest(message.id, headers, parsed.suffix, parsed.query, offered))
@@ -234,8 +244,14 @@ class Acceptor:
         if refusal is not None:
             self.reject(message, refusal)
             return False
-        conn = self._accept(message)
+        multiplexes = self.multiplexes
+        conn = self._accept(message, multiplexes)
         if conn is None or not self._sockets.track(conn):
+            return False
+        if multiplexes and isinstance(conn, PolledConnection):
+            if self._multiplexer is None or not self._multiplexer.add(conn):
+                conn.close(1001, "listener closing", timeout=1.0)
+                self._sockets.forget(conn)
             return False
         handler = self._hooks.on_connection
         if handler is None:
@@ -246,7 +262,7 @@ class Acceptor:
         self._run_handler(handler, conn)
         return False
 
-    def _accept(self, message: Accept) -> Optional[HybridConnection]:
+    def _accept(self, message: Accept, polled: bool = False) -> Optional[HybridConnection]:
         subprotocol = self._subprotocol(message)
         try:
             ws = self._dialer.open(message.address, what="accept", subprotocols=[subprotocol] if subprotocol else None)
@@ -255,9 +271,10 @@ class Acceptor:
             return None
         self._counters.bump("accepted")
         parsed = parse_address(message.address, self.path)
-        return HybridConnection(ws, id=message.id, headers=dict(message.connect_headers), path=parsed.suffix,
-                                query=parsed.query, subprotocol=subprotocol, io_timeout=self._dialer.io_timeout,
-                                max_message_size=self.max_message_size)
+        kind = PolledConnection if polled else HybridConnection
+        return kind(ws, id=message.id, headers=dict(message.connect_headers), path=parsed.suffix,
+                    query=parsed.query, subprotocol=subprotocol, io_timeout=self._dialer.io_timeout,
+                    max_message_size=self.max_message_size)
 
     def _run_handler(self, handler: Any, conn: HybridConnection) -> None:
         try:

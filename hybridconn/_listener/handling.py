@@ -13,11 +13,10 @@ import logging
 import uuid
 from typing import Any, Callable, Optional
 
-from requests.structures import CaseInsensitiveDict
-
 from ..addresses import split_target
 from ..protocol import Request, is_printable_reason, listener_may_send, status_problem
 from ..protocol import status_description as printable_description
+from .._headermap import HeaderMap
 from ..relayed import RelayedRequest, RelayedResponse
 
 __all__ = ["call_handler", "error_response", "internal_error", "relayed_request", "remote_address", "status_description"]
@@ -49,7 +48,7 @@ def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bo
     target = message.request_target or "/"
     suffix, query = split_target(target, path)
     return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix, query=query,
-                          headers=CaseInsensitiveDict(message.request_headers), body=body,
+                          headers=HeaderMap(message.request_headers), body=body,
                           via_rendezvous=via_rendezvous, remote_address=remote_address(message.extra))
 
 

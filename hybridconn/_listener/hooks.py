@@ -30,7 +30,11 @@ AcceptGate = Callable[["ConnectionRequest"], Any]
 #: ``on_response(record)``, run in the thread that wrote the response.
 ResponseCallback = Callable[["ResponseRecord"], None]
 
-HOOK_NAMES = ("on_request", "on_connection", "on_accept", "on_online", "on_offline", "on_connecting", "on_response")
+#: ``on_message(conn, message)``, run in a pool thread for each message of a multiplexed WebSocket.
+MessageHandler = Callable[["HybridConnection", Union[str, bytes]], None]
+
+HOOK_NAMES = ("on_request", "on_connection", "on_accept", "on_online", "on_offline", "on_connecting", "on_response",
+              "on_message", "on_open", "on_close")
 
 
 class Hooks:
@@ -45,6 +49,12 @@ class Hooks:
     :ivar on_connecting: ``() -> None``: a connect attempt starts.
     :ivar on_response: ``(ResponseRecord) -> None``: an HTTP response went out (or failed to), for
         access logs and metrics; the listener's own answers (503, 413, 500) included.
+    :ivar on_message: ``(HybridConnection, str | bytes) -> None``: with it set, accepted WebSockets are
+        multiplexed (one reader thread for all; see :mod:`.multiplex`) and each message is handled in a
+        pool thread, a connection's messages one at a time, in order; it wins over ``on_connection``.
+    :ivar on_open: ``(HybridConnection) -> None``: a multiplexed WebSocket was accepted (before its messages).
+    :ivar on_close: ``(HybridConnection) -> None``: a multiplexed WebSocket closed (after its messages;
+        ``close_code`` says how). Not called for the sockets the listener's own close() ends.
     """
 
     __slots__ = HOOK_NAMES

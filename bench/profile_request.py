@@ -1,0 +1,111 @@
+"""Listener and emulator CPU per small relayed HTTP request, and where it goes (py-spy).
+
+    .venv/bin/python bench/profile_request.py                 # CPU per request, 1 and 16 senders
+    .venv/bin/python bench/profile_request.py --profile out   # also py-spy flame data (out-listener.txt ...)
+
+The emulator (``python -m hybridconn emulator``) and a sender process (``http.client``
+keep-alive, one thread per connection) are children; the listener runs here. CPU is process
+time (``/proc/<pid>/stat`` for the emulator, ``os.times()`` here) over a fixed count of
+requests, so it is comparable across runs on a busy machine where wall-clock rates are not.
+With ``--profile`` py-spy samples the listener (this process) and the emulator while they
+serve (``--gil``: only the thread holding the GIL, i.e. where the CPU goes) and writes collapsed
+stacks, one line per stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from hybridconn import HybridConnectionListener, RelayedResponse
+from hybridconn.addresses import token_audience
+from hybridconn.auth import ConnectionString
+
+SENDER = r"""
+import http.client, sys, threading
+host, port, path, token, count, senders = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+def run(n):
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    for _ in range(n):
+        conn.request("GET", path, headers={"ServiceBusAuthorization": token})
+        body = conn.getresponse().read()
+        assert body == b"hello, world!", body
+    conn.close()
+run(20)  # warm-up
+print("ready", flush=True); sys.stdin.readline()
+threads = [threading.Thread(target=run, args=(count // senders,)) for _ in range(senders)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("done", flush=True)
+"""
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def measure(cs: str, emulator_pid: int, count: int, senders: int, profile: Optional[str]) -> str:
+    parsed = ConnectionString.parse(cs)
+    path = parsed.entity_path or ""
+    provider = parsed.token_provider(3600)
+    token = provider.get_token(token_audience(parsed.namespace, path))[0] if provider is not None else ""
+    host, port = parsed.namespace.host, parsed.namespace.port or 80
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, host, str(port), f"/{path}/small", token,
+                               str(count), str(senders)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert sender.stdout is not None and sender.stdin is not None
+    assert sender.stdout.readline().strip() == "ready"
+    spies: List[subprocess.Popen] = []
+    if profile:
+        for role, pid in (("listener", os.getpid()), ("emulator", emulator_pid)):
+            spies.append(subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--gil",
+                                           "--output", f"{profile}-{role}-{senders}.txt"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)
+    lst0, emu0, t0 = own_cpu(), proc_cpu(emulator_pid), time.perf_counter()
+    sender.stdin.write("go\n")
+    sender.stdin.flush()
+    assert sender.stdout.readline().strip() == "done"
+    lst1, emu1, t1 = own_cpu(), proc_cpu(emulator_pid), time.perf_counter()
+    sender.wait(30)
+    for spy in spies:
+        spy.send_signal(2)
+        spy.wait(30)
+    return (f"{senders:>2} senders x {count // senders}: listener {(lst1 - lst0) * 1e6 / count:6.1f} us/req, "
+            f"emulator {(emu1 - emu0) * 1e6 / count:6.1f} us/req, {count / (t1 - t0):7.0f} req/s (wall, noisy)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--senders", default="1,16")
+    parser.add_argument("--profile", default=None, help="py-spy output prefix")
+    args = parser.parse_args()
+    emulator = subprocess.Popen([sys.executable, "-m", "hybridconn", "emulator", "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert emulator.stdout is not None
+        cs = emulator.stdout.readline().split("=", 1)[1].strip()
+        listener = HybridConnectionListener.from_connection_string(cs, max_workers=16)
+        listener.on_request = lambda request: RelayedResponse(body=b"hello, world!")
+        with listener:
+            for senders in (int(s) for s in args.senders.split(",")):
+                print(measure(cs, emulator.pid, args.count, senders, args.profile), flush=True)
+    finally:
+        emulator.terminate()
+        emulator.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
