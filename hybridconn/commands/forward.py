@@ -2,10 +2,13 @@
 
     hybridconn forward -L [bind_address:]port:hybrid_connection[/port_name]
     hybridconn forward -R hybrid_connection[/port_name]:host:port
+    hybridconn forward -H hybrid_connection:{http|https}/[host][/path]:port
 
 ``-L`` listens on a local port and sends each TCP connection through the relay
 (azbridge ``-L``); ``-R`` listens on the relay and connects each relayed
 connection to ``host:port`` (azbridge ``-T``). Either side may be azbridge.
+``-H`` (azbridge ``-H``) relays the hybrid connection's HTTP requests to a web
+server, a reverse proxy: ``https://ns/hc/x?y`` reaches ``http://host:port/path/x?y``.
 Several ``-L``/``-R`` may be given; the ``-R`` specs naming the same hybrid
 connection share one listener and are told apart by port name. The default
 port name is the port number as typed, and a remote side with a single port
@@ -24,7 +27,7 @@ from ..exceptions import ConfigurationError
 from ._common import ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options
 
 NAME = "forward"
-HELP = "forward TCP ports over hybrid connections (azbridge-compatible -L/-R)"
+HELP = "forward TCP ports and HTTP over hybrid connections (azbridge-compatible -L/-R/-H)"
 
 LocalSpec = Tuple[str, int, str, Optional[str]]  # bind_address, port, hybrid connection, port name
 RemoteSpec = Tuple[str, Optional[str], str, int]  # hybrid connection, port name, host, port
@@ -48,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HC[/NAME]:HOST:PORT",
         help="listen on hybrid connection HC and connect port NAME (default PORT) to HOST:PORT",
     )
+    parser.add_argument(
+        "-H",
+        dest="http",
+        action="append",
+        default=[],
+        metavar="HC:{http|https}/[HOST][/PATH]:PORT",
+        help="relay the HTTP requests of hybrid connection HC to the web server HOST:PORT (default localhost)",
+    )
+    parser.add_argument("--insecure", action="store_true",
+                        help="-H to https: do not verify the web server's certificate (azbridge's Insecure)")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to connect (default 30)")
 
 
@@ -84,11 +97,69 @@ def _hc(name: str, spec: str, flag: str) -> str:
     return name
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..forward import LocalForwarder, RemoteForwarder
+def _http_forwarder(listener: Any, web: Any, args: argparse.Namespace) -> Any:
+    from ..forward.http_proxy import HttpForwarder
 
-    if not args.local and not args.remote:
-        print("hybridconn forward: give at least one -L or -R", file=sys.stderr)
+    return HttpForwarder(listener, web, verify=not args.insecure, connect_timeout=args.connect_timeout)
+
+
+def _parse_http(specs: List[str]) -> Dict[str, Any]:
+    from ..forward.http_rules import parse_http_spec
+
+    webs: Dict[str, Any] = {}
+    for upstream in (parse_http_spec(spec) for spec in specs):
+        if upstream.relay in webs:
+            raise ConfigurationError(f"-H: hybrid connection {upstream.relay!r} is given twice")
+        webs[upstream.relay] = upstream
+    return webs
+
+
+def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
+                   remotes: Dict[str, Dict[str, Tuple[str, int]]], webs: Dict[str, Any], started: List[Any]) -> None:
+    from ..forward import RemoteForwarder
+    from ..forward.http_proxy import HttpForwarder
+
+    for hybrid_connection, targets in remotes.items():
+        remote = RemoteForwarder.from_connection_string(
+            cs, path=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout,
+            stream_request_bodies=True, **options,
+        )
+        started.append(remote)
+        web = webs.pop(hybrid_connection, None)
+        if web is not None:  # HTTP requests and relayed sockets share the hybrid connection's listener
+            _http_forwarder(remote.listener, web, args)
+        remote.start(timeout=args.connect_timeout)
+        for port_name, (host, port) in targets.items():
+            print(f"forwarding {hybrid_connection}/{port_name} -> {host}:{port}", flush=True)
+        if web is not None:
+            print(f"forwarding HTTP {hybrid_connection} -> {web.origin}{web.base_path}", flush=True)
+    for web in webs.values():
+        proxy = HttpForwarder.from_connection_string(
+            cs, web, verify=not args.insecure, connect_timeout=args.connect_timeout, **options,
+        )
+        started.append(proxy)
+        proxy.start(timeout=args.connect_timeout)
+        print(f"forwarding HTTP {proxy.relay_url} -> {web.origin}{web.base_path}", flush=True)
+
+
+def _start_locals(args: argparse.Namespace, cs: str, options: Dict[str, Any], locals_: List[LocalSpec],
+                  started: List[Any]) -> None:
+    from ..forward import LocalForwarder
+
+    for bind, port, hybrid_connection, port_name in locals_:
+        local = LocalForwarder.from_connection_string(
+            cs, port, hybrid_connection, bind_address=bind, port_name=port_name,
+            connect_timeout=args.connect_timeout, **options,
+        )
+        local.start()
+        started.append(local)
+        host, bound = local.address
+        print(f"forwarding {host}:{bound} -> {hybrid_connection}/{local.port_name}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.local and not args.remote and not args.http:
+        print("hybridconn forward: give at least one -L, -R or -H", file=sys.stderr)
         return 2
     connection_string = connection_string_from(args)
     if not connection_string:
@@ -98,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     remotes: Dict[str, Dict[str, Tuple[str, int]]] = {}
     for hybrid_connection, port_name, host, port in (parse_remote(spec) for spec in args.remote):
         remotes.setdefault(hybrid_connection, {})[port_name or str(port)] = (host, port)
+    webs = _parse_http(args.http)
 
     stop = threading.Event()
     started: List[Any] = []
@@ -105,29 +177,8 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for hybrid_connection, targets in remotes.items():
-            remote = RemoteForwarder.from_connection_string(
-                connection_string, path=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout,
-                **options,
-            )
-            started.append(remote)
-            remote.start(timeout=args.connect_timeout)
-            for port_name, (host, port) in targets.items():
-                print(f"forwarding {hybrid_connection}/{port_name} -> {host}:{port}", flush=True)
-        for bind, port, hybrid_connection, port_name in locals_:
-            local = LocalForwarder.from_connection_string(
-                connection_string,
-                port,
-                hybrid_connection,
-                bind_address=bind,
-                port_name=port_name,
-                connect_timeout=args.connect_timeout,
-                **options,
-            )
-            local.start()
-            started.append(local)
-            host, bound = local.address
-            print(f"forwarding {host}:{bound} -> {hybrid_connection}/{local.port_name}", flush=True)
+        _start_remotes(args, connection_string, options, remotes, webs, started)
+        _start_locals(args, connection_string, options, locals_, started)
         print("press Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stop.wait(1.0):  # a timed wait keeps the main thread responsive to signals
             pass
