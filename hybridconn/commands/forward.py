@@ -40,16 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="local",
         action="append",
         default=[],
-        metavar="[BIND:]PORT:HC[/NAME]",
-        help="accept TCP on BIND:PORT (default 127.0.0.1) and forward it to hybrid connection HC, port NAME",
+        metavar="[BIND:]PORT[U]:HC[/NAME]",
+        help="accept TCP (UDP with the U suffix, azbridge's) on BIND:PORT (default 127.0.0.1) and forward "
+             "it to hybrid connection HC, port NAME (default PORT, or PORTU for UDP)",
     )
     parser.add_argument(
         "-R",
         dest="remote",
         action="append",
         default=[],
-        metavar="HC[/NAME]:HOST:PORT",
-        help="listen on hybrid connection HC and connect port NAME (default PORT) to HOST:PORT",
+        metavar="HC[/NAME]:HOST:PORT[U]",
+        help="listen on hybrid connection HC and connect port NAME (default PORT, or PORTU) to HOST:PORT "
+             "(UDP with the U suffix)",
     )
     parser.add_argument(
         "-H",
@@ -83,6 +85,18 @@ def parse_remote(spec: str) -> RemoteSpec:
         raise ConfigurationError(f"-R {spec!r}: expected hybrid_connection[/port_name]:host:port")
     hybrid_connection, _, port_name = source.partition("/")
     return _hc(hybrid_connection, spec, "-R"), port_name or None, host.strip("[]"), _port(port_text, spec, "-R")
+
+
+def split_udp(spec: str, flag: str) -> Tuple[str, bool]:
+    """azbridge's UDP suffix: ``-L 5000U:hc`` / ``-R hc:host:5000U`` -> (the spec without it, True)."""
+    if flag == "-L":
+        head, sep, target = spec.rpartition(":")
+        port = head.rpartition(":")[2]
+        if sep and port[-1:] in ("U", "u") and port[:-1].isdigit():
+            return head[:-1] + ":" + target, True
+    elif spec[-1:] in ("U", "u") and spec.rpartition(":")[2][:-1].isdigit():
+        return spec[:-1], True
+    return spec, False
 
 
 def _port(text: str, spec: str, flag: str) -> int:
@@ -119,10 +133,13 @@ def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
     from ..forward import RemoteForwarder
     from ..forward.http_proxy import HttpForwarder
 
+    options = dict(options)
+    udp_remotes = options.pop("udp")
     for hybrid_connection, targets in remotes.items():
+        udp_targets = udp_remotes.get(hybrid_connection, {})
         remote = RemoteForwarder.from_connection_string(
-            cs, path=hybrid_connection, targets=targets, connect_timeout=args.connect_timeout,
-            stream_request_bodies=True, **options,
+            cs, path=hybrid_connection, targets=targets, udp_targets=udp_targets,
+            connect_timeout=args.connect_timeout, stream_request_bodies=True, **options,
         )
         started.append(remote)
         web = webs.pop(hybrid_connection, None)
@@ -131,6 +148,8 @@ def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
         remote.start(timeout=args.connect_timeout)
         for port_name, (host, port) in targets.items():
             print(f"forwarding {hybrid_connection}/{port_name} -> {host}:{port}", flush=True)
+        for port_name, (host, port) in udp_targets.items():
+            print(f"forwarding {hybrid_connection}/{port_name} -> {host}:{port}/udp", flush=True)
         if web is not None:
             print(f"forwarding HTTP {hybrid_connection} -> {web.origin}{web.base_path}", flush=True)
     for web in webs.values():
@@ -142,19 +161,23 @@ def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
         print(f"forwarding HTTP {proxy.relay_url} -> {web.origin}{web.base_path}", flush=True)
 
 
-def _start_locals(args: argparse.Namespace, cs: str, options: Dict[str, Any], locals_: List[LocalSpec],
-                  started: List[Any]) -> None:
+def _start_locals(args: argparse.Namespace, cs: str, options: Dict[str, Any],
+                  locals_: List[Tuple[LocalSpec, bool]], started: List[Any]) -> None:
     from ..forward import LocalForwarder
+    from ..forward.udp import UdpLocalForwarder
 
-    for bind, port, hybrid_connection, port_name in locals_:
-        local = LocalForwarder.from_connection_string(
+    options = {k: v for k, v in options.items() if k != "udp"}
+    for (bind, port, hybrid_connection, port_name), udp in locals_:
+        kind: Any = UdpLocalForwarder if udp else LocalForwarder
+        local = kind.from_connection_string(
             cs, port, hybrid_connection, bind_address=bind, port_name=port_name,
             connect_timeout=args.connect_timeout, **options,
         )
         local.start()
         started.append(local)
         host, bound = local.address
-        print(f"forwarding {host}:{bound} -> {hybrid_connection}/{local.port_name}", flush=True)
+        print(f"forwarding {host}:{bound}{'/udp' if udp else ''} -> {hybrid_connection}/{local.port_name}",
+              flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,10 +188,17 @@ def run(args: argparse.Namespace) -> int:
     if not connection_string:
         raise ConfigurationError(f"a connection string is needed: --connection-string or ${ENV_CONNECTION_STRING}")
     options = credential_options(args)
-    locals_ = [parse_local(spec) for spec in args.local]
+    locals_: List[Tuple[LocalSpec, bool]] = []
+    for spec, udp in (split_udp(s, "-L") for s in args.local):
+        locals_.append((parse_local(spec), udp))
     remotes: Dict[str, Dict[str, Tuple[str, int]]] = {}
-    for hybrid_connection, port_name, host, port in (parse_remote(spec) for spec in args.remote):
-        remotes.setdefault(hybrid_connection, {})[port_name or str(port)] = (host, port)
+    udp_remotes: Dict[str, Dict[str, Tuple[str, int]]] = {}
+    for spec, udp in (split_udp(s, "-R") for s in args.remote):
+        hybrid_connection, port_name, host, port = parse_remote(spec)
+        table = udp_remotes if udp else remotes
+        table.setdefault(hybrid_connection, {})[port_name or (f"{port}U" if udp else str(port))] = (host, port)
+        remotes.setdefault(hybrid_connection, {})
+    options["udp"] = udp_remotes
     webs = _parse_http(args.http)
 
     stop = threading.Event()

@@ -13,7 +13,9 @@ exact, case-sensitive match), and answers as azbridge does:
   does, so a refused target looks to the sender like "accepted, then closed
   at once" and its local connection is closed promptly.
 
-Then bytes are pumped both ways (:mod:`hybridconn.forward.pump`).
+Then bytes are pumped both ways (:mod:`hybridconn.forward.pump`), or, for a
+UDP target (``udp_targets``, names like ``"5000U"``), datagrams are framed as
+azbridge frames them (:mod:`hybridconn.forward.udp`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from ..listener import HybridConnectionListener
 from .preamble import (
+    MODE_DATAGRAM,
     MODE_STREAM,
     PreambleParser,
     UnsupportedPreamble,
@@ -38,6 +41,7 @@ from .preamble import (
     validate_port_name,
 )
 from .pump import StreamBridge
+from .udp import IDLE_TIMEOUT, DatagramTunnel, serve_remote_datagrams
 
 __all__ = ["RemoteForwarder"]
 
@@ -58,6 +62,9 @@ class RemoteForwarder:
         ``-T relay:22`` is ``"22"``.
     :param preamble_timeout: seconds a sender has to send its preamble.
     :param connect_timeout: seconds to connect to a target.
+    :param udp_targets: port name -> ``(host, port)`` of UDP targets (azbridge's ``-T relay:5000U``
+        is named ``"5000U"``); each relayed connection in datagram mode gets its own UDP socket.
+    :param udp_idle_timeout: a UDP route idle this long is closed (azbridge: 240 s).
     """
 
     def __init__(
@@ -66,17 +73,24 @@ class RemoteForwarder:
         targets: Mapping[str, Target],
         preamble_timeout: float = 30.0,
         connect_timeout: float = 30.0,
+        udp_targets: Optional[Mapping[str, Target]] = None,
+        udp_idle_timeout: Optional[float] = IDLE_TIMEOUT,
     ) -> None:
-        if not targets:
+        if not targets and not udp_targets:
             raise ValueError("a remote forwarder needs at least one target")
         self.listener = listener
         self.targets: Dict[str, Target] = {
             validate_port_name(str(name)): (str(host), int(port)) for name, (host, port) in targets.items()
         }
+        self.udp_targets: Dict[str, Target] = {
+            validate_port_name(str(name)): (str(host), int(port)) for name, (host, port) in (udp_targets or {}).items()
+        }
+        self.udp_idle_timeout = udp_idle_timeout
+        self._tunnels: Set[DatagramTunnel] = set()
         self.preamble_timeout = preamble_timeout
         self.connect_timeout = connect_timeout
         self.connections_total = 0
-        self._names = list(self.targets)
+        self._names = list(self.targets) + [n for n in self.udp_targets if n not in self.targets]
         self._lock = threading.Lock()
         self._bridges: Set[StreamBridge] = set()
         self._pending: Set[HybridConnection] = set()
@@ -94,6 +108,8 @@ class RemoteForwarder:
         hybrid_connection: Optional[str] = None,
         port_name: Optional[str] = None,
         targets: Optional[Mapping[str, Target]] = None,
+        udp_targets: Optional[Mapping[str, Target]] = None,
+        udp_idle_timeout: Optional[float] = IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         preamble_timeout: float = 30.0,
         connect_timeout: float = 30.0,
@@ -111,7 +127,8 @@ class RemoteForwarder:
         listener = HybridConnectionListener.from_connection_string(
             connection_string, path=path_alias(path, hybrid_connection), **listener_options
         )
-        return cls(listener, all_targets, preamble_timeout=preamble_timeout, connect_timeout=connect_timeout)
+        return cls(listener, all_targets, preamble_timeout=preamble_timeout, connect_timeout=connect_timeout,
+                   udp_targets=udp_targets, udp_idle_timeout=udp_idle_timeout)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{name}->{host}:{port}" for name, (host, port) in self.targets.items())
@@ -128,6 +145,12 @@ class RemoteForwarder:
     def active_connections(self) -> int:
         with self._lock:
             return len(self._bridges)
+
+    @property
+    def active_udp_routes(self) -> int:
+        """UDP routes (relayed connections in datagram mode) open now."""
+        with self._lock:
+            return len(self._tunnels)
 
     def start(self, timeout: float = 30.0) -> "RemoteForwarder":
         """Open the listener; returns once it is online."""
@@ -151,6 +174,9 @@ class RemoteForwarder:
         with self._lock:
             bridges = list(self._bridges)
             pending = list(self._pending)
+            tunnels = list(self._tunnels)
+        for tunnel in tunnels:
+            tunnel.stop()
         for bridge in bridges:
             bridge.abort()
         for conn in pending:
@@ -211,14 +237,19 @@ class RemoteForwarder:
             )
             conn.close(1000, timeout=2.0)
             return
-        reply = reply_for(preamble, MODE_STREAM)
+        datagram = matched in self.udp_targets
+        reply = reply_for(preamble, MODE_DATAGRAM if datagram else MODE_STREAM)
         if reply != accept_reply(preamble.mode):
-            log.warning("forward %s: port %r is a stream port; the sender asked for mode %d", name, matched, preamble.mode)
+            log.warning("forward %s: port %r is a %s port; the sender asked for mode %d", name, matched,
+                        "UDP" if datagram else "stream", preamble.mode)
             self._answer_and_close(conn, reply)
             return
         try:
             conn.send(reply)
         except ConnectionClosed:
+            return
+        if datagram:
+            self._serve_datagrams(conn, name, matched, parser.remainder)
             return
         sock = self._connect_target(name, matched)
         if sock is None:
@@ -235,6 +266,20 @@ class RemoteForwarder:
         finally:
             with self._lock:
                 self._bridges.discard(bridge)
+
+    def _serve_datagrams(self, conn: HybridConnection, name: str, port_name: str, initial: bytes) -> None:
+        def register(tunnel: DatagramTunnel) -> None:
+            with self._lock:
+                self._pending.discard(conn)
+                self._tunnels.add(tunnel)
+                if self._closing.is_set():
+                    tunnel.stop()
+
+        try:
+            serve_remote_datagrams(conn, name, self.udp_targets[port_name], initial, self.udp_idle_timeout, register)
+        finally:
+            with self._lock:
+                self._tunnels = {t for t in self._tunnels if t.conn is not conn}
 
     def _connect_target(self, name: str, port_name: str) -> Optional[socket.socket]:
         host, port = self.targets[port_name]
