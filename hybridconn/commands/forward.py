@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HC:{http|https}/[HOST][/PATH]:PORT",
         help="relay the HTTP requests of hybrid connection HC to the web server HOST:PORT (default localhost)",
     )
+    parser.add_argument("-f", "--config", dest="config", metavar="FILE",
+                        help="read forwarders from an azbridge YAML configuration file (needs hybridconn[yaml]); "
+                             "-L/-R/-H and --connection-string given here are added to / take precedence over it")
     parser.add_argument("--insecure", action="store_true",
                         help="-H to https: do not verify the web server's certificate (azbridge's Insecure)")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to connect (default 30)")
@@ -180,11 +183,29 @@ def _start_locals(args: argparse.Namespace, cs: str, options: Dict[str, Any],
               flush=True)
 
 
+def _apply_config(args: argparse.Namespace) -> Optional[str]:
+    """Merge ``-f FILE`` into ``args``; the file's connection string (the command line's wins)."""
+    if not getattr(args, "config", None):
+        return None
+    from ..forward.config import load_config
+
+    config = load_config(args.config)
+    args.local = config.local + list(args.local)
+    args.remote = config.remote + list(args.remote)
+    args.http = config.http + list(args.http)
+    args.insecure = args.insecure or config.insecure
+    if config.connect_timeout is not None:
+        args.connect_timeout = config.connect_timeout
+    return config.connection_string
+
+
 def run(args: argparse.Namespace) -> int:
+    from_file = _apply_config(args)
     if not args.local and not args.remote and not args.http:
         print("hybridconn forward: give at least one -L, -R or -H", file=sys.stderr)
         return 2
-    connection_string = connection_string_from(args)
+    # as azbridge: the command line over the file; the environment only when neither says
+    connection_string = getattr(args, "connection_string", None) or from_file or connection_string_from(args)
     if not connection_string:
         raise ConfigurationError(f"a connection string is needed: --connection-string or ${ENV_CONNECTION_STRING}")
     options = credential_options(args)
