@@ -70,8 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_local(spec: str) -> LocalSpec:
-    """``[bind_address:]port:hybrid_connection[/port_name]`` (IPv6 bind addresses in brackets)."""
+    """``[bind_address:]port:hybrid_connection[/port_name]`` (IPv6 bind addresses in brackets),
+    or ``/socket/path:hybrid_connection[/port_name]`` for a Unix domain socket."""
     head, sep, target = spec.rpartition(":")
+    if head.startswith("/") and target:
+        hybrid_connection, _, port_name = target.partition("/")
+        return head, 0, _hc(hybrid_connection, spec, "-L"), port_name or None
     if not sep or not head or not target:
         raise ConfigurationError(f"-L {spec!r}: expected [bind_address:]port:hybrid_connection[/port_name]")
     bind, _, port_text = head.rpartition(":")
@@ -81,7 +85,12 @@ def parse_local(spec: str) -> LocalSpec:
 
 
 def parse_remote(spec: str) -> RemoteSpec:
-    """``hybrid_connection[/port_name]:host:port`` (IPv6 hosts in brackets)."""
+    """``hybrid_connection[/port_name]:host:port`` (IPv6 hosts in brackets), or
+    ``hybrid_connection[/port_name]:/socket/path`` for a Unix domain socket."""
+    source, _, rest = spec.partition(":")
+    if rest.startswith("/") and source:
+        hybrid_connection, _, port_name = source.partition("/")
+        return _hc(hybrid_connection, spec, "-R"), port_name or None, rest, 0
     head, sep, port_text = spec.rpartition(":")
     source, sep2, host = head.partition(":")
     if not sep or not sep2 or not host:
@@ -217,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
     for spec, udp in (split_udp(s, "-R") for s in args.remote):
         hybrid_connection, port_name, host, port = parse_remote(spec)
         table = udp_remotes if udp else remotes
-        table.setdefault(hybrid_connection, {})[port_name or (f"{port}U" if udp else str(port))] = (host, port)
+        default = f"{port}U" if udp else host if host.startswith("/") else str(port)  # azbridge's default names
+        table.setdefault(hybrid_connection, {})[port_name or default] = (host, port)
         remotes.setdefault(hybrid_connection, {})
     options["udp"] = udp_remotes
     webs = _parse_http(args.http)

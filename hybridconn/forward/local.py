@@ -23,6 +23,7 @@ from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from .preamble import MODE_STREAM, PreambleRejected, ReplyParser, check_reply, encode_preamble, validate_port_name
 from .pump import StreamBridge
+from .sockets import listen, remove_socket_file, socket_path, tune
 
 __all__ = ["LocalForwarder"]
 
@@ -36,7 +37,8 @@ class LocalForwarder:
 
     :param client: the sender for the hybrid connection.
     :param port: local TCP port (0 = any free port; see :attr:`address`).
-    :param bind_address: local address to listen on (default ``127.0.0.1``).
+    :param bind_address: local address to listen on (default ``127.0.0.1``), or a Unix domain
+        socket path (``/run/app.sock``; ``port`` is then ignored).
     :param port_name: the logical port name sent in the preamble. Default: the
         port as given (azbridge's default); a numeric name reaches a remote side
         that has a single forwarder whatever its port.
@@ -57,7 +59,8 @@ class LocalForwarder:
         self.client = client
         self.port = int(port)
         self.bind_address = bind_address
-        self.port_name = validate_port_name(port_name if port_name is not None else str(self.port))
+        default_name = socket_path(bind_address) or str(self.port)  # azbridge names a socket by its path
+        self.port_name = validate_port_name(port_name if port_name is not None else default_name)
         self.connect_timeout = connect_timeout
         self.backlog = backlog
         self.connections_total = 0
@@ -109,7 +112,7 @@ class LocalForwarder:
     @property
     def address(self) -> Tuple[str, int]:
         """The bound ``(host, port)``; the real port when 0 was asked for."""
-        if self._server is None:
+        if self._server is None or socket_path(self.bind_address) is not None:
             return (self.bind_address, self.port)
         host, port = self._server.getsockname()[:2]
         return (host, port)
@@ -123,18 +126,10 @@ class LocalForwarder:
         """Bind and start accepting; returns once the port is listening."""
         if self._server is not None:
             raise RuntimeError("the forwarder is already started")
-        family = socket.AF_INET6 if ":" in self.bind_address else socket.AF_INET
-        server = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind((self.bind_address, self.port))
-            server.listen(self.backlog)
-            server.settimeout(_ACCEPT_WAKEUP)
-        except OSError:
-            server.close()
-            raise
+        server = listen(self.bind_address, self.port, self.backlog)
+        server.settimeout(_ACCEPT_WAKEUP)
         self._server = server
-        self._tag = str(self.address[1])
+        self._tag = str(self.address[1]) if socket_path(self.bind_address) is None else "unix"
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"hybridconn-forward-L{self._tag}-accept", daemon=True
         )
@@ -161,6 +156,9 @@ class LocalForwarder:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+            path = socket_path(self.bind_address)
+            if path is not None:
+                remove_socket_file(path)
         with self._lock:
             sessions = list(self._sessions)
         for session in sessions:
@@ -231,7 +229,7 @@ class _LocalSession:
     def _run(self) -> None:
         try:
             self.sock.settimeout(None)
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tune(self.sock)
             remainder = self._open()
             if remainder is None:
                 return

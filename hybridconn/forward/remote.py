@@ -41,6 +41,7 @@ from .preamble import (
     validate_port_name,
 )
 from .pump import StreamBridge
+from .sockets import connect, tune
 from .udp import IDLE_TIMEOUT, DatagramTunnel, serve_remote_datagrams
 
 __all__ = ["RemoteForwarder"]
@@ -59,7 +60,8 @@ class RemoteForwarder:
     :param listener: the listener for the hybrid connection (not yet opened).
         Its ``max_workers`` bounds the concurrent forwarded connections.
     :param targets: port name -> ``(host, port)``. azbridge's default name for
-        ``-T relay:22`` is ``"22"``.
+        ``-T relay:22`` is ``"22"``. A host that is a path (``/run/app.sock``, or ``unix:...``)
+        is a Unix domain socket (the port is ignored).
     :param preamble_timeout: seconds a sender has to send its preamble.
     :param connect_timeout: seconds to connect to a target.
     :param udp_targets: port name -> ``(host, port)`` of UDP targets (azbridge's ``-T relay:5000U``
@@ -284,12 +286,12 @@ class RemoteForwarder:
     def _connect_target(self, name: str, port_name: str) -> Optional[socket.socket]:
         host, port = self.targets[port_name]
         try:
-            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
+            sock = connect(host, port, timeout=self.connect_timeout)
         except OSError as exc:
             log.warning("forward %s: cannot connect to %s:%d for port %r: %s", name, host, port, port_name, exc)
             return None
         sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as azbridge does on this side
+        tune(sock)  # no Nagle delay on TCP, as azbridge does on this side
         log.debug("forward %s: connected to %s:%d", name, host, port)
         return sock
 
