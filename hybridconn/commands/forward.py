@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--config", dest="config", metavar="FILE",
                         help="read forwarders from an azbridge YAML configuration file (needs hybridconn[yaml]); "
                              "-L/-R/-H and --connection-string given here are added to / take precedence over it")
+    parser.add_argument("--keepalive", type=float, default=30.0, metavar="SECONDS",
+                        help="unsolicited pong on each idle-prone tunnel every SECONDS (default 30, azbridge's "
+                             "KeepAliveInterval; 0: none), so idle tunnels survive the relay's idle drop")
     parser.add_argument("--insecure", action="store_true",
                         help="-H to https: do not verify the web server's certificate (azbridge's Insecure)")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to connect (default 30)")
@@ -151,7 +154,8 @@ def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
         udp_targets = udp_remotes.get(hybrid_connection, {})
         remote = RemoteForwarder.from_connection_string(
             cs, path=hybrid_connection, targets=targets, udp_targets=udp_targets,
-            connect_timeout=args.connect_timeout, stream_request_bodies=True, **options,
+            connect_timeout=args.connect_timeout, stream_request_bodies=True,
+            keepalive_interval=args.keepalive or None, **options,
         )
         started.append(remote)
         web = webs.pop(hybrid_connection, None)
@@ -181,9 +185,10 @@ def _start_locals(args: argparse.Namespace, cs: str, options: Dict[str, Any],
     options = {k: v for k, v in options.items() if k != "udp"}
     for (bind, port, hybrid_connection, port_name), udp in locals_:
         kind: Any = UdpLocalForwarder if udp else LocalForwarder
+        extra = {} if udp else {"keepalive_interval": args.keepalive or None}
         local = kind.from_connection_string(
             cs, port, hybrid_connection, bind_address=bind, port_name=port_name,
-            connect_timeout=args.connect_timeout, **options,
+            connect_timeout=args.connect_timeout, **extra, **options,
         )
         local.start()
         started.append(local)
@@ -205,6 +210,8 @@ def _apply_config(args: argparse.Namespace) -> Optional[str]:
     args.insecure = args.insecure or config.insecure
     if config.connect_timeout is not None:
         args.connect_timeout = config.connect_timeout
+    if config.keepalive_interval is not None:
+        args.keepalive = config.keepalive_interval
     return config.connection_string
 
 

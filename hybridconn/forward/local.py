@@ -22,6 +22,7 @@ from ..client import HybridConnectionClient
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from .preamble import MODE_STREAM, PreambleRejected, ReplyParser, check_reply, encode_preamble, validate_port_name
+from .keepalive import DEFAULT_INTERVAL, Keepalive
 from .pump import StreamBridge
 from .sockets import listen, remove_socket_file, socket_path, tune
 
@@ -43,6 +44,8 @@ class LocalForwarder:
         port as given (azbridge's default); a numeric name reaches a remote side
         that has a single forwarder whatever its port.
     :param connect_timeout: seconds for the relayed connect and the preamble reply.
+    :param keepalive_interval: seconds between the unsolicited pongs sent on each tunnel, so an
+        idle one survives the relay's idle drop (azbridge's ``KeepAliveInterval``, 30 s); None: none.
 
     Use as a context manager, or call :meth:`start` and :meth:`close`.
     """
@@ -55,6 +58,7 @@ class LocalForwarder:
         port_name: Optional[str] = None,
         connect_timeout: float = 30.0,
         backlog: int = 128,
+        keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
     ) -> None:
         self.client = client
         self.port = int(port)
@@ -71,6 +75,7 @@ class LocalForwarder:
         self._sessions: Set["_LocalSession"] = set()
         self._tag = str(port)
         self._owns_client = False
+        self.keepalive = Keepalive(f"L{port}", keepalive_interval)
 
     @classmethod
     def from_connection_string(
@@ -83,6 +88,7 @@ class LocalForwarder:
         bind_address: str = "127.0.0.1",
         port_name: Optional[str] = None,
         connect_timeout: float = 30.0,
+        keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
         **client_options: Any,
     ) -> "LocalForwarder":
         """A forwarder whose client comes from a connection string (EntityPath optional if ``path`` is given).
@@ -92,7 +98,8 @@ class LocalForwarder:
         client = HybridConnectionClient.from_connection_string(
             connection_string, path=path_alias(path, hybrid_connection), **client_options
         )
-        forwarder = cls(client, port, bind_address=bind_address, port_name=port_name, connect_timeout=connect_timeout)
+        forwarder = cls(client, port, bind_address=bind_address, port_name=port_name, connect_timeout=connect_timeout,
+                        keepalive_interval=keepalive_interval)
         forwarder._owns_client = True
         return forwarder
 
@@ -164,6 +171,7 @@ class LocalForwarder:
         for session in sessions:
             session.abort()
         late = [session.name for session in sessions if not until.join(session.thread)]
+        self.keepalive.close(timeout=min(2.0, until.left(floor=0.1)))
         if self._owns_client:
             self.client.close()
         if late or not stopped:
@@ -238,7 +246,11 @@ class _LocalSession:
                     return
                 assert self.conn is not None
                 self.bridge = StreamBridge(self.sock, self.conn, self.name)
-            self.bridge.run(initial_down=remainder)
+            self.owner.keepalive.add(self.conn)
+            try:
+                self.bridge.run(initial_down=remainder)
+            finally:
+                self.owner.keepalive.discard(self.conn)
         except Exception:  # noqa: BLE001 - a session must never kill the process quietly
             log.exception("forward %s: unexpected error", self.name)
         finally:

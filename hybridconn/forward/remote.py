@@ -40,6 +40,7 @@ from .preamble import (
     reply_for,
     validate_port_name,
 )
+from .keepalive import DEFAULT_INTERVAL, Keepalive
 from .pump import StreamBridge
 from .sockets import connect, tune
 from .udp import IDLE_TIMEOUT, DatagramTunnel, serve_remote_datagrams
@@ -67,6 +68,8 @@ class RemoteForwarder:
     :param udp_targets: port name -> ``(host, port)`` of UDP targets (azbridge's ``-T relay:5000U``
         is named ``"5000U"``); each relayed connection in datagram mode gets its own UDP socket.
     :param udp_idle_timeout: a UDP route idle this long is closed (azbridge: 240 s).
+    :param keepalive_interval: seconds between unsolicited pongs on each tunnel (azbridge's
+        ``KeepAliveInterval``, 30 s), so idle tunnels survive the relay's idle drop; None: none.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class RemoteForwarder:
         connect_timeout: float = 30.0,
         udp_targets: Optional[Mapping[str, Target]] = None,
         udp_idle_timeout: Optional[float] = IDLE_TIMEOUT,
+        keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
     ) -> None:
         if not targets and not udp_targets:
             raise ValueError("a remote forwarder needs at least one target")
@@ -89,6 +93,7 @@ class RemoteForwarder:
         }
         self.udp_idle_timeout = udp_idle_timeout
         self._tunnels: Set[DatagramTunnel] = set()
+        self.keepalive = Keepalive(f"R{listener.path}", keepalive_interval)
         self.preamble_timeout = preamble_timeout
         self.connect_timeout = connect_timeout
         self.connections_total = 0
@@ -112,6 +117,7 @@ class RemoteForwarder:
         targets: Optional[Mapping[str, Target]] = None,
         udp_targets: Optional[Mapping[str, Target]] = None,
         udp_idle_timeout: Optional[float] = IDLE_TIMEOUT,
+        keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         preamble_timeout: float = 30.0,
         connect_timeout: float = 30.0,
@@ -130,7 +136,7 @@ class RemoteForwarder:
             connection_string, path=path_alias(path, hybrid_connection), **listener_options
         )
         return cls(listener, all_targets, preamble_timeout=preamble_timeout, connect_timeout=connect_timeout,
-                   udp_targets=udp_targets, udp_idle_timeout=udp_idle_timeout)
+                   udp_targets=udp_targets, udp_idle_timeout=udp_idle_timeout, keepalive_interval=keepalive_interval)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{name}->{host}:{port}" for name, (host, port) in self.targets.items())
@@ -186,6 +192,7 @@ class RemoteForwarder:
         late = sum(1 for bridge in bridges if not bridge.wait(until.left()))
         if late:
             log.warning("forward: close deadline passed with %d tunnels still running", late)
+        self.keepalive.close(timeout=min(2.0, until.left(floor=0.1)))
         return self.listener.close(timeout=until.left(floor=0.5)) and not late
 
     # ------------------------------------------------------------------ per connection
@@ -257,15 +264,20 @@ class RemoteForwarder:
         if sock is None:
             conn.close(1000, "Shutdown", timeout=2.0)  # the sender drops its local connection
             return
+        self._pump(conn, sock, name, parser.remainder)
+
+    def _pump(self, conn: HybridConnection, sock: socket.socket, name: str, initial: bytes) -> None:
         bridge = StreamBridge(sock, conn, name)
         with self._lock:
             if self._closing.is_set():
                 bridge.abort()
             self._bridges.add(bridge)
             self._pending.discard(conn)
+        self.keepalive.add(conn)
         try:
-            bridge.run(initial_down=parser.remainder)
+            bridge.run(initial_down=initial)
         finally:
+            self.keepalive.discard(conn)
             with self._lock:
                 self._bridges.discard(bridge)
 
