@@ -215,6 +215,15 @@ def _apply_config(args: argparse.Namespace) -> Optional[str]:
     return config.connection_string
 
 
+def _report(started: List[Any]) -> None:
+    """One line per forwarder with its counters, on exit (azbridge logs none)."""
+    for forwarder in started:
+        counters = getattr(forwarder, "counters", None)
+        if counters:
+            text = " ".join(f"{k}={v}" for k, v in counters.items())
+            print(f"{forwarder!r}: {text}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from_file = _apply_config(args)
     if not args.local and not args.remote and not args.http:
@@ -253,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for forwarder in reversed(started):
             forwarder.close(timeout=5.0)
+        _report(started)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from .._connection_string import path_alias
 from .._deadline import Deadline
@@ -76,6 +76,8 @@ class LocalForwarder:
         self._tag = str(port)
         self._owns_client = False
         self.keepalive = Keepalive(f"L{port}", keepalive_interval)
+        #: connections served, bytes each way (socket -> relay is up), connections that failed to open.
+        self.counters: Dict[str, int] = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "errors": 0}
 
     @classmethod
     def from_connection_string(
@@ -203,8 +205,17 @@ class LocalForwarder:
             session.thread.start()
 
     def _session_done(self, session: "_LocalSession") -> None:
+        bridge = session.bridge
         with self._lock:
             self._sessions.discard(session)
+            self.counters["connections"] += 1
+            if bridge is None:
+                self.counters["errors"] += 0 if session.aborted else 1
+            else:
+                self.counters["bytes_up"] += bridge.bytes_up
+                self.counters["bytes_down"] += bridge.bytes_down
+        if bridge is not None:
+            log.info("forward %s: closed after %d bytes up, %d down", session.name, bridge.bytes_up, bridge.bytes_down)
 
 
 class _LocalSession:
@@ -220,6 +231,10 @@ class _LocalSession:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"hybridconn-forward-{self.name}", daemon=True)
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
 
     def abort(self) -> None:
         with self._lock:

@@ -94,6 +94,9 @@ class RemoteForwarder:
         self.udp_idle_timeout = udp_idle_timeout
         self._tunnels: Set[DatagramTunnel] = set()
         self.keepalive = Keepalive(f"R{listener.path}", keepalive_interval)
+        #: relayed connections served, bytes each way (target -> relay is up), failed ones
+        #: (unknown port name, refused mode, target unreachable).
+        self.counters: Dict[str, int] = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "errors": 0}
         self.preamble_timeout = preamble_timeout
         self.connect_timeout = connect_timeout
         self.connections_total = 0
@@ -204,6 +207,7 @@ class RemoteForwarder:
                 conn.abort()
                 return
             self.connections_total += 1
+            self.counters["connections"] += 1
             name = f"R{self.connections_total}"
             self._pending.add(conn)
         try:
@@ -224,6 +228,7 @@ class RemoteForwarder:
                 parser.feed(message.encode("utf-8") if isinstance(message, str) else message)
         except UnsupportedPreamble as exc:
             log.warning("forward %s: %s; answering 00 00 00", name, exc)
+            self._count_error()
             self._answer_and_close(conn, exc.reply)
             return
         except RelayTimeoutError:
@@ -244,6 +249,7 @@ class RemoteForwarder:
                 preamble.port_name,
                 ", ".join(repr(n) for n in self._names),
             )
+            self._count_error()
             conn.close(1000, timeout=2.0)
             return
         datagram = matched in self.udp_targets
@@ -251,6 +257,7 @@ class RemoteForwarder:
         if reply != accept_reply(preamble.mode):
             log.warning("forward %s: port %r is a %s port; the sender asked for mode %d", name, matched,
                         "UDP" if datagram else "stream", preamble.mode)
+            self._count_error()
             self._answer_and_close(conn, reply)
             return
         try:
@@ -262,6 +269,7 @@ class RemoteForwarder:
             return
         sock = self._connect_target(name, matched)
         if sock is None:
+            self._count_error()
             conn.close(1000, "Shutdown", timeout=2.0)  # the sender drops its local connection
             return
         self._pump(conn, sock, name, parser.remainder)
@@ -280,6 +288,9 @@ class RemoteForwarder:
             self.keepalive.discard(conn)
             with self._lock:
                 self._bridges.discard(bridge)
+                self.counters["bytes_up"] += bridge.bytes_up
+                self.counters["bytes_down"] += bridge.bytes_down
+            log.info("forward %s: closed after %d bytes up, %d down", name, bridge.bytes_up, bridge.bytes_down)
 
     def _serve_datagrams(self, conn: HybridConnection, name: str, port_name: str, initial: bytes) -> None:
         def register(tunnel: DatagramTunnel) -> None:
@@ -306,6 +317,10 @@ class RemoteForwarder:
         tune(sock)  # no Nagle delay on TCP, as azbridge does on this side
         log.debug("forward %s: connected to %s:%d", name, host, port)
         return sock
+
+    def _count_error(self) -> None:
+        with self._lock:
+            self.counters["errors"] += 1
 
     @staticmethod
     def _answer_and_close(conn: HybridConnection, reply: bytes) -> None:

@@ -218,6 +218,12 @@ class UdpLocalForwarder:
         return (host, port)
 
     @property
+    def counters(self) -> Dict[str, int]:
+        """Routes opened, and datagrams dropped (too large, or queued past the limit while opening)."""
+        with self._lock:
+            return {"routes": self.routes_total, "dropped": self.dropped}
+
+    @property
     def routes(self) -> int:
         with self._lock:
             return len(self._routes)
