@@ -29,6 +29,7 @@ def pattern(size: int) -> Iterator[bytes]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are separate writes: no delayed-ACK stall
     server: "_Server"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
