@@ -83,6 +83,13 @@ class HybridConnectionListener(RelayEndpoint):
         ``max_rendezvous`` forever; None keeps them until the sender closes.
     :param max_request_body: largest request body in bytes (default 64 MiB); a larger one is read
         and dropped as it arrives and answered 413. None: no limit (bodies are held in memory).
+        Not applied to streamed bodies (``stream_request_bodies``), which are never held.
+    :param stream_request_bodies: hand a request that arrives by rendezvous (bodies over 64 kB,
+        chunked uploads) to ``on_request`` as soon as its head arrives, its body readable from
+        ``request.stream`` as it comes in (``request.body`` is then empty): a body of any size
+        passes in bounded memory, the sender slowed while the handler reads. A read waits up to
+        ``io_timeout`` for the next piece. Default False: the whole body is read first, into
+        ``request.body`` (``request.stream`` then reads over it).
     :param max_message_size: longest message an accepted WebSocket takes (default 16 MiB,
         :data:`~hybridconn.connection.MAX_MESSAGE_SIZE`); a longer one closes it with 1009.
         None: no limit.
@@ -133,6 +140,7 @@ class HybridConnectionListener(RelayEndpoint):
         connect_timeout: float = 30.0,
         rendezvous_idle_timeout: Optional[float] = 120.0,
         max_request_body: Optional[int] = DEFAULT_MAX_REQUEST_BODY,
+        stream_request_bodies: bool = False,
         name: Optional[str] = None,
         max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> None:
@@ -142,6 +150,7 @@ class HybridConnectionListener(RelayEndpoint):
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         self.retry_on_open = retry_on_open
         self.max_request_body = max_request_body
+        self.stream_request_bodies = bool(stream_request_bodies)
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, connect_timeout=connect_timeout,
                              io_timeout=io_timeout, token_in_query=token_in_query, handshakes=HandshakeSet())
         #: The callbacks; ``@listener.on_request`` and friends fill it.
@@ -159,7 +168,8 @@ class HybridConnectionListener(RelayEndpoint):
         self._admission = Admission(self.name, self._pool, self._counters)
         self._inflight = InFlight(self.name, self.hooks)
         self._rendezvous = RendezvousPool(self.name, self.dialer, max_rendezvous, idle_timeout=rendezvous_idle_timeout,
-                                          max_body=max_request_body, counters=self._counters)
+                                          max_body=max_request_body, counters=self._counters,
+                                          stream_bodies=self.stream_request_bodies, body_timeout=io_timeout)
         self._multiplexer = Multiplexer(self.name, self._pool, self.hooks, self._rendezvous, runners=max_workers)
         self._acceptor = Acceptor(self.path, self.dialer, self.hooks, self._rendezvous, self._admission,
                                   queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters,

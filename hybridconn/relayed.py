@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import IO, Any, Iterable, Mapping, Optional, Union
 
 from ._headermap import HeaderMap
 
@@ -23,9 +24,14 @@ class RelayedRequest:
     :ivar path: the path suffix after the hybrid connection name (``/suffix``, or ``""``).
     :ivar query: the query string without ``sb-hc-*`` parameters.
     :ivar headers: the sender's headers, case-insensitive (a :class:`HeaderMap`, a MutableMapping).
-    :ivar body: the whole request body.
+    :ivar body: the whole request body (``b""`` when :attr:`streamed`: read :attr:`stream` instead).
     :ivar via_rendezvous: True when the request arrived over a rendezvous socket.
     :ivar remote_address: the sender's address as the relay reports it (``remoteEndpoint``), or None.
+    :ivar stream: the body as a read-only binary file. Always there: over :attr:`body` when the
+        body was read whole, or fed from the socket as it arrives when the listener was made with
+        ``stream_request_bodies=True`` (then :attr:`streamed` is True and :attr:`body` is empty).
+        A streamed body can be read once; what the handler leaves unread is dropped after its
+        response went out.
     """
 
     id: str
@@ -37,10 +43,20 @@ class RelayedRequest:
     body: bytes = b""
     via_rendezvous: bool = False
     remote_address: Optional[str] = None
+    stream: Optional[IO[bytes]] = field(default=None, repr=False, compare=False)
+    _streamed: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, HeaderMap):
             self.headers = HeaderMap(self.headers)
+        self._streamed = self.stream is not None
+        if self.stream is None:
+            self.stream = io.BytesIO(self.body)
+
+    @property
+    def streamed(self) -> bool:
+        """True when the body comes through :attr:`stream` as it arrives (and :attr:`body` is empty)."""
+        return self._streamed
 
     def json(self, **kwargs: Any) -> Any:
         """The body decoded as JSON."""
@@ -52,7 +68,8 @@ class RelayedRequest:
         return self.body.decode("utf-8", "replace")
 
     def __repr__(self) -> str:
-        return f"<RelayedRequest {self.method} {self.target} id={self.id} {len(self.body)} bytes>"
+        size = "streamed body" if self._streamed else f"{len(self.body)} bytes"
+        return f"<RelayedRequest {self.method} {self.target} id={self.id} {size}>"
 
 
 @dataclass

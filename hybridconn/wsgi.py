@@ -142,18 +142,20 @@ def build_environ(
     if scheme not in ("http", "https"):
         raise ValueError(f"url_scheme must be 'http' or 'https', not {scheme!r}")
     body = request.body or b""
+    streamed = request.streamed
     environ: Dict[str, Any] = {
         "REQUEST_METHOD": _wsgi_str(request.method),
         "SCRIPT_NAME": _wsgi_str("/" + path.strip("/")),
         "PATH_INFO": _path_info(request, path),
         "QUERY_STRING": _wsgi_str(request.query or ""),
-        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_LENGTH": _content_length(request) if streamed else str(len(body)),
         "SERVER_NAME": ns.host,
         "SERVER_PORT": str(ns.effective_port),
         "SERVER_PROTOCOL": "HTTP/1.1",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
-        "wsgi.input": io.BytesIO(body),
+        # A streamed body is read straight off the socket; a held one from memory.
+        "wsgi.input": request.stream if streamed else io.BytesIO(body),
         "wsgi.errors": errors if errors is not None else ErrorsStream(),
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
@@ -163,6 +165,9 @@ def build_environ(
         "hybridconn.request_id": request.id,
         "hybridconn.via_rendezvous": request.via_rendezvous,
     }
+    if streamed and not environ["CONTENT_LENGTH"]:
+        # A chunked upload: no length, but the input ends where the body does (werkzeug reads to it).
+        environ["wsgi.input_terminated"] = True
     if remote_addr:
         environ["REMOTE_ADDR"] = remote_addr
     for name, value in request.headers.items():
@@ -173,7 +178,7 @@ def build_environ(
             environ["CONTENT_TYPE"] = text
             continue
         if lowered == "content-length":
-            continue  # the body we hold is the truth
+            continue  # the body we hold (or the header, for a streamed one) is the truth
         if "_" in name:
             # "X_User" and "X-User" would both become HTTP_X_USER; such headers
             # can smuggle values past a proxy that checks one spelling.
@@ -182,6 +187,12 @@ def build_environ(
         key = _header_key(name)
         environ[key] = environ[key] + "," + text if key in environ else text
     return environ
+
+
+def _content_length(request: RelayedRequest) -> str:
+    """A streamed body's length as its sender announced it, or ``""`` (chunked: unknown)."""
+    value = str(request.headers.get("Content-Length") or "").strip()
+    return value if value.isdigit() else ""
 
 
 class _Exchange:

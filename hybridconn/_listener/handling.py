@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 from ..addresses import split_target
 from ..protocol import Request, is_printable_reason, listener_may_send, status_problem
@@ -43,13 +43,18 @@ def internal_error(what: str, *args: Any, exc_info: bool = True, logger: logging
     return error_response(500, "Internal Server Error", tracking_id)
 
 
-def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bool) -> RelayedRequest:
-    """The handler's view of a relayed request: suffix and query split off the target."""
+def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bool,
+                    stream: Optional[IO[bytes]] = None) -> RelayedRequest:
+    """The handler's view of a relayed request: suffix and query split off the target.
+
+    ``stream``, when given, is the body still arriving (``body`` is then empty).
+    """
     target = message.request_target or "/"
     suffix, query = split_target(target, path)
     return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix, query=query,
                           headers=HeaderMap(message.request_headers), body=body,
-                          via_rendezvous=via_rendezvous, remote_address=remote_address(message.extra))
+                          via_rendezvous=via_rendezvous, remote_address=remote_address(message.extra),
+                          stream=stream)
 
 
 def remote_address(extra: Any) -> Optional[str]:

@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 
 from ..connection import HybridConnection
 from ..exceptions import ProtocolError
-from ..protocol import AssemblerEvent, FrameAssembler, ProtocolViolation, ViolationCause
+from ..protocol import AssemblerEvent, FrameAssembler, ProtocolViolation, StreamingFrameAssembler, ViolationCause
 
 __all__ = ["MessageReader", "BodyTooLargeError", "describe_event"]
 
@@ -29,12 +29,20 @@ class BodyTooLargeError(ProtocolError):
 
 
 class MessageReader:
-    """Reads frames from one socket and pairs them into control messages."""
+    """Reads frames from one socket and pairs them into control messages.
 
-    def __init__(self, conn: HybridConnection, max_body: Optional[int] = None) -> None:
+    :param streaming: give a body as it arrives (``MessageHead``, ``BodyChunk``..., ``BodyEnd``:
+        a :class:`~hybridconn.protocol.StreamingFrameAssembler`) instead of whole.
+    """
+
+    def __init__(self, conn: HybridConnection, max_body: Optional[int] = None, streaming: bool = False) -> None:
         self.conn = conn
-        self.assembler = FrameAssembler(max_body=max_body)
+        self.assembler: Any = (StreamingFrameAssembler if streaming else FrameAssembler)(max_body=max_body)
         self._decoder: Optional[codecs.IncrementalDecoder] = None
+
+    def finish(self) -> List[Any]:
+        """The socket closed: a body in progress ends here."""
+        return list(self.assembler.finish())
 
     def read(self, timeout: Optional[float] = None) -> List[AssemblerEvent]:
         """Events completed by the next frame (often none). Raises ConnectionClosed, RelayTimeoutError."""

@@ -12,6 +12,11 @@ either side keeps it open (or until it has been idle ``idle_timeout``).
 The pool also tracks every other socket the listener opens (accepted
 WebSockets, sockets opened for a response), so ``close()`` can close them all.
 
+With ``stream_bodies`` a request is handed on as soon as its head arrives,
+its body following through a :class:`~.body_stream.RequestBodyStream` the
+reader feeds (and waits on while the handler has not read enough): a body of
+any size passes in bounded memory.
+
 While the listener drains (:meth:`RendezvousPool.start_draining`), a request
 socket is closed right after its next response, or once it has been idle
 :data:`DRAIN_IDLE` seconds: the relay then drops the sender's connection at a
@@ -25,14 +30,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Protocol, Set
+from typing import IO, Any, Callable, Dict, Optional, Protocol, Set
 
 from .._deadline import Deadline
 from .._transport import Dialer
 from ..addresses import rendezvous_request_url
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
-from ..protocol import AssemblerEvent, MessageReceived, ProtocolViolation, Request
+from ..protocol import BodyChunk, BodyEnd, MessageHead, MessageReceived, ProtocolViolation, Request
+from .body_stream import RequestBodyStream, closed_error
 from .handling import error_response
 from .reader import BodyTooLargeError, MessageReader
 from .responder import Reply
@@ -54,6 +60,8 @@ class RendezvousRequest:
     message: Request
     body: bytes = field(repr=False)
     done: Callable[[], None] = field(repr=False)
+    #: The body as it arrives (``body`` is then empty), with ``stream_bodies``.
+    stream: Optional[IO[bytes]] = field(default=None, repr=False)
 
 
 class RequestSink(Protocol):
@@ -72,6 +80,8 @@ class _Pending:
 
     count: int = 0
     last_done: float = 0.0
+    #: The streamed body being fed, between its request's head and its end.
+    feeding: Optional[RequestBodyStream] = None
 
 
 def open_request_socket(dialer: Dialer, address: str) -> HybridConnection:
@@ -89,17 +99,23 @@ class RendezvousPool:
     :param idle_timeout: a kept socket with no frames and no response pending for this long is
         closed (so idle keep-alive senders do not hold the ``limit`` forever); None never.
     :param max_body: largest request body read over a rendezvous (None: no limit); larger gets 413.
+        Not applied with ``stream_bodies`` (nothing is held).
+    :param stream_bodies: hand each request on at its head, its body in a :class:`RequestBodyStream`.
+    :param body_timeout: seconds a handler's read of a streamed body waits for the next piece.
     """
 
     def __init__(self, name: str, dialer: Dialer, limit: int, *,
                  idle_timeout: Optional[float] = 120.0, max_body: Optional[int] = None,
-                 counters: Optional[Counters] = None) -> None:
+                 counters: Optional[Counters] = None, stream_bodies: bool = False,
+                 body_timeout: Optional[float] = 30.0) -> None:
         self.name = name
         self._dialer = dialer
         self.sink: Optional[RequestSink] = None
         self.limit = limit
         self.idle_timeout = idle_timeout
         self.max_body = max_body
+        self.stream_bodies = stream_bodies
+        self.body_timeout = body_timeout
         self._counters = counters or Counters()
         self._lock = threading.Lock()
         self._readers: Dict[threading.Thread, Optional[HybridConnection]] = {}
@@ -184,7 +200,9 @@ class RendezvousPool:
                 self._readers.pop(me, None)
                 if conn is not None:
                     self._sockets.discard(conn)
-                    self._pending.pop(conn, None)
+                    pending = self._pending.pop(conn, None)
+                    if pending is not None and pending.feeding is not None:
+                        pending.feeding.fail(ConnectionClosed(None, "the rendezvous socket ended mid-body"))
             if conn is not None and not conn.closed:
                 conn.close(1000, "", timeout=1.0)
 
@@ -201,7 +219,8 @@ class RendezvousPool:
         return conn
 
     def _read_requests(self, conn: HybridConnection) -> None:
-        reader = MessageReader(conn, max_body=self.max_body)
+        streaming = self.stream_bodies
+        reader = MessageReader(conn, max_body=None if streaming else self.max_body, streaming=streaming)
         with self._lock:
             pending = self._pending.setdefault(conn, _Pending())
         while True:
@@ -215,6 +234,8 @@ class RendezvousPool:
                     return
                 continue
             except ConnectionClosed:
+                for event in reader.finish():  # a streamed body may end with the close
+                    self._handle(conn, event, pending)
                 return
             except HybridConnectionError as exc:  # a protocol error ends this socket
                 log.debug("rendezvous socket on %s ended: %s", self.name, exc)
@@ -233,9 +254,25 @@ class RendezvousPool:
             quiet_since = max(conn.last_activity, pending.last_done)
         return max(0.0, quiet_since + idle_timeout - time.monotonic())
 
-    def _handle(self, conn: HybridConnection, event: AssemblerEvent, pending: _Pending) -> None:
+    def _handle(self, conn: HybridConnection, event: Any, pending: _Pending) -> None:
+        if isinstance(event, BodyChunk):
+            if pending.feeding is not None:
+                pending.feeding.feed(event.data)  # waits while the handler is behind
+            return
+        if isinstance(event, BodyEnd):
+            if pending.feeding is not None:
+                pending.feeding.finish()
+                pending.feeding = None
+            return
         message = event.message
-        if isinstance(event, MessageReceived) and isinstance(message, Request):
+        if isinstance(event, MessageHead) and isinstance(message, Request):
+            self._stream_request(conn, message, pending)
+        elif isinstance(event, ProtocolViolation) and pending.feeding is not None:
+            # the streamed request is with its handler already: its read fails, and it answers
+            log.warning("protocol violation mid-body on a rendezvous socket of %s: %s", self.name, event.error)
+            pending.feeding.fail(event.error)
+            pending.feeding = None
+        elif isinstance(event, MessageReceived) and isinstance(message, Request):
             if message.is_address_only:
                 log.warning("an address-only request arrived on a rendezvous socket; ignored")
                 return
@@ -251,6 +288,19 @@ class RendezvousPool:
                 self._sink_or_fail().rendezvous_refusal(conn, message, status, text)
         else:
             log.warning("unexpected %s on a rendezvous socket of %s", type(message).__name__, self.name)
+
+    def _stream_request(self, conn: HybridConnection, message: Request, pending: _Pending) -> None:
+        """Hand ``message`` on now; its body follows through a stream this reader feeds."""
+        stream = RequestBodyStream(timeout=self.body_timeout)
+        with self._lock:
+            pending.count += 1
+        pending.feeding = stream
+
+        def done() -> None:
+            stream.abandon()  # the reader drops the rest, so the socket can carry the next request
+            self._done(conn, pending)
+
+        self._sink_or_fail().rendezvous_request(RendezvousRequest(conn, message, b"", done, stream=stream))
 
     def _sink_or_fail(self) -> RequestSink:
         if self.sink is None:
@@ -278,6 +328,9 @@ class RendezvousPool:
         with self._lock:
             self._closed = True
             sockets = set(self._sockets) | {c for c in self._readers.values() if c is not None}
+            feeding = [p.feeding for p in self._pending.values() if p.feeding is not None]
+        for stream in feeding:
+            stream.fail(closed_error())  # wakes a reader waiting to feed, and the handler reading
         for conn in sockets:
             left = until.left()
             if left <= 0.05:

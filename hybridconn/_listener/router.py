@@ -89,7 +89,7 @@ class Router:
 
     def rendezvous_request(self, request: RendezvousRequest) -> None:
         """A request read off a rendezvous socket; its response goes back over that socket."""
-        relayed = relayed_request(request.message, request.body, self.path, True)
+        relayed = relayed_request(request.message, request.body, self.path, True, stream=request.stream)
         reply = self._inflight.reply(request.message.id, rendezvous=request.conn, on_done=request.done, request=relayed)
         self._submit(relayed, reply)
 

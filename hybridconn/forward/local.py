@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from .._connection_string import path_alias
 from .._deadline import Deadline
@@ -22,7 +22,9 @@ from ..client import HybridConnectionClient
 from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from .preamble import MODE_STREAM, PreambleRejected, ReplyParser, check_reply, encode_preamble, validate_port_name
+from .keepalive import DEFAULT_INTERVAL, Keepalive
 from .pump import StreamBridge
+from .sockets import listen, remove_socket_file, socket_path, tune
 
 __all__ = ["LocalForwarder"]
 
@@ -36,11 +38,14 @@ class LocalForwarder:
 
     :param client: the sender for the hybrid connection.
     :param port: local TCP port (0 = any free port; see :attr:`address`).
-    :param bind_address: local address to listen on (default ``127.0.0.1``).
+    :param bind_address: local address to listen on (default ``127.0.0.1``), or a Unix domain
+        socket path (``/run/app.sock``; ``port`` is then ignored).
     :param port_name: the logical port name sent in the preamble. Default: the
         port as given (azbridge's default); a numeric name reaches a remote side
         that has a single forwarder whatever its port.
     :param connect_timeout: seconds for the relayed connect and the preamble reply.
+    :param keepalive_interval: seconds between the unsolicited pongs sent on each tunnel, so an
+        idle one survives the relay's idle drop (azbridge's ``KeepAliveInterval``, 30 s); None: none.
 
     Use as a context manager, or call :meth:`start` and :meth:`close`.
     """
@@ -53,11 +58,13 @@ class LocalForwarder:
         port_name: Optional[str] = None,
         connect_timeout: float = 30.0,
         backlog: int = 128,
+        keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
     ) -> None:
         self.client = client
         self.port = int(port)
         self.bind_address = bind_address
-        self.port_name = validate_port_name(port_name if port_name is not None else str(self.port))
+        default_name = socket_path(bind_address) or str(self.port)  # azbridge names a socket by its path
+        self.port_name = validate_port_name(port_name if port_name is not None else default_name)
         self.connect_timeout = connect_timeout
         self.backlog = backlog
         self.connections_total = 0
@@ -68,6 +75,9 @@ class LocalForwarder:
         self._sessions: Set["_LocalSession"] = set()
         self._tag = str(port)
         self._owns_client = False
+        self.keepalive = Keepalive(f"L{port}", keepalive_interval)
+        #: connections served, bytes each way (socket -> relay is up), connections that failed to open.
+        self.counters: Dict[str, int] = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "errors": 0}
 
     @classmethod
     def from_connection_string(
@@ -80,6 +90,7 @@ class LocalForwarder:
         bind_address: str = "127.0.0.1",
         port_name: Optional[str] = None,
         connect_timeout: float = 30.0,
+        keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
         **client_options: Any,
     ) -> "LocalForwarder":
         """A forwarder whose client comes from a connection string (EntityPath optional if ``path`` is given).
@@ -89,7 +100,8 @@ class LocalForwarder:
         client = HybridConnectionClient.from_connection_string(
             connection_string, path=path_alias(path, hybrid_connection), **client_options
         )
-        forwarder = cls(client, port, bind_address=bind_address, port_name=port_name, connect_timeout=connect_timeout)
+        forwarder = cls(client, port, bind_address=bind_address, port_name=port_name, connect_timeout=connect_timeout,
+                        keepalive_interval=keepalive_interval)
         forwarder._owns_client = True
         return forwarder
 
@@ -109,7 +121,7 @@ class LocalForwarder:
     @property
     def address(self) -> Tuple[str, int]:
         """The bound ``(host, port)``; the real port when 0 was asked for."""
-        if self._server is None:
+        if self._server is None or socket_path(self.bind_address) is not None:
             return (self.bind_address, self.port)
         host, port = self._server.getsockname()[:2]
         return (host, port)
@@ -123,18 +135,10 @@ class LocalForwarder:
         """Bind and start accepting; returns once the port is listening."""
         if self._server is not None:
             raise RuntimeError("the forwarder is already started")
-        family = socket.AF_INET6 if ":" in self.bind_address else socket.AF_INET
-        server = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind((self.bind_address, self.port))
-            server.listen(self.backlog)
-            server.settimeout(_ACCEPT_WAKEUP)
-        except OSError:
-            server.close()
-            raise
+        server = listen(self.bind_address, self.port, self.backlog)
+        server.settimeout(_ACCEPT_WAKEUP)
         self._server = server
-        self._tag = str(self.address[1])
+        self._tag = str(self.address[1]) if socket_path(self.bind_address) is None else "unix"
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"hybridconn-forward-L{self._tag}-accept", daemon=True
         )
@@ -161,11 +165,15 @@ class LocalForwarder:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+            path = socket_path(self.bind_address)
+            if path is not None:
+                remove_socket_file(path)
         with self._lock:
             sessions = list(self._sessions)
         for session in sessions:
             session.abort()
         late = [session.name for session in sessions if not until.join(session.thread)]
+        self.keepalive.close(timeout=min(2.0, until.left(floor=0.1)))
         if self._owns_client:
             self.client.close()
         if late or not stopped:
@@ -197,8 +205,17 @@ class LocalForwarder:
             session.thread.start()
 
     def _session_done(self, session: "_LocalSession") -> None:
+        bridge = session.bridge
         with self._lock:
             self._sessions.discard(session)
+            self.counters["connections"] += 1
+            if bridge is None:
+                self.counters["errors"] += 0 if session.aborted else 1
+            else:
+                self.counters["bytes_up"] += bridge.bytes_up
+                self.counters["bytes_down"] += bridge.bytes_down
+        if bridge is not None:
+            log.info("forward %s: closed after %d bytes up, %d down", session.name, bridge.bytes_up, bridge.bytes_down)
 
 
 class _LocalSession:
@@ -214,6 +231,10 @@ class _LocalSession:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"hybridconn-forward-{self.name}", daemon=True)
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
 
     def abort(self) -> None:
         with self._lock:
@@ -231,7 +252,7 @@ class _LocalSession:
     def _run(self) -> None:
         try:
             self.sock.settimeout(None)
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tune(self.sock)
             remainder = self._open()
             if remainder is None:
                 return
@@ -240,7 +261,11 @@ class _LocalSession:
                     return
                 assert self.conn is not None
                 self.bridge = StreamBridge(self.sock, self.conn, self.name)
-            self.bridge.run(initial_down=remainder)
+            self.owner.keepalive.add(self.conn)
+            try:
+                self.bridge.run(initial_down=remainder)
+            finally:
+                self.owner.keepalive.discard(self.conn)
         except Exception:  # noqa: BLE001 - a session must never kill the process quietly
             log.exception("forward %s: unexpected error", self.name)
         finally:
