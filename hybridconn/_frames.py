@@ -30,9 +30,25 @@ import struct
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
-    "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "MAX_CONTROL_PAYLOAD", "MAX_CLOSE_REASON",
-    "Role", "Frame", "FrameError", "FrameParser",
-    "mask", "pack_frame", "fragment_frames", "close_payload", "close_reason_bytes", "parse_close", "is_valid_close_code",
+    "OP_CONT",
+    "OP_TEXT",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "MAX_CONTROL_PAYLOAD",
+    "MAX_CLOSE_REASON",
+    "Role",
+    "Frame",
+    "FrameError",
+    "FrameParser",
+    "mask",
+    "pack_frame",
+    "fragment_frames",
+    "close_payload",
+    "close_reason_bytes",
+    "parse_close",
+    "is_valid_close_code",
 ]
 
 Buffer = Union[bytes, bytearray, memoryview]

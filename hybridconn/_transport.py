@@ -21,7 +21,13 @@ import websocket
 
 from ._redact import install_redaction, redact_url
 from .auth import AUTH_HEADER
-from .exceptions import ConfigurationError, HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
+from .exceptions import (
+    ConfigurationError,
+    HybridConnectionError,
+    RelayConnectionError,
+    RelayTimeoutError,
+    error_for_status,
+)
 
 __all__ = [
     "Dialer", "open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify", "HandshakeSet",

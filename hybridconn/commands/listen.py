@@ -143,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
             if relay.embedded:
                 # The emulator's key is a fixed development key, so showing it is safe and useful.
                 print(f"  {ENV_CONNECTION_STRING}='{relay.connection_string}'", file=sys.stderr)
-            print("  Ctrl-C to stop" + (" (or one request or connection with --once)" if args.once else ""), file=sys.stderr)
+            print(
+                "  Ctrl-C to stop" + (" (or one request or connection with --once)" if args.once else ""),
+                file=sys.stderr,
+            )
             sys.stderr.flush()
             _wait(handlers.done, listener)
         except KeyboardInterrupt:

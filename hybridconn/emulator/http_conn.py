@@ -238,7 +238,10 @@ class HttpConnection:
     def refuse(self, refusal: Refusal, close: bool = True) -> None:
         """Answer with a service error (no Via header: it did not come from a listener)."""
         body = refusal.description.encode("utf-8")
-        headers: List[Tuple[str, str]] = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        headers: List[Tuple[str, str]] = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
         if close:
             headers.append(("Connection", "close"))
         head = h11.Response(status_code=refusal.status, headers=headers, reason=printable_reason(refusal.description))

@@ -261,6 +261,6 @@ def _handler_for(endpoint: DevIdentityEndpoint) -> type:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
             # The request line: it holds no secret (form bodies are never logged).
-            log.debug("identity endpoint: " + format, *args)
+            log.debug("identity endpoint: " + format, *args)  # noqa: G003 - http.server's own format
 
     return Handler

@@ -138,7 +138,10 @@ class Registry:
         with self.cond:
             if len(entity.listeners) >= MAX_LISTENERS:
                 return Refusal(
-                    403, describe(f"The hybrid connection already has the maximum of {MAX_LISTENERS} listeners", entity.name)
+                    403,
+                    describe(
+                        f"The hybrid connection already has the maximum of {MAX_LISTENERS} listeners", entity.name
+                    ),
                 )
             return None
 

@@ -106,7 +106,9 @@ class LocalForwarder:
         return forwarder
 
     def __repr__(self) -> str:
-        return f"<LocalForwarder {self.bind_address}:{self.port} -> {self.port_name!r} active={self.active_connections}>"
+        return (
+            f"<LocalForwarder {self.bind_address}:{self.port} -> {self.port_name!r} active={self.active_connections}>"
+        )
 
     def __enter__(self) -> "LocalForwarder":
         if self._server is None:

@@ -89,7 +89,7 @@ def _handler(registry: Any, online: Callable[[], int]) -> type:
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-            log.debug("metrics: " + format, *args)
+            log.debug("metrics: " + format, *args)  # noqa: G003 - http.server's own format
 
     return Handler
 

@@ -148,13 +148,17 @@ def test_python_requires_and_classifiers_agree() -> None:
     project = _project()
     assert project["requires-python"] == ">=3.9"
     assert metadata.metadata("hybridconn")["Requires-Python"] == ">=3.9"
-    listed = [c.rsplit(" ", 1)[1] for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    listed = [
+        c.rsplit(" ", 1)[1]
+        for c in project["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
     assert listed == SUPPORTED
 
 
 def test_runtime_dependencies_and_test_extra() -> None:
     project = _project()
-    deps = {re.split(r"[<>=!~;\[ ]", line, 1)[0].lower(): line for line in project["dependencies"]}
+    deps = {re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0].lower(): line for line in project["dependencies"]}
     assert set(deps) == {"websocket-client", "requests", "h11", "wsproto"}
     assert deps["h11"].startswith("h11>=0.16")
     extras = " ".join(project["optional-dependencies"]["test"])
