@@ -19,7 +19,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, TypeVar, Union, cast
 
 import websocket
 
@@ -212,7 +212,8 @@ class HybridConnection:
         :raises ProtocolError: the peer sent invalid UTF-8 in a text message
             (the connection is closed with 1007).
         """
-        return self._read_locked(self._message_from, timeout)
+        # mypy joins str | bytes to Sequence[object] when it solves _read_locked's type variable
+        return cast(Message, self._read_locked(self._message_from, timeout))
 
     def recv_frame(self, timeout: Optional[float] = None) -> Tuple[int, bytes, bool]:
         """The next data frame as ``(opcode, payload, fin)``, fragments not joined.
@@ -221,7 +222,7 @@ class HybridConnection:
         frames). Pings are answered; pongs and closes are handled as in
         :meth:`recv`. Text payloads are returned undecoded.
         """
-        return self._read_locked(tuple, timeout)  # type: ignore[arg-type]  # a plain tuple of the Frame
+        return self._read_locked(tuple, timeout)  # type: ignore[return-value]  # a plain tuple of the Frame
 
     def __iter__(self) -> Iterator[Message]:
         """Messages until the connection closes; a clean close ends the loop."""

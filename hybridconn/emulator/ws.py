@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Union
+from typing import List, Optional, Union, cast
 
 from wsproto.events import BytesMessage, TextMessage
 
@@ -263,8 +263,8 @@ class WsChannel:
                 opcode = frame.opcode
                 if opcode < OP_CLOSE:
                     text, data, finished = self._messages.piece(frame)
-                    out.append(TextMessage(data=data, message_finished=finished) if text
-                               else BytesMessage(data=data, message_finished=finished))
+                    out.append(TextMessage(data=cast(str, data), message_finished=finished) if text
+                               else BytesMessage(data=cast(bytes, data), message_finished=finished))
                 elif opcode == OP_PING:
                     with self.send_lock:
                         self._answer_locked(OP_PONG, frame.payload)
