@@ -91,7 +91,7 @@ class RelaySession(requests.Session):
             self.proxies = {"http": proxy, "https": proxy}
 
     def merge_environment_settings(
-        self, url: Optional[str], proxies: Any, stream: Any, verify: Any, cert: Any
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> Dict[str, Any]:
         if self.explicit_proxy:
             proxies = {**self.proxies, **(proxies or {})}

@@ -244,10 +244,10 @@ class HybridConnectionClient(RelayEndpoint):
             scrub_secrets(exc)
             raise error from exc
         if self.raise_for_relay:
-            error = relay_error(response, read_body=not kwargs.get("stream"))
-            if error is not None:
+            failure = relay_error(response, read_body=not kwargs.get("stream"))
+            if failure is not None:
                 response.close()
-                raise error
+                raise failure
         return response
 
     # ------------------------------------------------------------------ lifecycle

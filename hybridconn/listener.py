@@ -154,7 +154,7 @@ class HybridConnectionListener(RelayEndpoint):
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, connect_timeout=connect_timeout,
                              io_timeout=io_timeout, token_in_query=token_in_query, handshakes=HandshakeSet())
         #: The callbacks; ``@listener.on_request`` and friends fill it.
-        self.hooks = Hooks()
+        self.hooks: Hooks = Hooks()
         self.last_error: Optional[BaseException] = None
         self._lock = threading.RLock()
         self._state = "new"
@@ -413,7 +413,8 @@ class HybridConnectionListener(RelayEndpoint):
         threads_until = until.extended(0.5)
         self._pool.wait_idle(handlers_until, kinds=("http",))
         self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
-        self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
+        if self.dialer.handshakes is not None:  # always: __init__ gives the dialer one
+            self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
         self._control.close(peers_until)
         multiplexer_stopped = self._multiplexer.close(peers_until)  # no reads under the closes below
         self._acceptor.close(peers_until)

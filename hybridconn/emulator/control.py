@@ -122,6 +122,7 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
                     _on_message(ctx, channel, outcome)
                 elif isinstance(outcome, ProtocolViolation):
                     _on_violation(ctx, channel, outcome)
+    return False  # the emulator is stopping
 
 
 def _on_message(ctx: EmulatorContext, channel: ListenerChannel, received: MessageReceived) -> None:

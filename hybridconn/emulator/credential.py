@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, List, NamedTuple, Optional
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from .entra import DEV_ISSUER, DEV_TENANT_ID, mint_token
 from .roles import DEV_PRINCIPAL_ID
@@ -83,7 +83,7 @@ class DevCredential:
             return _access_token(token, expires_on)
         return AccessTokenInfo(token, expires_on)
 
-    def _mint(self, scopes: tuple) -> tuple:
+    def _mint(self, scopes: Tuple[str, ...]) -> Tuple[str, int]:
         if len(scopes) != 1 or not isinstance(scopes[0], str) or not scopes[0]:
             raise ValueError("DevCredential needs exactly one scope, such as https://relay.azure.net//.default")
         with self._lock:

@@ -155,11 +155,12 @@ class WsChannel:
             self.abort()
             return False
 
-    def _data_frame(self, data: Union[str, bytes], fin: bool = True) -> bytes:
+    def _data_frame(self, data: Union[str, bytes, bytearray], fin: bool = True) -> bytes:
         """One data frame; raises ``TypeError`` (not text or bytes; a type change inside a fragmented message).
 
         Call with the send lock held: it follows the fragmented message being sent.
         """
+        payload: Union[bytes, bytearray]
         if isinstance(data, str):
             text, payload = True, data.encode("utf-8")
         elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -175,7 +176,7 @@ class WsChannel:
         self._outbound_text = None if fin else text
         return pack_frame(opcode, payload, fin=fin)
 
-    def send_message(self, data: Union[str, bytes], fin: bool = True) -> bool:
+    def send_message(self, data: Union[str, bytes, bytearray], fin: bool = True) -> bool:
         """Send a text (str) or binary (bytes) frame; ``fin=False`` for a fragment. False if it can't."""
         with self.send_lock:
             if not self.can_send:

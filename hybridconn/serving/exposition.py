@@ -102,7 +102,7 @@ class MetricsServer:
 
         host, _, port = address.rpartition(":")
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(view))  # type: ignore[arg-type]
+        registry.register(_Collector(view))
         try:
             self._server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), _handler(registry, online))
         except OSError as exc:

@@ -35,8 +35,16 @@ def test_print_is_allowed_only_in_programs_that_talk_to_a_terminal() -> None:
 
 def test_ci_runs_every_release_check() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    for step in ("ruff check", "mypy --strict hybridconn", "pyright --verifytypes hybridconn",
-                 "sphinx-build", "-W", "coverage report", "COVERAGE_PROCESS_START", 'pip install -e ".[test]" && pytest'):
+    for step in (
+        "ruff check",
+        "mypy --strict hybridconn",
+        "pyright --verifytypes hybridconn",
+        "sphinx-build",
+        "-W",
+        "coverage report",
+        "COVERAGE_PROCESS_START",
+        'pip install -e ".[test]" && pytest',
+    ):
         assert step in script, f".ci/run does not run {step!r}"
 
 

@@ -74,10 +74,9 @@ SPEC_RESPONSE_CORRECTED = SPEC_RESPONSE_AS_PRINTED.replace('}\n         "body"',
 SPEC_RENEW = """{
   "renewToken": {
     "token":
-      "SharedAccessSignature sr=http%3a%2f%2fcontoso.servicebus.windows.net%2fhyco%2f"
-      "&sig=XXXXXXXXXX%3d&se=1471633754&skn=SasKeyName"
+      "SharedAccessSignature sr=http%3a%2f%2fcontoso.servicebus.windows.net%2fhyco%2f&sig=XXXXXXXXXX%3d&se=1471633754&skn=SasKeyName"
   }
-}"""
+}"""  # noqa: E501 - the protocol document's example, verbatim
 
 
 def test_spec_accept_example() -> None:
