@@ -212,8 +212,7 @@ class HybridConnection:
         :raises ProtocolError: the peer sent invalid UTF-8 in a text message
             (the connection is closed with 1007).
         """
-        # mypy joins str | bytes to Sequence[object] when it solves _read_locked's type variable
-        return cast(Message, self._read_locked(self._message_from, timeout))
+        return cast(Message, self._read_locked(self._message_from, timeout))  # mypy infers Sequence[object]
 
     def recv_frame(self, timeout: Optional[float] = None) -> Tuple[int, bytes, bool]:
         """The next data frame as ``(opcode, payload, fin)``, fragments not joined.
