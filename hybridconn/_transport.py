@@ -236,7 +236,7 @@ class HandshakeSet:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: Set[websocket.WebSocket] = set()
-        self.aborted = False
+        self.aborted: bool = False
 
     def add(self, ws: websocket.WebSocket, what: str = "connect") -> None:
         with self._lock:

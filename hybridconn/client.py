@@ -54,7 +54,7 @@ from .exceptions import (
 
 __all__ = ["HybridConnectionClient", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_HTTP_TIMEOUT"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: The relay waits up to 30 s for a listener to accept, plus network time; .NET's sender uses 70 s too.
 DEFAULT_CONNECT_TIMEOUT = 70.0
@@ -101,7 +101,7 @@ class HybridConnectionClient(RelayEndpoint):
         raise_for_relay: bool = True,
         session: Optional[requests.Session] = None,
     ) -> None:
-        self.namespace = Namespace.parse(namespace)
+        self.namespace: Namespace = Namespace.parse(namespace)
         self.path = addresses.check_entity_path(path)
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         #: How this client reaches the relay (TLS, proxy, where the token goes).

@@ -35,7 +35,7 @@ from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 __all__ = ["HybridConnection", "Message", "MAX_MESSAGE_SIZE", "CONTROL_MESSAGE_SIZE"]  # the sizes: protocol.py
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 Message = Union[str, bytes]
 _T = TypeVar("_T")
@@ -85,7 +85,7 @@ class HybridConnection:
         self._close_sent = False
         self.close_code: Optional[int] = None
         self.close_reason: str = ""
-        self.last_activity = time.monotonic()
+        self.last_activity: float = time.monotonic()
         self._sock: Optional[socket.socket] = ws.sock
         if self._sock is not None:
             # Bounds a send to a peer that stopped reading (reads are bounded by poll).

@@ -97,7 +97,7 @@ class Hook:
 
     def __init__(self, doc: str = "") -> None:
         self.__doc__ = doc
-        self.name = ""
+        self.name: str = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         if name not in HOOK_NAMES:

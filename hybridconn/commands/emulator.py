@@ -22,7 +22,7 @@ HELP = "run a local Azure Relay Hybrid Connections emulator"
 
 DEFAULT_PORT = 9350
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

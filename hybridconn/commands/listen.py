@@ -69,8 +69,8 @@ class Listening:
         self.echo = args.echo
         self.status = args.status
         self.once = args.once
-        self.out = Printer(args.verbose)
-        self.done = threading.Event()
+        self.out: Printer = Printer(args.verbose)
+        self.done: threading.Event = threading.Event()
 
     def on_request(self, request: RelayedRequest) -> RelayedResponse:
         route = "rendezvous" if request.via_rendezvous else "control channel"

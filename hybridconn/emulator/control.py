@@ -38,7 +38,7 @@ from .ws import ConnectionLost, PeerClosed
 
 __all__ = ["serve_listen", "deliver_response"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Longest wait between checks of a stalled channel's release (bounded waits only).
 STALL_CHECK = 5.0

@@ -58,7 +58,7 @@ class DevCredential:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.principal_id = principal_id
-        self.lifetime = float(lifetime)
+        self.lifetime: float = float(lifetime)
         self.issuer = issuer
         self.tenant_id = tenant_id
         self.audience = audience

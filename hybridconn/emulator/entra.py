@@ -41,7 +41,7 @@ __all__ = [
     "EntraVerifier",
 ]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: The development tenant. Not a real tenant.
 DEV_TENANT_ID = "00000000-0000-4000-8000-00000000de70"

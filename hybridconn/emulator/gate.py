@@ -18,7 +18,7 @@ from .status import Refusal, describe
 
 __all__ = ["Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 

@@ -29,7 +29,7 @@ from .ws import WsChannel, shutdown_socket
 
 __all__ = ["HttpConnection", "Incoming", "ConnectionDone", "Router", "WRITE_TIMEOUT"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 #: Write stall allowed before a peer that stopped reading is dropped.
@@ -96,7 +96,7 @@ class HttpConnection:
         self._link: Optional[RendezvousLink] = None  # the rendezvous socket persisting for this sender
         self._link_lock = threading.Lock()
         self._ended = False  # _finish ran: a link attached now would never be closed
-        self.drop_requested = threading.Event()
+        self.drop_requested: threading.Event = threading.Event()
         self.thread = threading.Thread(target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle

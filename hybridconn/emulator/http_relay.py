@@ -48,7 +48,7 @@ from .status import Refusal
 
 __all__ = ["serve_http"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _NO_BODY_STATUS = (204, 304)
 

@@ -35,7 +35,7 @@ from .tls import TlsSetup, server_context
 
 __all__ = ["DevIdentityEndpoint", "MSI_PATH"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 MSI_PATH = "/msi/token"
 _JSON = "application/json"
@@ -79,7 +79,7 @@ class DevIdentityEndpoint:
         self.federated_clients = frozenset(federated_clients)
         self.user_assigned = frozenset(user_assigned)
         self.system_principal_id = system_principal_id
-        self.token_lifetime = float(token_lifetime)
+        self.token_lifetime: float = float(token_lifetime)
         self.identity_header = identity_header
         self.tenant_id = tenant_id
         self.host = host

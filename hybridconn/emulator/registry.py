@@ -25,7 +25,7 @@ from .ws import WsChannel
 
 __all__ = ["PendingAccept", "Registry"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 class PendingAccept:
@@ -44,7 +44,7 @@ class PendingAccept:
         self.reject_description = ""
         self.failure = ""
         self.sender_ws: Optional[WsChannel] = None
-        self.sender_ready = threading.Event()
+        self.sender_ready: threading.Event = threading.Event()
         self._cond = threading.Condition()
 
     def claim(self) -> bool:
@@ -89,7 +89,7 @@ class Registry:
     """Hybrid connections, listeners and pending work, under one lock."""
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
+        self.cond: threading.Condition = threading.Condition()
         self.entities: Dict[str, Entity] = {}
         self.accepts: Dict[str, PendingAccept] = {}
         self.requests: Dict[str, PendingRequest] = {}

@@ -28,7 +28,7 @@ from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
 
 __all__ = ["serve_connect", "serve_accept", "pump"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 def serve_connect(incoming: Incoming) -> Optional[Refusal]:

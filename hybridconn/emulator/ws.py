@@ -55,7 +55,7 @@ __all__ = [
     "BytesMessage", "shutdown_socket",
 ]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Seconds we wait for the peer to answer a close frame before dropping the socket.
 CLOSE_ANSWER_TIMEOUT = 5.0
@@ -106,7 +106,7 @@ class WsChannel:
         # ``max_message_size`` ends a longer one with 1009 before it is held.
         self._parser = FrameParser(Role.SERVER, max_piece=READ_SIZE, max_message_size=max_message_size)
         self._messages = MessageAssembler()
-        self.send_lock = threading.Lock()
+        self.send_lock: threading.Lock = threading.Lock()
         self._down = threading.Event()
         self._close_sent = False  # guarded by send_lock
         self._close_deadline: Optional[float] = None

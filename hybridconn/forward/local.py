@@ -28,7 +28,7 @@ from .sockets import listen, remove_socket_file, socket_path, tune
 
 __all__ = ["LocalForwarder"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _ACCEPT_WAKEUP = 0.5  # seconds; bounds how long close() waits for the accept loop
 
@@ -61,7 +61,7 @@ class LocalForwarder:
         keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
     ) -> None:
         self.client = client
-        self.port = int(port)
+        self.port: int = int(port)
         self.bind_address = bind_address
         default_name = socket_path(bind_address) or str(self.port)  # azbridge names a socket by its path
         self.port_name = validate_port_name(port_name if port_name is not None else default_name)

@@ -47,7 +47,7 @@ from ..exceptions import ConnectionClosed, HybridConnectionError
 
 __all__ = ["MAX_MESSAGE", "StreamBridge"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Largest message we send: azbridge reads and writes 64 KiB at a time.
 MAX_MESSAGE = 64 * 1024

@@ -47,7 +47,7 @@ from .udp import IDLE_TIMEOUT, DatagramTunnel, serve_remote_datagrams
 
 __all__ = ["RemoteForwarder"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 Target = Tuple[str, int]
 

@@ -19,7 +19,7 @@ from .metrics import BUCKETS, COUNTERS, GAUGES
 
 __all__ = ["MetricsServer", "require_prometheus_client", "collect"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 View = Callable[[], Dict[str, Any]]
 

@@ -23,7 +23,7 @@ from .settings import BY_NAME, ENV_PREFIX, SETTINGS, ServeConfig
 
 __all__ = ["resolve", "read_config_file", "describe", "DEFAULT_CONFIG_FILE", "Layer"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Read when no ``-c`` is given and the file exists in the current directory (gunicorn reads gunicorn.conf.py).
 DEFAULT_CONFIG_FILE = "hybridconn.conf.py"

@@ -23,7 +23,7 @@ from .worker import run_worker
 
 __all__ = ["Worker", "Spawner"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 class Worker:
