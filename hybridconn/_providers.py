@@ -152,7 +152,7 @@ class EntraTokenProvider(TokenProvider):
         if not isinstance(scope, str) or not scope.strip():
             raise ConfigurationError("EntraTokenProvider needs a scope such as " + RELAY_SCOPE)
         self.credential = credential
-        self.scope = scope.strip()
+        self.scope: str = scope.strip()
         self._clock = clock
         self._lock = threading.Lock()
         self._current: Optional[Tuple[str, float]] = None

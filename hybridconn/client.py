@@ -102,13 +102,13 @@ class HybridConnectionClient(RelayEndpoint):
         session: Optional[requests.Session] = None,
     ) -> None:
         self.namespace: Namespace = Namespace.parse(namespace)
-        self.path = addresses.check_entity_path(path)
+        self.path: str = addresses.check_entity_path(path)
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         #: How this client reaches the relay (TLS, proxy, where the token goes).
-        self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, token_in_query=token_in_query)
+        self.dialer: Dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, token_in_query=token_in_query)
         self.raise_for_relay = raise_for_relay
         #: The audience every token is minted for: the hybrid connection, so it covers every suffix.
-        self.audience = addresses.token_audience(self.namespace, self.path)
+        self.audience: str = addresses.token_audience(self.namespace, self.path)
         self._user_session = session
         self._session: Optional[requests.Session] = None
         self._lock = threading.Lock()

@@ -73,7 +73,7 @@ class HybridConnection:
         self.headers: Dict[str, str] = dict(headers or {})
         self.path = path
         self.query = query
-        self.subprotocol = subprotocol if subprotocol is not None else ws.getsubprotocol()
+        self.subprotocol: Optional[str] = subprotocol if subprotocol is not None else ws.getsubprotocol()
         self._io_timeout = io_timeout
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()

@@ -74,7 +74,7 @@ class FileWrapper:
         self.filelike = filelike
         self.blksize = blksize
         if hasattr(filelike, "close"):
-            self.close = filelike.close
+            self.close: Callable[[], None] = filelike.close
 
     def __iter__(self) -> Iterator[bytes]:
         while True:

@@ -66,9 +66,9 @@ class Listening:
     """The handlers: print, optionally echo, and signal ``done`` for --once."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.echo = args.echo
-        self.status = args.status
-        self.once = args.once
+        self.echo: bool = args.echo
+        self.status: int = args.status
+        self.once: bool = args.once
         self.out: Printer = Printer(args.verbose)
         self.done: threading.Event = threading.Event()
 

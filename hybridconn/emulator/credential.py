@@ -65,7 +65,7 @@ class DevCredential:
         self._signing_key = signing_key
         self._clock = clock
         self._lock = threading.Lock()
-        self.calls = 0
+        self.calls: int = 0
         self.scopes: List[str] = []
 
     def get_token(self, *scopes: str, claims: Optional[str] = None, tenant_id: Optional[str] = None,

@@ -199,7 +199,7 @@ class PendingRequest:
         self.answered: bool = False
         self._cond = threading.Condition(threading.Lock())
         self._events: "collections.deque[RequestEvent]" = collections.deque()
-        self.done = _DoneFlag(self._cond)
+        self.done: _DoneFlag = _DoneFlag(self._cond)
 
     def put(self, event: RequestEvent, stop: Optional[threading.Event] = None) -> bool:
         """Queue an event; blocks while the sender is slow (back-pressure), gives up when done."""

@@ -92,12 +92,14 @@ class HttpConnection:
         self.tls = tls
         self.number = number
         self.router = router
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_METADATA_LIMIT)
+        self.h11: h11.Connection = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_METADATA_LIMIT)
         self._link: Optional[RendezvousLink] = None  # the rendezvous socket persisting for this sender
         self._link_lock = threading.Lock()
         self._ended = False  # _finish ran: a link attached now would never be closed
         self.drop_requested: threading.Event = threading.Event()
-        self.thread = threading.Thread(target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True)
+        self.thread: threading.Thread = threading.Thread(
+            target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -37,12 +37,12 @@ class PendingAccept:
         self.entity = entity
         self.id = accept_id
         self.deadline = deadline
-        self.state = self.WAITING
+        self.state: str = self.WAITING
         self.listener_ws: Optional[WsChannel] = None
         self.subprotocol: Optional[str] = None
-        self.reject_status = 0
-        self.reject_description = ""
-        self.failure = ""
+        self.reject_status: int = 0
+        self.reject_description: str = ""
+        self.failure: str = ""
         self.sender_ws: Optional[WsChannel] = None
         self.sender_ready: threading.Event = threading.Event()
         self._cond = threading.Condition()

@@ -94,7 +94,9 @@ class UnsupportedPreamble(PreambleError):
     reply = REPLY_UNSUPPORTED
 
     def __init__(self, major: int, minor: int, mode: int) -> None:
-        self.major, self.minor, self.mode = major, minor, mode
+        self.major: int = major
+        self.minor: int = minor
+        self.mode: int = mode
         super().__init__(f"unsupported preamble: version {major}.{minor}, mode {mode}")
 
 

@@ -67,8 +67,8 @@ class StreamBridge:
         self.sock = sock
         self.conn = conn
         self.name = name
-        self.bytes_up = 0  # socket -> WebSocket
-        self.bytes_down = 0  # WebSocket -> socket
+        self.bytes_up: int = 0  # socket -> WebSocket
+        self.bytes_down: int = 0  # WebSocket -> socket
         self._aborted = threading.Event()
         self._done = threading.Event()
         self._upstream: Optional[threading.Thread] = None

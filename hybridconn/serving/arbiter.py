@@ -61,11 +61,11 @@ class Arbiter:
 
     def __init__(self, config: ServeConfig, reload_config: Optional[Callable[[], ServeConfig]] = None,
                  on_ready: Optional[Callable[[], None]] = None) -> None:
-        self.config = config
+        self.config: ServeConfig = config
         self._reload_config = reload_config
         self._on_ready = on_ready
-        self.target = config.workers
-        self.generation = 1
+        self.target: int = config.workers
+        self.generation: int = 1
         self.workers: Dict[int, Worker] = {}
         self.totals: Totals = Totals()
         self._spawner = Spawner(config)

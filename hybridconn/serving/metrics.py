@@ -46,8 +46,8 @@ class Tally:
         self._lock = threading.Lock()
         self.statuses: Dict[str, int] = {}
         self.buckets: List[int] = [0] * len(BUCKETS)
-        self.duration_sum = 0.0
-        self.count = 0
+        self.duration_sum: float = 0.0
+        self.count: int = 0
 
     def __call__(self, record: ResponseRecord) -> None:
         with self._lock:
