@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 # Never copied into the build: caches, virtual environments, earlier builds, node modules.
 _JUNK = shutil.ignore_patterns(
-    ".git", "__pycache__", "*.pyc", "*.egg-info", ".ci-venv", ".venv", "build", "dist", "_build",
+    ".git", "__pycache__", "*.pyc", "*.egg-info", ".ci-venv*", ".venv*", "build", "dist", "_build",
     "node_modules", ".mypy_cache", ".ruff_cache", ".hypothesis", ".coverage*", "htmlcov",
 )
 
