@@ -49,7 +49,7 @@ from .exceptions import HybridConnectionError
 
 __all__ = ["HybridConnectionListener", "ConnectionRequest"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Default ``max_request_body``: larger request bodies are dropped and answered 413.
 DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
@@ -96,26 +96,30 @@ class HybridConnectionListener(RelayEndpoint):
     :param name: names the listener's threads and log lines (default: ``path``).
     """
 
-    on_request = Hook("``@listener.on_request``: ``handler(request: RelayedRequest) -> RelayedResponse``, "
+    on_request: Hook = Hook("``@listener.on_request``: ``handler(request: RelayedRequest) -> RelayedResponse``, "
                       "run in a pool thread for each HTTP request (501 without one).")
-    on_connection = Hook("``@listener.on_connection``: ``handler(conn: HybridConnection) -> None``, run in a "
+    on_connection: Hook = Hook("``@listener.on_connection``: ``handler(conn: HybridConnection) -> None``, run in a "
                          "pool thread for each accepted WebSocket until it returns (then the socket is closed).")
-    on_message = Hook("``@listener.on_message``: ``handler(conn: HybridConnection, message: str | bytes) -> None``: "
-                      "accepted WebSockets are multiplexed (one reader thread for all of them) and each message "
-                      "runs in a pool thread, a connection's messages one at a time and in order; "
-                      "``conn.send`` works from any thread. Wins over ``on_connection``.")
-    on_open = Hook("``@listener.on_open``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
+    on_message: Hook = Hook(
+        "``@listener.on_message``: ``handler(conn: HybridConnection, message: str | bytes) -> None``: "
+        "accepted WebSockets are multiplexed (one reader thread for all of them) and each message "
+        "runs in a pool thread, a connection's messages one at a time and in order; "
+        "``conn.send`` works from any thread. Wins over ``on_connection``."
+    )
+    on_open: Hook = Hook("``@listener.on_open``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
                    "was accepted; runs in a pool thread before its first ``on_message``.")
-    on_close = Hook("``@listener.on_close``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
-                    "closed (``conn.close_code``); runs after its last ``on_message``.")
-    on_accept = Hook("``@listener.on_accept``: ``gate(request: ConnectionRequest) -> True | False | status | "
+    on_close: Hook = Hook(
+        "``@listener.on_close``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
+        "closed (``conn.close_code``); runs after its last ``on_message``."
+    )
+    on_accept: Hook = Hook("``@listener.on_accept``: ``gate(request: ConnectionRequest) -> True | False | status | "
                      "(status, description)``, decides before a WebSocket is accepted.")
-    on_online = Hook("``@listener.on_online``: ``callback() -> None``, the control channel is up (also after "
+    on_online: Hook = Hook("``@listener.on_online``: ``callback() -> None``, the control channel is up (also after "
                      "each reconnect).")
-    on_offline = Hook("``@listener.on_offline``: ``callback(error: Optional[BaseException]) -> None``, the "
+    on_offline: Hook = Hook("``@listener.on_offline``: ``callback(error: Optional[BaseException]) -> None``, the "
                       "control channel went down (None: closed by us).")
-    on_connecting = Hook("``@listener.on_connecting``: ``callback() -> None``, a connect attempt starts.")
-    on_response = Hook("``@listener.on_response``: ``callback(record: ResponseRecord) -> None``, an HTTP "
+    on_connecting: Hook = Hook("``@listener.on_connecting``: ``callback() -> None``, a connect attempt starts.")
+    on_response: Hook = Hook("``@listener.on_response``: ``callback(record: ResponseRecord) -> None``, an HTTP "
                        "response went out (or failed to), run in the thread that wrote it (access logs, metrics).")
 
     def __init__(
@@ -144,7 +148,7 @@ class HybridConnectionListener(RelayEndpoint):
         name: Optional[str] = None,
         max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> None:
-        self.namespace = Namespace.parse(namespace)
+        self.namespace: Namespace = Namespace.parse(namespace)
         self.path = check_entity_path(path)
         self.name = name or self.path
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)

@@ -66,6 +66,9 @@ class Hooks:
     on_offline: Optional[Callable[[Optional[BaseException]], None]]
     on_connecting: Optional[Callable[[], None]]
     on_response: Optional[ResponseCallback]
+    on_message: Optional[MessageHandler]
+    on_open: Optional[ConnectionHandler]
+    on_close: Optional[ConnectionHandler]
 
     def __init__(self) -> None:
         for name in HOOK_NAMES:
