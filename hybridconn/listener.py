@@ -149,12 +149,12 @@ class HybridConnectionListener(RelayEndpoint):
         max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> None:
         self.namespace: Namespace = Namespace.parse(namespace)
-        self.path = check_entity_path(path)
-        self.name = name or self.path
+        self.path: str = check_entity_path(path)
+        self.name: str = name or self.path
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         self.retry_on_open = retry_on_open
         self.max_request_body = max_request_body
-        self.stream_request_bodies = bool(stream_request_bodies)
+        self.stream_request_bodies: bool = bool(stream_request_bodies)
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, connect_timeout=connect_timeout,
                              io_timeout=io_timeout, token_in_query=token_in_query, handshakes=HandshakeSet())
         #: The callbacks; ``@listener.on_request`` and friends fill it.

@@ -90,9 +90,9 @@ class RelayEmulator:
         self.accept_timeout: float = float(accept_timeout)
         self.close_grace: float = float(close_grace)
         #: Per-client caps: connections at once, request-head and body-idle deadlines (``limits.py``).
-        self.limits = limits if limits is not None else ClientLimits()
+        self.limits: ClientLimits = limits if limits is not None else ClientLimits()
         self._accept_loop: Optional[AcceptLoop] = None
-        self.hostnames = tuple(str(h).strip().lower() for h in hostnames if str(h).strip())
+        self.hostnames: Tuple[str, ...] = tuple(str(h).strip().lower() for h in hostnames if str(h).strip())
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)

@@ -64,7 +64,7 @@ class LocalForwarder:
         self.port: int = int(port)
         self.bind_address = bind_address
         default_name = socket_path(bind_address) or str(self.port)  # azbridge names a socket by its path
-        self.port_name = validate_port_name(port_name if port_name is not None else default_name)
+        self.port_name: str = validate_port_name(port_name if port_name is not None else default_name)
         self.connect_timeout = connect_timeout
         self.backlog = backlog
         self.connections_total = 0
@@ -75,7 +75,7 @@ class LocalForwarder:
         self._sessions: Set["_LocalSession"] = set()
         self._tag = str(port)
         self._owns_client = False
-        self.keepalive = Keepalive(f"L{port}", keepalive_interval)
+        self.keepalive: Keepalive = Keepalive(f"L{port}", keepalive_interval)
         #: connections served, bytes each way (socket -> relay is up), connections that failed to open.
         self.counters: Dict[str, int] = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "errors": 0}
 
