@@ -100,18 +100,14 @@ class HybridConnectionListener(RelayEndpoint):
                       "run in a pool thread for each HTTP request (501 without one).")
     on_connection: Hook = Hook("``@listener.on_connection``: ``handler(conn: HybridConnection) -> None``, run in a "
                          "pool thread for each accepted WebSocket until it returns (then the socket is closed).")
-    on_message: Hook = Hook(
-        "``@listener.on_message``: ``handler(conn: HybridConnection, message: str | bytes) -> None``: "
-        "accepted WebSockets are multiplexed (one reader thread for all of them) and each message "
-        "runs in a pool thread, a connection's messages one at a time and in order; "
-        "``conn.send`` works from any thread. Wins over ``on_connection``."
-    )
+    on_message = Hook("``@listener.on_message``: ``handler(conn: HybridConnection, message: str | bytes) -> None``: "
+                      "accepted WebSockets are multiplexed (one reader thread for all of them) and each message "
+                      "runs in a pool thread, a connection's messages one at a time and in order; "
+                      "``conn.send`` works from any thread. Wins over ``on_connection``.")
     on_open: Hook = Hook("``@listener.on_open``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
                    "was accepted; runs in a pool thread before its first ``on_message``.")
-    on_close: Hook = Hook(
-        "``@listener.on_close``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
-        "closed (``conn.close_code``); runs after its last ``on_message``."
-    )
+    on_close = Hook("``@listener.on_close``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
+                    "closed (``conn.close_code``); runs after its last ``on_message``.")
     on_accept: Hook = Hook("``@listener.on_accept``: ``gate(request: ConnectionRequest) -> True | False | status | "
                      "(status, description)``, decides before a WebSocket is accepted.")
     on_online: Hook = Hook("``@listener.on_online``: ``callback() -> None``, the control channel is up (also after "
@@ -417,8 +413,7 @@ class HybridConnectionListener(RelayEndpoint):
         threads_until = until.extended(0.5)
         self._pool.wait_idle(handlers_until, kinds=("http",))
         self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
-        if self.dialer.handshakes is not None:  # always: __init__ gives the dialer one
-            self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
+        (self.dialer.handshakes or HandshakeSet()).abort_all()  # a handshake in progress would hold a thread
         self._control.close(peers_until)
         multiplexer_stopped = self._multiplexer.close(peers_until)  # no reads under the closes below
         self._acceptor.close(peers_until)
