@@ -115,7 +115,9 @@ def main() -> int:
             cs_udp, cs_web = relay.connection_string("udp"), relay.connection_string("web")
             remote = RemoteForwarder.from_connection_string(cs_udp, udp_targets={"5000U": ("127.0.0.1", echo.port)})
             local = UdpLocalForwarder.from_connection_string(cs_udp, 0, port_name="5000U")
-            proxy = HttpForwarder.from_connection_string(cs_web, parse_http_spec(f"web:http/127.0.0.1:{web.server_address[1]}"))
+            proxy = HttpForwarder.from_connection_string(
+                cs_web, parse_http_spec(f"web:http/127.0.0.1:{web.server_address[1]}")
+            )
             remote.start(timeout=15)
             local.start()
             proxy.start(timeout=15)

@@ -68,9 +68,25 @@ def measure(cs: str, emulator_pid: int, count: int, senders: int, profile: Optio
     spies: List[subprocess.Popen] = []
     if profile:
         for role, pid in (("listener", os.getpid()), ("emulator", emulator_pid)):
-            spies.append(subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--gil",
-                                           "--output", f"{profile}-{role}-{senders}.txt"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            spies.append(
+                subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "250",
+                        "--gil",
+                        "--output",
+                        f"{profile}-{role}-{senders}.txt",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         time.sleep(1.0)
     lst0, emu0, t0 = own_cpu(), proc_cpu(emulator_pid), time.perf_counter()
     sender.stdin.write("go\n")

@@ -137,7 +137,9 @@ def main() -> int:
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     count = 1000 if args.quick else 3000
-    emulator, line = _start([sys.executable, "-m", "hybridconn", "emulator", "--port", "0"], "HYBRIDCONN_CONNECTION_STRING=")
+    emulator, line = _start(
+        [sys.executable, "-m", "hybridconn", "emulator", "--port", "0"], "HYBRIDCONN_CONNECTION_STRING="
+    )
     cs = line.split("=", 1)[1]
     cases = [("13 B, no work", "/small", 16), ("13 B, 2 ms of CPU in the handler", "/work?ms=2", 16),
              ("13 B, 5 ms of CPU in the handler", "/work?ms=5", 16)]
@@ -157,7 +159,9 @@ def main() -> int:
                            for k in ("listener_us", "emulator_us", "sender_us")) for w in (1, 2)}
         spread = {w: f"{min(r['rate'] for r in results[name][w]):,.0f}-{max(r['rate'] for r in results[name][w]):,.0f}"
                   for w in (1, 2)}
-        print(f"{name:36} {one:>8,.0f} ({spread[1]}) {two:>8,.0f} ({spread[2]}) {two / one:>6.2f}   {cpu[1]} | {cpu[2]}")
+        print(
+            f"{name:36} {one:>8,.0f} ({spread[1]}) {two:>8,.0f} ({spread[2]}) {two / one:>6.2f}   {cpu[1]} | {cpu[2]}"
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

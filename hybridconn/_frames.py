@@ -27,12 +27,28 @@ from __future__ import annotations
 import enum
 import os
 import struct
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 __all__ = [
-    "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "MAX_CONTROL_PAYLOAD", "MAX_CLOSE_REASON",
-    "Role", "Frame", "FrameError", "FrameParser",
-    "mask", "pack_frame", "fragment_frames", "close_payload", "close_reason_bytes", "parse_close", "is_valid_close_code",
+    "OP_CONT",
+    "OP_TEXT",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "MAX_CONTROL_PAYLOAD",
+    "MAX_CLOSE_REASON",
+    "Role",
+    "Frame",
+    "FrameError",
+    "FrameParser",
+    "mask",
+    "pack_frame",
+    "fragment_frames",
+    "close_payload",
+    "close_reason_bytes",
+    "parse_close",
+    "is_valid_close_code",
 ]
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -343,7 +359,7 @@ class FrameParser:
     def _long_length(buffer: bytes, pos: int, head: int) -> int:
         """A 16- or 64-bit payload length, which must be in its shortest form (RFC 6455 section 5.2)."""
         if head == 4:
-            length = _LENGTH_16.unpack_from(buffer, pos + 2)[0]
+            length: int = _LENGTH_16.unpack_from(buffer, pos + 2)[0]
             if length < 126:
                 raise FrameError(1002, "a frame length not in its shortest form")
             return length
@@ -373,7 +389,7 @@ class FrameParser:
     def _start_pieces(self, first: int, second: int, head: int, length: int) -> Optional[Frame]:
         pos = self._pos
         if len(self._buffer) - pos < head:  # the masking key is still to come
-            self._needed = head + self._max_piece  # type: ignore[operator]
+            self._needed = head + cast(int, self._max_piece)  # set: pieces are only cut with a limit
             return None
         key = self._buffer[pos + head - 4 : pos + head] if second & 0x80 else None
         self._pos = pos + head
@@ -384,7 +400,7 @@ class FrameParser:
         return self._next_piece(self._long)
 
     def _next_piece(self, long: _LongFrame) -> Optional[Frame]:
-        size = min(long.left, self._max_piece)  # type: ignore[type-var]
+        size = min(long.left, cast(int, self._max_piece))
         pos = self._pos
         if len(self._buffer) - pos < size:
             self._needed = size

@@ -53,7 +53,7 @@ class HeaderMap(MutableMapping[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._store
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         found = self._store.get(key.lower()) if isinstance(key, str) else None
         return default if found is None else found[1]
 

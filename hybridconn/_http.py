@@ -91,7 +91,7 @@ class RelaySession(requests.Session):
             self.proxies = {"http": proxy, "https": proxy}
 
     def merge_environment_settings(
-        self, url: Optional[str], proxies: Any, stream: Any, verify: Any, cert: Any
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> Dict[str, Any]:
         if self.explicit_proxy:
             proxies = {**self.proxies, **(proxies or {})}
@@ -108,7 +108,11 @@ class RelaySession(requests.Session):
 
 def _without_relay_query(url: str) -> str:
     parts = urlsplit(url)
-    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(RELAY_QUERY_PREFIX)]
+    pairs = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith(RELAY_QUERY_PREFIX)
+    ]
     return urlunsplit(parts._replace(query=urlencode(pairs, quote_via=quote)))
 
 
@@ -154,7 +158,9 @@ _INPUT_ERRORS = (
 )
 
 
-def translate_requests_error(exc: requests.RequestException, url: str, method: str = "request") -> HybridConnectionError:
+def translate_requests_error(
+    exc: requests.RequestException, url: str, method: str = "request"
+) -> HybridConnectionError:
     """The hybridconn error for a ``requests`` failure on ``url`` (shown without its query)."""
     where = redact_url(url.split("?", 1)[0]) if url else "the relay"
     detail = redact(_root_message(exc))

@@ -9,7 +9,7 @@ decoded, and so validated, by Python's own UTF-8 codec.
 from __future__ import annotations
 
 import codecs
-from typing import List, NamedTuple, Optional, Union
+from typing import List, NamedTuple, Optional, Union, cast
 
 from ._frames import OP_CONT, OP_TEXT, Frame, FrameError
 
@@ -50,7 +50,7 @@ class MessageAssembler:
             self._parts.append(payload)
             if not fin:
                 return None
-            opcode, payload = self._opcode, b"".join(self._parts)
+            opcode, payload = cast(int, self._opcode), b"".join(self._parts)  # set by the first fragment
             self._opcode, self._parts = None, []
         elif not fin:
             self._opcode, self._parts = opcode, [payload]

@@ -146,12 +146,13 @@ class EntraTokenProvider(TokenProvider):
     def __init__(self, credential: TokenCredentialLike, scope: str = RELAY_SCOPE, clock: Clock = time.time) -> None:
         if credential is None or isinstance(credential, TokenProvider) or not is_token_credential(credential):
             raise ConfigurationError(
-                f"EntraTokenProvider needs an azure-identity credential (with get_token), not {type(credential).__name__}"
+                "EntraTokenProvider needs an azure-identity credential (with get_token), "
+                f"not {type(credential).__name__}"
             )
         if not isinstance(scope, str) or not scope.strip():
             raise ConfigurationError("EntraTokenProvider needs a scope such as " + RELAY_SCOPE)
         self.credential = credential
-        self.scope = scope.strip()
+        self.scope: str = scope.strip()
         self._clock = clock
         self._lock = threading.Lock()
         self._current: Optional[Tuple[str, float]] = None
@@ -185,7 +186,9 @@ class EntraTokenProvider(TokenProvider):
         if isinstance(exc, HybridConnectionError):
             return exc
         detail = redact(" ".join(str(exc).split()))[:1000] or type(exc).__name__
-        message = f"Microsoft Entra ID: {type(self.credential).__name__} could not get a token for {self.scope}: {detail}"
+        message = (
+            f"Microsoft Entra ID: {type(self.credential).__name__} could not get a token for {self.scope}: {detail}"
+        )
         return AuthenticationError(None, detail, message=message)
 
     def __repr__(self) -> str:
@@ -209,5 +212,6 @@ def as_token_provider(provider: TokenProviderLike) -> Optional[TokenProvider]:
     if callable(provider):
         return CallableTokenProvider(provider)
     raise ConfigurationError(
-        f"token_provider must be a TokenProvider, an azure-identity credential or a callable, not {type(provider).__name__}"
+        "token_provider must be a TokenProvider, an azure-identity credential or a callable, "
+        f"not {type(provider).__name__}"
     )

@@ -65,7 +65,7 @@ def generate_sas_token(
 
 
 def _sign(key: str, encoded_resource: str, expiry: Union[int, str]) -> str:
-    digest = hmac.new(key.encode("utf-8"), f"{encoded_resource}\n{expiry}".encode("utf-8"), hashlib.sha256)
+    digest = hmac.new(key.encode("utf-8"), f"{encoded_resource}\n{expiry}".encode(), hashlib.sha256)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
@@ -79,7 +79,11 @@ def parse_sas_token(token: str) -> SasToken:
         raise AuthenticationError(401, f"malformed token: missing {', '.join(missing)}")
     expiry = _expiry(unquote(fields["se"]))
     return SasToken(
-        resource=fields["sr"], signature=unquote(fields["sig"]), expiry=expiry, key_name=unquote(fields["skn"]), raw=token
+        resource=fields["sr"],
+        signature=unquote(fields["sig"]),
+        expiry=expiry,
+        key_name=unquote(fields["skn"]),
+        raw=token,
     )
 
 

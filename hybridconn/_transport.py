@@ -21,7 +21,13 @@ import websocket
 
 from ._redact import install_redaction, redact_url
 from .auth import AUTH_HEADER
-from .exceptions import ConfigurationError, HybridConnectionError, RelayConnectionError, RelayTimeoutError, error_for_status
+from .exceptions import (
+    ConfigurationError,
+    HybridConnectionError,
+    RelayConnectionError,
+    RelayTimeoutError,
+    error_for_status,
+)
 
 __all__ = [
     "Dialer", "open_websocket", "ws_ssl_options", "ws_proxy_options", "translate_ws_error", "Verify", "HandshakeSet",
@@ -230,7 +236,7 @@ class HandshakeSet:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: Set[websocket.WebSocket] = set()
-        self.aborted = False
+        self.aborted: bool = False
 
     def add(self, ws: websocket.WebSocket, what: str = "connect") -> None:
         with self._lock:

@@ -317,7 +317,7 @@ def _split_name(segments: str, path: Optional[str]) -> Tuple[str, str]:
 
 
 def split_target(target: str, path: Optional[str] = None) -> Tuple[str, str]:
-    """Split a request target (``/hc1/suffix?x=1``) into (suffix, query without sb-hc-*)."""
+    """Split a request target (``/hc1/suffix?x=1``) into (suffix, query without ``sb-hc-*``)."""
     raw_path, _, query = target.partition("?")
     name, suffix = _split_name(unquote(raw_path).lstrip("/"), path)
     return suffix, strip_relay_query(query)

@@ -22,7 +22,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 #: Subcommand modules, in the order `--help` lists them.
 COMMANDS = ("demo", "emulator", "serve", "listen", "connect", "request", "token", "forward")
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 def _load(name: str) -> Optional[object]:

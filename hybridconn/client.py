@@ -54,7 +54,7 @@ from .exceptions import (
 
 __all__ = ["HybridConnectionClient", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_HTTP_TIMEOUT"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: The relay waits up to 30 s for a listener to accept, plus network time; .NET's sender uses 70 s too.
 DEFAULT_CONNECT_TIMEOUT = 70.0
@@ -101,14 +101,14 @@ class HybridConnectionClient(RelayEndpoint):
         raise_for_relay: bool = True,
         session: Optional[requests.Session] = None,
     ) -> None:
-        self.namespace = Namespace.parse(namespace)
-        self.path = addresses.check_entity_path(path)
+        self.namespace: Namespace = Namespace.parse(namespace)
+        self.path: str = addresses.check_entity_path(path)
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         #: How this client reaches the relay (TLS, proxy, where the token goes).
-        self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, token_in_query=token_in_query)
+        self.dialer: Dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, token_in_query=token_in_query)
         self.raise_for_relay = raise_for_relay
         #: The audience every token is minted for: the hybrid connection, so it covers every suffix.
-        self.audience = addresses.token_audience(self.namespace, self.path)
+        self.audience: str = addresses.token_audience(self.namespace, self.path)
         self._user_session = session
         self._session: Optional[requests.Session] = None
         self._lock = threading.Lock()
@@ -244,10 +244,10 @@ class HybridConnectionClient(RelayEndpoint):
             scrub_secrets(exc)
             raise error from exc
         if self.raise_for_relay:
-            error = relay_error(response, read_body=not kwargs.get("stream"))
-            if error is not None:
+            failure = relay_error(response, read_body=not kwargs.get("stream"))
+            if failure is not None:
                 response.close()
-                raise error
+                raise failure
         return response
 
     # ------------------------------------------------------------------ lifecycle

@@ -19,7 +19,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, TypeVar, Union, cast
 
 import websocket
 
@@ -35,7 +35,7 @@ from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
 __all__ = ["HybridConnection", "Message", "MAX_MESSAGE_SIZE", "CONTROL_MESSAGE_SIZE"]  # the sizes: protocol.py
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 Message = Union[str, bytes]
 _T = TypeVar("_T")
@@ -73,7 +73,7 @@ class HybridConnection:
         self.headers: Dict[str, str] = dict(headers or {})
         self.path = path
         self.query = query
-        self.subprotocol = subprotocol if subprotocol is not None else ws.getsubprotocol()
+        self.subprotocol: Optional[str] = subprotocol if subprotocol is not None else ws.getsubprotocol()
         self._io_timeout = io_timeout
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
@@ -85,7 +85,7 @@ class HybridConnection:
         self._close_sent = False
         self.close_code: Optional[int] = None
         self.close_reason: str = ""
-        self.last_activity = time.monotonic()
+        self.last_activity: float = time.monotonic()
         self._sock: Optional[socket.socket] = ws.sock
         if self._sock is not None:
             # Bounds a send to a peer that stopped reading (reads are bounded by poll).
@@ -212,7 +212,7 @@ class HybridConnection:
         :raises ProtocolError: the peer sent invalid UTF-8 in a text message
             (the connection is closed with 1007).
         """
-        return self._read_locked(self._message_from, timeout)
+        return cast(Message, self._read_locked(self._message_from, timeout))  # mypy infers Sequence[object]
 
     def recv_frame(self, timeout: Optional[float] = None) -> Tuple[int, bytes, bool]:
         """The next data frame as ``(opcode, payload, fin)``, fragments not joined.
@@ -221,7 +221,7 @@ class HybridConnection:
         frames). Pings are answered; pongs and closes are handled as in
         :meth:`recv`. Text payloads are returned undecoded.
         """
-        return self._read_locked(tuple, timeout)  # type: ignore[arg-type]  # a plain tuple of the Frame
+        return self._read_locked(tuple, timeout)  # type: ignore[return-value]  # a plain tuple of the Frame
 
     def __iter__(self) -> Iterator[Message]:
         """Messages until the connection closes; a clean close ends the loop."""

@@ -57,8 +57,8 @@ class HandshakeError(HybridConnectionError):
     ) -> None:
         self.status_code = status_code
         # The description comes from the far end; scrub it once here so no log shows a secret.
-        self.reason = _scrub(reason or "")
-        self.tracking_id = tracking_id or _find_tracking_id(self.reason)
+        self.reason: str = _scrub(reason or "")
+        self.tracking_id: Optional[str] = tracking_id or _find_tracking_id(self.reason)
         if message is None:
             message = self._default_message()
         else:
@@ -118,7 +118,7 @@ class ConnectionClosed(HybridConnectionError):
 
     def __init__(self, code: Optional[int] = None, reason: str = "") -> None:
         self.code = code
-        self.reason = _scrub(reason or "")
+        self.reason: str = _scrub(reason or "")
         reason = self.reason
         text = f"connection closed (code {code})" if code is not None else "connection closed"
         if reason:

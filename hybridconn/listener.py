@@ -49,7 +49,7 @@ from .exceptions import HybridConnectionError
 
 __all__ = ["HybridConnectionListener", "ConnectionRequest"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Default ``max_request_body``: larger request bodies are dropped and answered 413.
 DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
@@ -96,26 +96,26 @@ class HybridConnectionListener(RelayEndpoint):
     :param name: names the listener's threads and log lines (default: ``path``).
     """
 
-    on_request = Hook("``@listener.on_request``: ``handler(request: RelayedRequest) -> RelayedResponse``, "
+    on_request: Hook = Hook("``@listener.on_request``: ``handler(request: RelayedRequest) -> RelayedResponse``, "
                       "run in a pool thread for each HTTP request (501 without one).")
-    on_connection = Hook("``@listener.on_connection``: ``handler(conn: HybridConnection) -> None``, run in a "
+    on_connection: Hook = Hook("``@listener.on_connection``: ``handler(conn: HybridConnection) -> None``, run in a "
                          "pool thread for each accepted WebSocket until it returns (then the socket is closed).")
     on_message = Hook("``@listener.on_message``: ``handler(conn: HybridConnection, message: str | bytes) -> None``: "
                       "accepted WebSockets are multiplexed (one reader thread for all of them) and each message "
                       "runs in a pool thread, a connection's messages one at a time and in order; "
                       "``conn.send`` works from any thread. Wins over ``on_connection``.")
-    on_open = Hook("``@listener.on_open``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
+    on_open: Hook = Hook("``@listener.on_open``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
                    "was accepted; runs in a pool thread before its first ``on_message``.")
     on_close = Hook("``@listener.on_close``: ``callback(conn: HybridConnection) -> None``, a multiplexed WebSocket "
                     "closed (``conn.close_code``); runs after its last ``on_message``.")
-    on_accept = Hook("``@listener.on_accept``: ``gate(request: ConnectionRequest) -> True | False | status | "
+    on_accept: Hook = Hook("``@listener.on_accept``: ``gate(request: ConnectionRequest) -> True | False | status | "
                      "(status, description)``, decides before a WebSocket is accepted.")
-    on_online = Hook("``@listener.on_online``: ``callback() -> None``, the control channel is up (also after "
+    on_online: Hook = Hook("``@listener.on_online``: ``callback() -> None``, the control channel is up (also after "
                      "each reconnect).")
-    on_offline = Hook("``@listener.on_offline``: ``callback(error: Optional[BaseException]) -> None``, the "
+    on_offline: Hook = Hook("``@listener.on_offline``: ``callback(error: Optional[BaseException]) -> None``, the "
                       "control channel went down (None: closed by us).")
-    on_connecting = Hook("``@listener.on_connecting``: ``callback() -> None``, a connect attempt starts.")
-    on_response = Hook("``@listener.on_response``: ``callback(record: ResponseRecord) -> None``, an HTTP "
+    on_connecting: Hook = Hook("``@listener.on_connecting``: ``callback() -> None``, a connect attempt starts.")
+    on_response: Hook = Hook("``@listener.on_response``: ``callback(record: ResponseRecord) -> None``, an HTTP "
                        "response went out (or failed to), run in the thread that wrote it (access logs, metrics).")
 
     def __init__(
@@ -144,17 +144,17 @@ class HybridConnectionListener(RelayEndpoint):
         name: Optional[str] = None,
         max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> None:
-        self.namespace = Namespace.parse(namespace)
-        self.path = check_entity_path(path)
-        self.name = name or self.path
+        self.namespace: Namespace = Namespace.parse(namespace)
+        self.path: str = check_entity_path(path)
+        self.name: str = name or self.path
         self.token_provider: Optional[TokenProvider] = as_token_provider(token_provider)
         self.retry_on_open = retry_on_open
         self.max_request_body = max_request_body
-        self.stream_request_bodies = bool(stream_request_bodies)
+        self.stream_request_bodies: bool = bool(stream_request_bodies)
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, connect_timeout=connect_timeout,
                              io_timeout=io_timeout, token_in_query=token_in_query, handshakes=HandshakeSet())
         #: The callbacks; ``@listener.on_request`` and friends fill it.
-        self.hooks = Hooks()
+        self.hooks: Hooks = Hooks()
         self.last_error: Optional[BaseException] = None
         self._lock = threading.RLock()
         self._state = "new"
@@ -413,7 +413,7 @@ class HybridConnectionListener(RelayEndpoint):
         threads_until = until.extended(0.5)
         self._pool.wait_idle(handlers_until, kinds=("http",))
         self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
-        self.dialer.handshakes.abort_all()  # a reconnect, accept or rendezvous handshake would hold a thread
+        (self.dialer.handshakes or HandshakeSet()).abort_all()  # a handshake in progress would hold a thread
         self._control.close(peers_until)
         multiplexer_stopped = self._multiplexer.close(peers_until)  # no reads under the closes below
         self._acceptor.close(peers_until)

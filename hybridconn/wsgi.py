@@ -27,9 +27,9 @@ from .relayed import RelayedRequest, RelayedResponse
 
 __all__ = ["serve_wsgi", "build_environ", "call_wsgi", "FileWrapper", "WSGIApp", "ErrorsStream"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 #: Where the application's ``wsgi.errors`` output goes.
-app_log = logging.getLogger(__name__ + ".errors")
+app_log: logging.Logger = logging.getLogger(__name__ + ".errors")
 
 ExcInfo = Tuple[Type[BaseException], BaseException, Optional[TracebackType]]
 StartResponse = Callable[..., Callable[[bytes], None]]
@@ -74,7 +74,7 @@ class FileWrapper:
         self.filelike = filelike
         self.blksize = blksize
         if hasattr(filelike, "close"):
-            self.close = filelike.close
+            self.close: Callable[[], None] = filelike.close
 
     def __iter__(self) -> Iterator[bytes]:
         while True:

@@ -28,7 +28,7 @@ def application(environ: Dict[str, Any], start_response: Callable[..., Any]) -> 
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
     if method == "GET" and path == "/hello":
         name = parse_qs(environ.get("QUERY_STRING", "")).get("name", ["world"])[0]
-        body = f"hello {name}, from {environ['SCRIPT_NAME']}{path}\n".encode("utf-8")
+        body = f"hello {name}, from {environ['SCRIPT_NAME']}{path}\n".encode()
         status = "200 OK"
     elif method == "POST" and path == "/form":
         length = int(environ.get("CONTENT_LENGTH") or 0)

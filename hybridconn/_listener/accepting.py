@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 class ConnectionRequest:
     """What ``on_accept`` sees about a sender's WebSocket before deciding.
 
-    :ivar id: the connection's tracking id. :ivar headers: the sender's connect headers.
-    :ivar path: the path suffix after the hybrid connection name. :ivar query: the
-    application's query string. :ivar subprotocols: the subprotocols the sender offered.
+    :ivar id: the connection's tracking id.
+    :ivar headers: the sender's connect headers.
+    :ivar path: the path suffix after the hybrid connection name.
+    :ivar query: the application's query string.
+    :ivar subprotocols: the subprotocols the sender offered.
     """
 
     id: str

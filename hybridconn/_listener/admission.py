@@ -37,7 +37,7 @@ BUSY = Refusal(503, "Service Unavailable: the listener is busy")
 CLOSING = Refusal(503, "Service Unavailable: the listener is closing")
 TOO_MANY_UNACCEPTED = Refusal(503, "Service Unavailable: the listener is holding too many unaccepted connections")
 
-Refuse = Callable[[Refusal], None]
+Refuse = Callable[[Refusal], object]  # what it returns is ignored
 
 
 class AcceptPlaces(Protocol):

@@ -18,7 +18,7 @@ import io
 import threading
 import time
 from collections import deque
-from typing import Deque, Optional
+from typing import Deque, List, Optional
 
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 
@@ -113,7 +113,7 @@ class RequestBodyStream(io.RawIOBase):
         return self._take(size)
 
     def readall(self) -> bytes:
-        parts = []
+        parts: List[bytes] = []
         while True:
             data = self._take(DEFAULT_BUFFER)
             if not data:

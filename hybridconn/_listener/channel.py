@@ -131,7 +131,9 @@ class ControlChannel:
         url = listen_url(self.namespace, self.path, id=conn_id, token=query_token)
         ws = self._dialer.open(url, what="listen", headers=headers, timeout=timeout)
         self.connects += 1
-        conn = HybridConnection(ws, id=conn_id, io_timeout=self._dialer.io_timeout, max_message_size=CONTROL_MESSAGE_SIZE)
+        conn = HybridConnection(
+            ws, id=conn_id, io_timeout=self._dialer.io_timeout, max_message_size=CONTROL_MESSAGE_SIZE
+        )
         return Link(conn, expires_on, obtained_at)
 
     def start(self, first: Optional[Link]) -> None:

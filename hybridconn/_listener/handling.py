@@ -19,7 +19,14 @@ from ..protocol import status_description as printable_description
 from .._headermap import HeaderMap
 from ..relayed import RelayedRequest, RelayedResponse
 
-__all__ = ["call_handler", "error_response", "internal_error", "relayed_request", "remote_address", "status_description"]
+__all__ = [
+    "call_handler",
+    "error_response",
+    "internal_error",
+    "relayed_request",
+    "remote_address",
+    "status_description",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,8 @@ def internal_error(what: str, *args: Any, exc_info: bool = True, logger: logging
     The client sees only the id, which ties its answer to the log; never the exception text.
     """
     tracking_id = uuid.uuid4().hex
-    logger.error(what + " (TrackingId:%s)", *args, tracking_id, exc_info=exc_info)
+    # ``what`` is the caller's own %-format, never data: extending it keeps the call lazy.
+    logger.error(what + " (TrackingId:%s)", *args, tracking_id, exc_info=exc_info)  # noqa: G003
     return error_response(500, "Internal Server Error", tracking_id)
 
 
@@ -83,7 +91,9 @@ def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> 
         return internal_error("request handler returned %s instead of a RelayedResponse for %s %s; answering 500",
                               type(result).__name__, request.method, request.target, exc_info=False)
     if not listener_may_send(result.status):
-        log.error("a listener may not answer %d (%s); sending 500 instead", result.status, status_problem(result.status))
+        log.error(
+            "a listener may not answer %d (%s); sending 500 instead", result.status, status_problem(result.status)
+        )
         return error_response(500, f"Internal Server Error (handler answered {result.status})")
     return result
 

@@ -9,7 +9,7 @@ used from the next request on.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union, overload
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..connection import HybridConnection
@@ -58,6 +58,17 @@ class Hooks:
     """
 
     __slots__ = HOOK_NAMES
+    # Declared for type checkers: __slots__ holds the values.
+    on_request: Optional[RequestHandler]
+    on_connection: Optional[ConnectionHandler]
+    on_accept: Optional[AcceptGate]
+    on_online: Optional[Callable[[], None]]
+    on_offline: Optional[Callable[[Optional[BaseException]], None]]
+    on_connecting: Optional[Callable[[], None]]
+    on_response: Optional[ResponseCallback]
+    on_message: Optional[MessageHandler]
+    on_open: Optional[ConnectionHandler]
+    on_close: Optional[ConnectionHandler]
 
     def __init__(self) -> None:
         for name in HOOK_NAMES:
@@ -78,7 +89,7 @@ class Hooks:
         return f"<Hooks {', '.join(set_names) or 'none'}>"
 
 
-class HasHooks:
+class HasHooks(Protocol):
     """What :class:`Hook` needs of its owner: a ``hooks`` attribute."""
 
     hooks: Hooks
@@ -89,12 +100,18 @@ class Hook:
 
     def __init__(self, doc: str = "") -> None:
         self.__doc__ = doc
-        self.name = ""
+        self.name: str = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         if name not in HOOK_NAMES:
             raise TypeError(f"{name} is not a listener hook")
         self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> "Hook": ...
+
+    @overload
+    def __get__(self, obj: HasHooks, owner: type) -> "BoundHook": ...
 
     def __get__(self, obj: Optional[HasHooks], owner: type) -> Union["Hook", "BoundHook"]:
         return self if obj is None else BoundHook(obj.hooks, self.name, self.__doc__)

@@ -60,8 +60,8 @@ class WorkPool:
         """True when called from one of this pool's threads."""
         return getattr(self._mine, "kind", None) is not None
 
-    def submit(self, kind: str, fn: Callable[..., None], *args: Any,
-               on_drop: Optional[Callable[[], None]] = None) -> bool:
+    def submit(self, kind: str, fn: Callable[..., Any], *args: Any,
+               on_drop: Optional[Callable[[], Any]] = None) -> bool:
         """Queue ``fn(*args)``; False (and nothing queued) when the pool is full or closed.
 
         ``on_drop`` answers the work instead if it is still queued when :meth:`drop_queued` runs.

@@ -60,7 +60,8 @@ class MessageReader:
                 raise ProtocolError("the relay sent invalid UTF-8 in a text message") from exc
             if fin:
                 self._decoder = None
-            return self.assembler.receive_text(text, fin)
+            received: List[Any] = self.assembler.receive_text(text, fin)
+            return received
         events = self.assembler.receive_binary(payload, fin)
         return [_too_large(e) if isinstance(e, ProtocolViolation) and e.cause is ViolationCause.BODY_TOO_LARGE else e
                 for e in events]

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Optional, Protocol, Set
+from typing import Any, Callable, Dict, Optional, Protocol, Set
 
 from .._deadline import Deadline
 from .._transport import Dialer
@@ -61,7 +61,7 @@ class RendezvousRequest:
     body: bytes = field(repr=False)
     done: Callable[[], None] = field(repr=False)
     #: The body as it arrives (``body`` is then empty), with ``stream_bodies``.
-    stream: Optional[IO[bytes]] = field(default=None, repr=False)
+    stream: Optional[Any] = field(default=None, repr=False)  # IO[bytes] or a RequestBodyStream
 
 
 class RequestSink(Protocol):

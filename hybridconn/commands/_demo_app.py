@@ -21,7 +21,7 @@ def _route(method: str, path: str, query: str, body: bytes) -> Tuple[int, str, b
     """(status, content type, body) for one request."""
     if path == "/hello" and method in ("GET", "HEAD"):
         name = parse_qs(query).get("name", ["world"])[0]
-        return 200, "text/plain; charset=utf-8", f"hello {name}".encode("utf-8")
+        return 200, "text/plain; charset=utf-8", f"hello {name}".encode()
     if path == "/echo" and method == "POST":
         return 200, "application/octet-stream", body
     if path == "/bytes" and method == "GET":

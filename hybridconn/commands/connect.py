@@ -71,10 +71,10 @@ class Session:
         self.conn = conn
         self.binary = binary
         self.linger = linger
-        self.received = threading.Event()  # set when the receiving side has ended
-        self.activity = threading.Event()  # set on every message received
-        self.stdin_ended = threading.Event()
-        self.wake = threading.Event()  # set when either side ends
+        self.received: threading.Event = threading.Event()  # set when the receiving side has ended
+        self.activity: threading.Event = threading.Event()  # set on every message received
+        self.stdin_ended: threading.Event = threading.Event()
+        self.wake: threading.Event = threading.Event()  # set when either side ends
         self.error: Optional[BaseException] = None
 
     def receive(self) -> None:

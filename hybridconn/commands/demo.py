@@ -87,7 +87,7 @@ class Demo:
         self.path = path
         self.timeout = timeout
         self.large = large
-        self.app = DemoApp()
+        self.app: DemoApp = DemoApp()
         self.steps: List[Step] = []
 
     def _step(self, name: str, action: Callable[[Step], None]) -> Step:

@@ -22,12 +22,14 @@ HELP = "run a local Azure Relay Hybrid Connections emulator"
 
 DEFAULT_PORT = 9350
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})"
+    )
     parser.add_argument(
         "--hybrid-connection", "--hc", dest="hybrid_connections", action="append", metavar="NAME",
         help="a hybrid connection to create (repeatable; default: hc1)",
@@ -48,8 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve on a non-loopback --host with the published development key anyway "
              "(anyone who can reach the port can then listen and send)",
     )  # fmt: skip
-    parser.add_argument("--response-timeout", type=float, default=60.0, metavar="S", help="seconds a listener has to answer an HTTP request (default: 60)")
-    parser.add_argument("--accept-timeout", type=float, default=30.0, metavar="S", help="seconds a listener has to accept a connection (default: 30)")
+    parser.add_argument(
+        "--response-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a listener has to answer an HTTP request (default: 60)",
+    )
+    parser.add_argument(
+        "--accept-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds a listener has to accept a connection (default: 30)",
+    )
 
 
 def _tls(args: argparse.Namespace) -> Any:

@@ -66,11 +66,11 @@ class Listening:
     """The handlers: print, optionally echo, and signal ``done`` for --once."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.echo = args.echo
-        self.status = args.status
-        self.once = args.once
-        self.out = Printer(args.verbose)
-        self.done = threading.Event()
+        self.echo: bool = args.echo
+        self.status: int = args.status
+        self.once: bool = args.once
+        self.out: Printer = Printer(args.verbose)
+        self.done: threading.Event = threading.Event()
 
     def on_request(self, request: RelayedRequest) -> RelayedResponse:
         route = "rendezvous" if request.via_rendezvous else "control channel"
@@ -143,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
             if relay.embedded:
                 # The emulator's key is a fixed development key, so showing it is safe and useful.
                 print(f"  {ENV_CONNECTION_STRING}='{relay.connection_string}'", file=sys.stderr)
-            print("  Ctrl-C to stop" + (" (or one request or connection with --once)" if args.once else ""), file=sys.stderr)
+            print(
+                "  Ctrl-C to stop" + (" (or one request or connection with --once)" if args.once else ""),
+                file=sys.stderr,
+            )
             sys.stderr.flush()
             _wait(handlers.done, listener)
         except KeyboardInterrupt:

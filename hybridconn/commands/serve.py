@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import shlex
 import sys
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from ..addresses import http_url, token_audience
 from ..auth import ConnectionString, generate_sas_token
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     return serve(resolve(given, flags=flags), reload=lambda: resolve(given, flags=flags))
 
 
-def serve(config: ServeConfig, reload: Optional[Any] = None, settings_source: str = "") -> int:
+def serve(config: ServeConfig, reload: Optional[Callable[[], ServeConfig]] = None, settings_source: str = "") -> int:
     """Serve with resolved settings until a signal ends it; the exit code.
 
     :param reload: returns freshly resolved settings (SIGHUP).
@@ -125,10 +125,11 @@ def serve(config: ServeConfig, reload: Optional[Any] = None, settings_source: st
         return _run_arbiter(config, relay, reload)
 
 
-def _run_arbiter(config: ServeConfig, relay: Relay, reload: Optional[Any]) -> int:
+def _run_arbiter(config: ServeConfig, relay: Relay, reload: Optional[Callable[[], ServeConfig]]) -> int:
     from ..serving.arbiter import Arbiter
 
     def fresh() -> ServeConfig:
+        assert reload is not None  # handed to the arbiter only when there is one
         return dataclasses.replace(reload(), connection_string=relay.connection_string, path=relay.path)
 
     arbiter = Arbiter(config, reload_config=fresh if reload is not None else None,

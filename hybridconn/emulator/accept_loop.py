@@ -21,7 +21,7 @@ from .limits import ClientCounter, refuse_busy
 
 __all__ = ["AcceptLoop", "RESOURCE_ERRORS"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: accept() failures that mean "out of something, try again later".
 RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})

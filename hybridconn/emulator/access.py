@@ -132,7 +132,9 @@ class KeyRing:
                 return Denied(401, "Invalid authorization token: this namespace does not accept Entra ID tokens")
             return self.entra.check(token, audiences, right, now)
         if not self.local_auth:
-            return Denied(401, "Local authentication (SAS) is disabled for this namespace: use a Microsoft Entra ID token")
+            return Denied(
+                401, "Local authentication (SAS) is disabled for this namespace: use a Microsoft Entra ID token"
+            )
         now = time.time() if now is None else now
         cache_key = (token, tuple(audiences), right)
         known = self._verified.get(cache_key)
@@ -156,7 +158,9 @@ class KeyRing:
                     break
                 continue
             if right not in self._rights.get(parsed.key_name, frozenset()):
-                return Denied(403, f"The token's rule {parsed.key_name!r} does not have the {right} right for this path")
+                return Denied(
+                    403, f"The token's rule {parsed.key_name!r} does not have the {right} right for this path"
+                )
             return Granted(parsed.key_name)
         reason = last.reason if last is not None else "invalid token"
         return Denied(401, f"Invalid authorization token: {reason}")
@@ -169,7 +173,9 @@ class KeyRing:
         return float(parse_sas_token(token).expiry)
 
 
-def find_token(query_pairs: List[Tuple[str, str]], headers: Mapping[str, str], allow_authorization: bool = True) -> TokenSource:
+def find_token(
+    query_pairs: List[Tuple[str, str]], headers: Mapping[str, str], allow_authorization: bool = True
+) -> TokenSource:
     """The token a request carries, by the service's precedence. ``headers`` has lower-case names."""
     for name, value in query_pairs:
         if name.lower() == "sb-hc-token" and value:

@@ -38,7 +38,7 @@ from .ws import ConnectionLost, PeerClosed
 
 __all__ = ["serve_listen", "deliver_response"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Longest wait between checks of a stalled channel's release (bounded waits only).
 STALL_CHECK = 5.0
@@ -110,7 +110,9 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
                 outcomes = assembler.receive_binary(event.data, event.message_finished)
             else:
                 if isinstance(event, PeerClosed):
-                    log.info("listener %s closed its control channel (%s %s)", channel.listener_id, event.code, event.reason)
+                    log.info(
+                        "listener %s closed its control channel (%s %s)", channel.listener_id, event.code, event.reason
+                    )
                     return event.code == 1000 and not expiry_closing
                 if isinstance(event, ConnectionLost):
                     log.info("listener %s control channel lost: %s", channel.listener_id, event.reason)
@@ -120,6 +122,7 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
                     _on_message(ctx, channel, outcome)
                 elif isinstance(outcome, ProtocolViolation):
                     _on_violation(ctx, channel, outcome)
+    return False  # the emulator is stopping
 
 
 def _on_message(ctx: EmulatorContext, channel: ListenerChannel, received: MessageReceived) -> None:
@@ -133,7 +136,9 @@ def _on_message(ctx: EmulatorContext, channel: ListenerChannel, received: Messag
     elif isinstance(message, RenewToken):
         verdict = ctx.keyring.check(message.token, channel.audiences, "Listen")
         if isinstance(verdict, Denied):
-            log.info("listener %s sent an invalid renewToken (%s); closing with 1008", channel.listener_id, verdict.reason)
+            log.info(
+                "listener %s sent an invalid renewToken (%s); closing with 1008", channel.listener_id, verdict.reason
+            )
             channel.ws.send_close(1008, close_reason("The renewed token is invalid"))
             return
         channel.expires_at = KeyRing.expiry(message.token)
@@ -166,7 +171,9 @@ def _on_violation(ctx: EmulatorContext, channel: ListenerChannel, violation: Pro
     if pending is None or pending.answered:
         log.warning("listener %s broke the control channel protocol: %s", channel.listener_id, violation.error)
         return
-    log.warning("request %s failed: listener %s violated the protocol: %s", pending.id, channel.listener_id, violation.error)
+    log.warning(
+        "request %s failed: listener %s violated the protocol: %s", pending.id, channel.listener_id, violation.error
+    )
     if violation.cause is ViolationCause.BODY_TOO_LARGE:
         text = (
             "The listener's response body exceeds 64 kB on the control channel "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, List, NamedTuple, Optional
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from .entra import DEV_ISSUER, DEV_TENANT_ID, mint_token
 from .roles import DEV_PRINCIPAL_ID
@@ -58,14 +58,14 @@ class DevCredential:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.principal_id = principal_id
-        self.lifetime = float(lifetime)
+        self.lifetime: float = float(lifetime)
         self.issuer = issuer
         self.tenant_id = tenant_id
         self.audience = audience
         self._signing_key = signing_key
         self._clock = clock
         self._lock = threading.Lock()
-        self.calls = 0
+        self.calls: int = 0
         self.scopes: List[str] = []
 
     def get_token(self, *scopes: str, claims: Optional[str] = None, tenant_id: Optional[str] = None,
@@ -83,7 +83,7 @@ class DevCredential:
             return _access_token(token, expires_on)
         return AccessTokenInfo(token, expires_on)
 
-    def _mint(self, scopes: tuple) -> tuple:
+    def _mint(self, scopes: Tuple[str, ...]) -> Tuple[str, int]:
         if len(scopes) != 1 or not isinstance(scopes[0], str) or not scopes[0]:
             raise ValueError("DevCredential needs exactly one scope, such as https://relay.azure.net//.default")
         with self._lock:

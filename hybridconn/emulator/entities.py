@@ -12,7 +12,7 @@ from .ws import WsChannel
 
 __all__ = ["Entity", "ListenerChannel"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,9 +51,9 @@ class ListenerChannel:
         self.base_url = base_url
         self.audiences = audiences
         self.expires_at = expires_at
-        self.stalled = threading.Event()
-        self.released = threading.Event()  # set when the channel must stop (drop fault, stop())
-        self.online_since = time.monotonic()
+        self.stalled: threading.Event = threading.Event()
+        self.released: threading.Event = threading.Event()  # set when the channel must stop (drop fault, stop())
+        self.online_since: float = time.monotonic()
 
     def send(self, text: str, body: Optional[bytes] = None) -> bool:
         """Send a control message (and its body). A stalled channel swallows it silently."""

@@ -41,7 +41,7 @@ __all__ = [
     "EntraVerifier",
 ]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: The development tenant. Not a real tenant.
 DEV_TENANT_ID = "00000000-0000-4000-8000-00000000de70"
@@ -175,7 +175,7 @@ class EntraVerifier:
         if key is None:
             raise _Refused(f"the issuer {str(unverified.get('iss'))[:100]!r} is not trusted")
         try:
-            claims = jwt.decode(
+            claims: Dict[str, Any] = jwt.decode(
                 token, key, algorithms=[_ALGORITHM], audience=list(RELAY_AUDIENCES),
                 options={"require": ["exp", "aud", "iss"], "verify_exp": False, "verify_nbf": False,
                          "verify_iat": False},

@@ -70,7 +70,7 @@ class RendezvousLink:
         self.sender = sender
         self.address = address
         self.current: Optional[PendingRequest] = None  # the request being answered on it
-        self.alive = True
+        self.alive: bool = True
 
     def send_request(self, pending: "PendingRequest", request: Request, body: Optional[bytes]) -> bool:
         """A request with its whole body (or none)."""
@@ -196,10 +196,10 @@ class PendingRequest:
         self.sender = sender
         self.channel = channel
         self.linked = False
-        self.answered = False
+        self.answered: bool = False
         self._cond = threading.Condition(threading.Lock())
         self._events: "collections.deque[RequestEvent]" = collections.deque()
-        self.done = _DoneFlag(self._cond)
+        self.done: _DoneFlag = _DoneFlag(self._cond)
 
     def put(self, event: RequestEvent, stop: Optional[threading.Event] = None) -> bool:
         """Queue an event; blocks while the sender is slow (back-pressure), gives up when done."""

@@ -18,7 +18,7 @@ from .status import Refusal, describe
 
 __all__ = ["Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
@@ -83,7 +83,9 @@ def _audiences(authority: str, hostnames: Tuple[str, ...], entity_name: str) -> 
     return tuple(seen)
 
 
-def authorize(incoming: Incoming, entity: Entity, right: str, anonymous_ok: bool = False) -> Union[TokenSource, Refusal]:
+def authorize(
+    incoming: Incoming, entity: Entity, right: str, anonymous_ok: bool = False
+) -> Union[TokenSource, Refusal]:
     """The request's token, checked for ``right``; or a 401/403 refusal.
 
     With ``anonymous_ok`` (a hybrid connection that does not require client
@@ -95,7 +97,12 @@ def authorize(incoming: Incoming, entity: Entity, right: str, anonymous_ok: bool
     verdict = incoming.ctx.keyring.check(source.token, audiences(incoming, entity), right)
     if isinstance(verdict, Denied):
         log.info(
-            "refused %s on %s from %s: %d %s", right.lower(), entity.name, incoming.conn.peer[0], verdict.status, verdict.reason
+            "refused %s on %s from %s: %d %s",
+            right.lower(),
+            entity.name,
+            incoming.conn.peer[0],
+            verdict.status,
+            verdict.reason,
         )
         return Refusal(verdict.status, describe(verdict.reason, incoming.tracker(entity.name)))
     return source

@@ -29,7 +29,7 @@ from .ws import WsChannel, shutdown_socket
 
 __all__ = ["HttpConnection", "Incoming", "ConnectionDone", "Router", "WRITE_TIMEOUT"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 #: Write stall allowed before a peer that stopped reading is dropped.
@@ -92,12 +92,14 @@ class HttpConnection:
         self.tls = tls
         self.number = number
         self.router = router
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_METADATA_LIMIT)
+        self.h11: h11.Connection = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_METADATA_LIMIT)
         self._link: Optional[RendezvousLink] = None  # the rendezvous socket persisting for this sender
         self._link_lock = threading.Lock()
         self._ended = False  # _finish ran: a link attached now would never be closed
-        self.drop_requested = threading.Event()
-        self.thread = threading.Thread(target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True)
+        self.drop_requested: threading.Event = threading.Event()
+        self.thread: threading.Thread = threading.Thread(
+            target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -238,7 +240,10 @@ class HttpConnection:
     def refuse(self, refusal: Refusal, close: bool = True) -> None:
         """Answer with a service error (no Via header: it did not come from a listener)."""
         body = refusal.description.encode("utf-8")
-        headers: List[Tuple[str, str]] = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        headers: List[Tuple[str, str]] = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
         if close:
             headers.append(("Connection", "close"))
         head = h11.Response(status_code=refusal.status, headers=headers, reason=printable_reason(refusal.description))

@@ -48,7 +48,7 @@ from .status import Refusal
 
 __all__ = ["serve_http"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _NO_BODY_STATUS = (204, 304)
 
@@ -98,7 +98,9 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
         channel = ctx.registry.pick_listener(entity)
         if channel is None:
             return incoming.refusal(502, "There are no listeners connected for the endpoint", entity.name)
-        address = rendezvous_address(channel.base_url, entity.name, action="request", id=request_id, suffix=suffix, query=target.query)
+        address = rendezvous_address(
+            channel.base_url, entity.name, action="request", id=request_id, suffix=suffix, query=target.query
+        )
     else:
         address = link.address
     message = Request(
@@ -162,7 +164,9 @@ def _read_body(conn: HttpConnection) -> bytes:
             raise ConnectionDone()
 
 
-def _send_over_link(conn: HttpConnection, link: RendezvousLink, pending: PendingRequest, message: Request, small: bool) -> None:
+def _send_over_link(
+    conn: HttpConnection, link: RendezvousLink, pending: PendingRequest, message: Request, small: bool
+) -> None:
     if small:
         body = _read_body(conn)
         ok = link.send_request(pending, _announcing(message, bool(body)), body)
@@ -203,7 +207,9 @@ def _answer(
                 log.info("request %s: the listener left without answering", pending.id)
                 return left.refusal
             log.info("request %s: no response within %g s", pending.id, timeout)
-            return incoming.refusal(504, f"The listener did not respond within {timeout:g} seconds", pending.entity.name)
+            return incoming.refusal(
+                504, f"The listener did not respond within {timeout:g} seconds", pending.entity.name
+            )
         if isinstance(event, ListenerLeft):
             left, left_until = event, time.monotonic() + event.grace
         elif isinstance(event, Linked):

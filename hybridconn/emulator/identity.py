@@ -26,7 +26,7 @@ import logging
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from .entra import DEV_TENANT_ID, mint_token
@@ -35,7 +35,7 @@ from .tls import TlsSetup, server_context
 
 __all__ = ["DevIdentityEndpoint", "MSI_PATH"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 MSI_PATH = "/msi/token"
 _JSON = "application/json"
@@ -76,10 +76,10 @@ class DevIdentityEndpoint:
         host: str = "127.0.0.1",
     ) -> None:
         self._secrets = dict(client_secrets or {})
-        self.federated_clients = frozenset(federated_clients)
-        self.user_assigned = frozenset(user_assigned)
+        self.federated_clients: FrozenSet[str] = frozenset(federated_clients)
+        self.user_assigned: FrozenSet[str] = frozenset(user_assigned)
         self.system_principal_id = system_principal_id
-        self.token_lifetime = float(token_lifetime)
+        self.token_lifetime: float = float(token_lifetime)
         self.identity_header = identity_header
         self.tenant_id = tenant_id
         self.host = host
@@ -87,7 +87,7 @@ class DevIdentityEndpoint:
         self._tls: Optional[TlsSetup] = None
         self._servers: Dict[str, HTTPServer] = {}
         self._threads: List[threading.Thread] = []
-        self.issued = 0
+        self.issued: int = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -261,6 +261,6 @@ def _handler_for(endpoint: DevIdentityEndpoint) -> type:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
             # The request line: it holds no secret (form bodies are never logged).
-            log.debug("identity endpoint: " + format, *args)
+            log.debug("identity endpoint: " + format, *args)  # noqa: G003 - http.server's own format
 
     return Handler

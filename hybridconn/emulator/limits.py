@@ -23,7 +23,7 @@ from typing import Dict
 
 __all__ = ["ClientLimits", "ClientCounter", "default_connections_per_client", "refuse_busy"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: The per-client connection cap without a descriptor limit to derive it from.
 MAX_CONNECTIONS_PER_CLIENT = 4096

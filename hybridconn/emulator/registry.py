@@ -25,7 +25,7 @@ from .ws import WsChannel
 
 __all__ = ["PendingAccept", "Registry"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 class PendingAccept:
@@ -37,14 +37,14 @@ class PendingAccept:
         self.entity = entity
         self.id = accept_id
         self.deadline = deadline
-        self.state = self.WAITING
+        self.state: str = self.WAITING
         self.listener_ws: Optional[WsChannel] = None
         self.subprotocol: Optional[str] = None
-        self.reject_status = 0
-        self.reject_description = ""
-        self.failure = ""
+        self.reject_status: int = 0
+        self.reject_description: str = ""
+        self.failure: str = ""
         self.sender_ws: Optional[WsChannel] = None
-        self.sender_ready = threading.Event()
+        self.sender_ready: threading.Event = threading.Event()
         self._cond = threading.Condition()
 
     def claim(self) -> bool:
@@ -89,7 +89,7 @@ class Registry:
     """Hybrid connections, listeners and pending work, under one lock."""
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
+        self.cond: threading.Condition = threading.Condition()
         self.entities: Dict[str, Entity] = {}
         self.accepts: Dict[str, PendingAccept] = {}
         self.requests: Dict[str, PendingRequest] = {}
@@ -138,7 +138,10 @@ class Registry:
         with self.cond:
             if len(entity.listeners) >= MAX_LISTENERS:
                 return Refusal(
-                    403, describe(f"The hybrid connection already has the maximum of {MAX_LISTENERS} listeners", entity.name)
+                    403,
+                    describe(
+                        f"The hybrid connection already has the maximum of {MAX_LISTENERS} listeners", entity.name
+                    ),
                 )
             return None
 

@@ -28,7 +28,7 @@ from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
 
 __all__ = ["serve_connect", "serve_accept", "pump"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 def serve_connect(incoming: Incoming) -> Optional[Refusal]:
@@ -65,7 +65,9 @@ def _offer(
 ) -> Union[PendingAccept, Refusal]:
     """Send the ``accept`` message and wait for the listener: the accepted connection, or a refusal."""
     ctx = incoming.ctx
-    pending = PendingAccept(entity, incoming.target.param("sb-hc-id") or str(uuid.uuid4()), time.monotonic() + ctx.accept_timeout)
+    pending = PendingAccept(
+        entity, incoming.target.param("sb-hc-id") or str(uuid.uuid4()), time.monotonic() + ctx.accept_timeout
+    )
     key = ctx.registry.add_accept(pending)
     try:
         address = rendezvous_address(
@@ -84,7 +86,13 @@ def _offer(
     finally:
         ctx.registry.pop_accept(key)
     if state == PendingAccept.REJECTED:
-        log.info("connection %s on %s rejected by the listener: %d %s", key, entity.name, pending.reject_status, pending.reject_description)
+        log.info(
+            "connection %s on %s rejected by the listener: %d %s",
+            key,
+            entity.name,
+            pending.reject_status,
+            pending.reject_description,
+        )
         return Refusal(pending.reject_status, pending.reject_description)
     if state != PendingAccept.ACCEPTED or pending.listener_ws is None:
         if pending.failure == "timeout":
@@ -131,7 +139,9 @@ def _reject(incoming: Incoming, pending: PendingAccept, status_text: str) -> Ref
         return incoming.refusal(400, f"Invalid rejection status code {status_text!r}")
     if not pending.claim():
         return incoming.refusal(403, "The rendezvous address was already used or has expired")
-    description = incoming.target.param("sb-hc-statusDescription", "statusDescription") or standard_phrase(status, "Rejected")
+    description = incoming.target.param("sb-hc-statusDescription", "statusDescription") or standard_phrase(
+        status, "Rejected"
+    )
     pending.rejected(status, description)
     return incoming.refusal(410, "Gone: the connection was rejected")
 

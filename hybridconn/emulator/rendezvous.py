@@ -41,7 +41,7 @@ from .ws import ChannelEvent, CloseAnswered, ConnectionLost, PeerClosed
 
 __all__ = ["serve_rendezvous", "ResponseReader"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 def serve_rendezvous(incoming: Incoming) -> Optional[Refusal]:
@@ -74,7 +74,7 @@ class ResponseReader:
     def __init__(self, ctx: EmulatorContext, link: RendezvousLink) -> None:
         self.ctx = ctx
         self.link = link
-        self.assembler = StreamingFrameAssembler()
+        self.assembler: StreamingFrameAssembler = StreamingFrameAssembler()
         self.streaming: Optional[PendingRequest] = None  # whose response body is arriving
 
     def run(self) -> None:

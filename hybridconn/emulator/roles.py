@@ -92,7 +92,9 @@ def _as_assignment(item: RoleAssignmentLike) -> RoleAssignment:
         return item
     if isinstance(item, tuple) and len(item) in (2, 3):
         return RoleAssignment(*item)
-    raise ValueError(f"a role assignment is a RoleAssignment or (principal_id, role[, hybrid_connection]), not {item!r}")
+    raise ValueError(
+        f"a role assignment is a RoleAssignment or (principal_id, role[, hybrid_connection]), not {item!r}"
+    )
 
 
 class RoleAssignments:

@@ -46,7 +46,9 @@ def route(conn: HttpConnection, request: h11.Request) -> Union[bool, Refusal]:
         return Refusal(431, describe("Request header section too large", conn.ctx.authority))
     if request.method == b"CONNECT":
         return Refusal(405, describe("The CONNECT method is not supported", conn.ctx.authority))
-    incoming = Incoming(conn, request, parse_target(request.target.decode("latin-1")), headers_dict(request.headers.raw_items()))
+    incoming = Incoming(
+        conn, request, parse_target(request.target.decode("latin-1")), headers_dict(request.headers.raw_items())
+    )
     if not incoming.target.hc:
         return serve_http(incoming)
     # WebSocket endpoints: read the (empty) request body up to the upgrade point.

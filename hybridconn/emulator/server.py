@@ -25,7 +25,7 @@ from .ws import shutdown_socket
 
 __all__ = ["RelayEmulator"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _ANY_HOST = {"", "0.0.0.0", "::"}
 
@@ -84,15 +84,15 @@ class RelayEmulator:
         self.host = host
         self._requested_port = int(port)
         #: The Entra ID role assignments (live: ``assign()``/``revoke()`` apply to the next check).
-        self.role_assignments = RoleAssignments(role_assignments)
-        self.keyring = KeyRing(keys, entra=EntraVerifier(self.role_assignments), local_auth=local_auth)
-        self.response_timeout = float(response_timeout)
-        self.accept_timeout = float(accept_timeout)
-        self.close_grace = float(close_grace)
+        self.role_assignments: RoleAssignments = RoleAssignments(role_assignments)
+        self.keyring: KeyRing = KeyRing(keys, entra=EntraVerifier(self.role_assignments), local_auth=local_auth)
+        self.response_timeout: float = float(response_timeout)
+        self.accept_timeout: float = float(accept_timeout)
+        self.close_grace: float = float(close_grace)
         #: Per-client caps: connections at once, request-head and body-idle deadlines (``limits.py``).
-        self.limits = limits if limits is not None else ClientLimits()
+        self.limits: ClientLimits = limits if limits is not None else ClientLimits()
         self._accept_loop: Optional[AcceptLoop] = None
-        self.hostnames = tuple(str(h).strip().lower() for h in hostnames if str(h).strip())
+        self.hostnames: Tuple[str, ...] = tuple(str(h).strip().lower() for h in hostnames if str(h).strip())
         self._registry = Registry()
         for name in hybrid_connections:
             self._registry.add_entity(name)
@@ -335,17 +335,23 @@ class RelayEmulator:
 
     # ------------------------------------------------------------------ faults
 
-    def drop_control_channels(self, name: str, listener_id: Optional[str] = None, code: Optional[int] = None, reason: str = "") -> int:
+    def drop_control_channels(
+        self, name: str, listener_id: Optional[str] = None, code: Optional[int] = None, reason: str = ""
+    ) -> int:
         """Drop control channels of ``name`` (one listener's, or all). ``code`` None: abrupt TCP close;
         else a close frame with that code. Returns how many were dropped."""
         channels = self._registry.channels(self._entity(name), listener_id)
         for channel in channels:
-            log.info("fault: dropping listener %s on %s (%s)", channel.listener_id, name, "abrupt" if code is None else code)
+            log.info(
+                "fault: dropping listener %s on %s (%s)", channel.listener_id, name, "abrupt" if code is None else code
+            )
             if code is None or channel.stalled.is_set():
                 channel.released.set()
                 channel.ws.abort()
             else:
-                channel.ws.send_close(code, reason or f"Dropped by the emulator (fault injection) TrackingId:{channel.listener_id}")
+                channel.ws.send_close(
+                    code, reason or f"Dropped by the emulator (fault injection) TrackingId:{channel.listener_id}"
+                )
             self._registry.remove_listener(channel)
         return len(channels)
 

@@ -23,7 +23,9 @@ TlsOption = Union[None, str, Tuple[str, str], ssl.SSLContext]
 class TlsSetup:
     """The server context plus, for a self-signed setup, where its certificate lives."""
 
-    def __init__(self, context: Optional[ssl.SSLContext], certificate_path: Optional[str] = None, tempdir: Optional[str] = None) -> None:
+    def __init__(
+        self, context: Optional[ssl.SSLContext], certificate_path: Optional[str] = None, tempdir: Optional[str] = None
+    ) -> None:
         self.context = context
         self.certificate_path = certificate_path
         self._tempdir = tempdir
@@ -58,7 +60,9 @@ def make_self_signed(directory: str, common_name: str = "localhost", days: int =
         subprocess.run(command, check=True, capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        raise RuntimeError(f"openssl could not make a self-signed certificate: {detail.decode(errors='replace').strip() or exc}") from exc
+        raise RuntimeError(
+            f"openssl could not make a self-signed certificate: {detail.decode(errors='replace').strip() or exc}"
+        ) from exc
     return cert, key
 
 

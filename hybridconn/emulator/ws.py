@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Union
+from typing import List, Optional, Union, cast
 
 from wsproto.events import BytesMessage, TextMessage
 
@@ -55,7 +55,7 @@ __all__ = [
     "BytesMessage", "shutdown_socket",
 ]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Seconds we wait for the peer to answer a close frame before dropping the socket.
 CLOSE_ANSWER_TIMEOUT = 5.0
@@ -106,7 +106,7 @@ class WsChannel:
         # ``max_message_size`` ends a longer one with 1009 before it is held.
         self._parser = FrameParser(Role.SERVER, max_piece=READ_SIZE, max_message_size=max_message_size)
         self._messages = MessageAssembler()
-        self.send_lock = threading.Lock()
+        self.send_lock: threading.Lock = threading.Lock()
         self._down = threading.Event()
         self._close_sent = False  # guarded by send_lock
         self._close_deadline: Optional[float] = None
@@ -155,11 +155,12 @@ class WsChannel:
             self.abort()
             return False
 
-    def _data_frame(self, data: Union[str, bytes], fin: bool = True) -> bytes:
+    def _data_frame(self, data: Union[str, bytes, bytearray], fin: bool = True) -> bytes:
         """One data frame; raises ``TypeError`` (not text or bytes; a type change inside a fragmented message).
 
         Call with the send lock held: it follows the fragmented message being sent.
         """
+        payload: Union[bytes, bytearray]
         if isinstance(data, str):
             text, payload = True, data.encode("utf-8")
         elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -175,7 +176,7 @@ class WsChannel:
         self._outbound_text = None if fin else text
         return pack_frame(opcode, payload, fin=fin)
 
-    def send_message(self, data: Union[str, bytes], fin: bool = True) -> bool:
+    def send_message(self, data: Union[str, bytes, bytearray], fin: bool = True) -> bool:
         """Send a text (str) or binary (bytes) frame; ``fin=False`` for a fragment. False if it can't."""
         with self.send_lock:
             if not self.can_send:
@@ -263,8 +264,8 @@ class WsChannel:
                 opcode = frame.opcode
                 if opcode < OP_CLOSE:
                     text, data, finished = self._messages.piece(frame)
-                    out.append(TextMessage(data=data, message_finished=finished) if text
-                               else BytesMessage(data=data, message_finished=finished))
+                    out.append(TextMessage(data=cast(str, data), message_finished=finished) if text
+                               else BytesMessage(data=cast(bytes, data), message_finished=finished))
                 elif opcode == OP_PING:
                     with self.send_lock:
                         self._answer_locked(OP_PONG, frame.payload)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..exceptions import ConfigurationError
 
 __all__ = ["BridgeConfig", "load_config", "parse_config"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _TOP = {"azurerelayconnectionstring", "azurerelayendpoint", "azurerelaysharedaccesskeyname",
         "azurerelaysharedaccesskey", "azurerelaysharedaccesssignature", "bindaddress", "exitonforwardfailure",
@@ -68,7 +68,7 @@ class _Reader:
     def where(self, node: Any) -> str:
         return f"{self.source}, line {node.start_mark.line + 1}"
 
-    def mapping(self, node: Any, allowed: set, what: str) -> Dict[str, Tuple[Any, Any]]:
+    def mapping(self, node: Any, allowed: Set[str], what: str) -> Dict[str, Tuple[Any, Any]]:
         import yaml
 
         if not isinstance(node, yaml.MappingNode):
@@ -193,7 +193,7 @@ def _unsupported(reader: _Reader, entry: Dict[str, Tuple[Any, Any]], keys: Tuple
                                      "hybridconn forward yet")
 
 
-def _bindings(reader: _Reader, entry: Dict[str, Tuple[Any, Any]], allowed: set, what: str) -> List[Dict[str, Any]]:
+def _bindings(reader: _Reader, entry: Dict[str, Tuple[Any, Any]], allowed: Set[str], what: str) -> List[Dict[str, Any]]:
     """The entry itself, or each of its ``Bindings`` (which share its RelayName)."""
     subs = [reader.mapping(n, allowed - {"relayname", "bindings", "connectionstring"}, f"a {what} binding")
             for n in reader.items(entry, "bindings")]
@@ -207,7 +207,9 @@ def _relay(reader: _Reader, entry: Dict[str, Tuple[Any, Any]], what: str, node: 
     return relay
 
 
-def _local(config: BridgeConfig, reader: _Reader, entry: Dict[str, Tuple[Any, Any]], default_bind: Optional[str]) -> None:
+def _local(
+    config: BridgeConfig, reader: _Reader, entry: Dict[str, Tuple[Any, Any]], default_bind: Optional[str]
+) -> None:
     first = next(iter(entry.values()))[0]
     relay = _relay(reader, entry, "LocalForward", first)
     _unsupported(reader, entry, ("connectionstring", "bindlocalsocket", "localsocket", "noauthentication"))

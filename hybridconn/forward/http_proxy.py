@@ -33,7 +33,7 @@ from .http_rules import Upstream, relay_response_headers, upstream_request_heade
 
 __all__ = ["HttpForwarder"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Read size from the upstream, and the chunk sent on: one relay fragment.
 CHUNK = 64 * 1024
@@ -69,7 +69,7 @@ class HttpForwarder:
         self._relay_host = namespace.host + port
         self._proto = scheme
         self._prefix = "/" + listener.path.strip("/")
-        self.relay_url = f"{scheme}://{self._relay_host}{self._prefix}"
+        self.relay_url: str = f"{scheme}://{self._relay_host}{self._prefix}"
         size = pool_size or int(getattr(listener, "max_workers", 0) or 16)
         self._session = requests.Session()
         self._session.trust_env = False  # the upstream is local or on the LAN: no proxy from the environment

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationError
@@ -102,7 +102,7 @@ def upstream_target(target: str, relay_path: str) -> str:
     return path + (sep + query if sep else "")
 
 
-def _connection_tokens(headers: Mapping[str, str]) -> frozenset:
+def _connection_tokens(headers: Mapping[str, str]) -> FrozenSet[str]:
     named = [v for k, v in headers.items() if k.lower() == "connection"]
     return frozenset(t.strip().lower() for value in named for t in str(value).split(",") if t.strip())
 

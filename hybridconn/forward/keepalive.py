@@ -19,7 +19,7 @@ from ..exceptions import HybridConnectionError
 
 __all__ = ["Keepalive", "DEFAULT_INTERVAL"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: azbridge's default ``KeepAliveInterval`` (seconds).
 DEFAULT_INTERVAL = 30.0
@@ -30,7 +30,7 @@ class Keepalive:
 
     def __init__(self, name: str, interval: Optional[float] = DEFAULT_INTERVAL) -> None:
         self.name = name
-        self.interval = interval if interval and interval > 0 else None
+        self.interval: Optional[float] = interval if interval and interval > 0 else None
         self.sent = 0
         self._conns: Set[HybridConnection] = set()
         self._lock = threading.Lock()

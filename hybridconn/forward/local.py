@@ -28,7 +28,7 @@ from .sockets import listen, remove_socket_file, socket_path, tune
 
 __all__ = ["LocalForwarder"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _ACCEPT_WAKEUP = 0.5  # seconds; bounds how long close() waits for the accept loop
 
@@ -61,10 +61,10 @@ class LocalForwarder:
         keepalive_interval: Optional[float] = DEFAULT_INTERVAL,
     ) -> None:
         self.client = client
-        self.port = int(port)
+        self.port: int = int(port)
         self.bind_address = bind_address
         default_name = socket_path(bind_address) or str(self.port)  # azbridge names a socket by its path
-        self.port_name = validate_port_name(port_name if port_name is not None else default_name)
+        self.port_name: str = validate_port_name(port_name if port_name is not None else default_name)
         self.connect_timeout = connect_timeout
         self.backlog = backlog
         self.connections_total = 0
@@ -75,7 +75,7 @@ class LocalForwarder:
         self._sessions: Set["_LocalSession"] = set()
         self._tag = str(port)
         self._owns_client = False
-        self.keepalive = Keepalive(f"L{port}", keepalive_interval)
+        self.keepalive: Keepalive = Keepalive(f"L{port}", keepalive_interval)
         #: connections served, bytes each way (socket -> relay is up), connections that failed to open.
         self.counters: Dict[str, int] = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "errors": 0}
 
@@ -106,7 +106,9 @@ class LocalForwarder:
         return forwarder
 
     def __repr__(self) -> str:
-        return f"<LocalForwarder {self.bind_address}:{self.port} -> {self.port_name!r} active={self.active_connections}>"
+        return (
+            f"<LocalForwarder {self.bind_address}:{self.port} -> {self.port_name!r} active={self.active_connections}>"
+        )
 
     def __enter__(self) -> "LocalForwarder":
         if self._server is None:

@@ -94,7 +94,9 @@ class UnsupportedPreamble(PreambleError):
     reply = REPLY_UNSUPPORTED
 
     def __init__(self, major: int, minor: int, mode: int) -> None:
-        self.major, self.minor, self.mode = major, minor, mode
+        self.major: int = major
+        self.minor: int = minor
+        self.mode: int = mode
         super().__init__(f"unsupported preamble: version {major}.{minor}, mode {mode}")
 
 
@@ -106,7 +108,7 @@ class PreambleRejected(PreambleError):
     """
 
     def __init__(self, reply: bytes, message: Optional[str] = None) -> None:
-        self.reply = bytes(reply)
+        self.reply: bytes = bytes(reply)
         if message is None:
             message = _REPLY_TEXT.get(self.reply) or f"unexpected preamble reply {self.reply.hex(' ')}"
         super().__init__(message)
@@ -200,7 +202,7 @@ class PreambleParser:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self.preamble: Optional[Preamble] = None
-        self.remainder = b""
+        self.remainder: bytes = b""
 
     @property
     def done(self) -> bool:
@@ -235,7 +237,7 @@ class ReplyParser:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self.reply: Optional[bytes] = None
-        self.remainder = b""
+        self.remainder: bytes = b""
 
     @property
     def done(self) -> bool:

@@ -47,7 +47,7 @@ from ..exceptions import ConnectionClosed, HybridConnectionError
 
 __all__ = ["MAX_MESSAGE", "StreamBridge"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Largest message we send: azbridge reads and writes 64 KiB at a time.
 MAX_MESSAGE = 64 * 1024
@@ -67,8 +67,8 @@ class StreamBridge:
         self.sock = sock
         self.conn = conn
         self.name = name
-        self.bytes_up = 0  # socket -> WebSocket
-        self.bytes_down = 0  # WebSocket -> socket
+        self.bytes_up: int = 0  # socket -> WebSocket
+        self.bytes_down: int = 0  # WebSocket -> socket
         self._aborted = threading.Event()
         self._done = threading.Event()
         self._upstream: Optional[threading.Thread] = None

@@ -47,7 +47,7 @@ from .udp import IDLE_TIMEOUT, DatagramTunnel, serve_remote_datagrams
 
 __all__ = ["RemoteForwarder"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 Target = Tuple[str, int]
 
@@ -93,7 +93,7 @@ class RemoteForwarder:
         }
         self.udp_idle_timeout = udp_idle_timeout
         self._tunnels: Set[DatagramTunnel] = set()
-        self.keepalive = Keepalive(f"R{listener.path}", keepalive_interval)
+        self.keepalive: Keepalive = Keepalive(f"R{listener.path}", keepalive_interval)
         #: relayed connections served, bytes each way (target -> relay is up), failed ones
         #: (unknown port name, refused mode, target unreachable).
         self.counters: Dict[str, int] = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "errors": 0}

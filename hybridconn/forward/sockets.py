@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = ["socket_path", "listen", "connect", "tune", "remove_socket_file"]
 
@@ -32,7 +32,7 @@ def listen(bind_address: str, port: int, backlog: int) -> socket.socket:
             raise OSError("Unix domain sockets are not available on this system")
         remove_socket_file(path)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target: object = path
+        target: Any = path
     else:
         server = socket.socket(socket.AF_INET6 if ":" in bind_address else socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -32,7 +32,7 @@ from .preamble import MODE_DATAGRAM, ReplyParser, check_reply, encode_preamble, 
 
 __all__ = ["DatagramTunnel", "UdpLocalForwarder", "IDLE_TIMEOUT"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: azbridge closes a UDP route idle this long (seconds).
 IDLE_TIMEOUT = 240.0
@@ -48,13 +48,13 @@ class DatagramTunnel:
     :param idle_timeout: no datagram either way for this long ends the tunnel.
     """
 
-    def __init__(self, conn: HybridConnection, name: str, deliver: Callable[[bytes], None],
+    def __init__(self, conn: HybridConnection, name: str, deliver: Callable[[bytes], object],
                  idle_timeout: Optional[float] = IDLE_TIMEOUT) -> None:
         self.conn = conn
         self.name = name
         self.deliver = deliver
         self.idle_timeout = idle_timeout
-        self.last_activity = time.monotonic()
+        self.last_activity: float = time.monotonic()
         self.sent = self.received = self.dropped = 0
         self._done = threading.Event()
 
@@ -175,9 +175,9 @@ class UdpLocalForwarder:
                  port_name: Optional[str] = None, idle_timeout: Optional[float] = IDLE_TIMEOUT,
                  connect_timeout: float = 30.0) -> None:
         self.client = client
-        self.port = int(port)
+        self.port: int = int(port)
         self.bind_address = bind_address
-        self.port_name = validate_port_name(port_name if port_name is not None else udp_port_name(self.port))
+        self.port_name: str = validate_port_name(port_name if port_name is not None else udp_port_name(self.port))
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self.routes_total = 0

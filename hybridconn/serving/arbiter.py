@@ -42,7 +42,7 @@ from .workers import Spawner, Worker
 
 __all__ = ["Arbiter", "RESTART_DELAYS", "KILL_MARGIN"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Seconds before restarting a worker after consecutive failures (the last repeats).
 RESTART_DELAYS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -61,13 +61,13 @@ class Arbiter:
 
     def __init__(self, config: ServeConfig, reload_config: Optional[Callable[[], ServeConfig]] = None,
                  on_ready: Optional[Callable[[], None]] = None) -> None:
-        self.config = config
+        self.config: ServeConfig = config
         self._reload_config = reload_config
         self._on_ready = on_ready
-        self.target = config.workers
-        self.generation = 1
+        self.target: int = config.workers
+        self.generation: int = 1
         self.workers: Dict[int, Worker] = {}
-        self.totals = Totals()
+        self.totals: Totals = Totals()
         self._spawner = Spawner(config)
         self._next_id = 1
         self._failures = 0

@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Tuple
 
 __all__ = ["embedded_emulator", "DEFAULT_PORT"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9350
 

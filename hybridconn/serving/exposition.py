@@ -19,7 +19,7 @@ from .metrics import BUCKETS, COUNTERS, GAUGES
 
 __all__ = ["MetricsServer", "require_prometheus_client", "collect"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 View = Callable[[], Dict[str, Any]]
 
@@ -89,7 +89,7 @@ def _handler(registry: Any, online: Callable[[], int]) -> type:
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-            log.debug("metrics: " + format, *args)
+            log.debug("metrics: " + format, *args)  # noqa: G003 - http.server's own format
 
     return Handler
 
@@ -102,7 +102,7 @@ class MetricsServer:
 
         host, _, port = address.rpartition(":")
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(view))  # type: ignore[arg-type]
+        registry.register(_Collector(view))
         try:
             self._server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), _handler(registry, online))
         except OSError as exc:

@@ -21,7 +21,10 @@ BUCKETS: Tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 
 #: Listener counters (``listener.stats`` keys) -> (metric name, help). Summed over workers, old ones included.
 COUNTERS: Dict[str, Tuple[str, str]] = {
-    "busy": ("hybridconn_busy_responses_total", "Requests and connections refused 503 because the listener was busy or closing."),
+    "busy": (
+        "hybridconn_busy_responses_total",
+        "Requests and connections refused 503 because the listener was busy or closing.",
+    ),
     "accepted": ("hybridconn_connections_accepted_total", "WebSocket connections accepted."),
     "rejected": ("hybridconn_connections_rejected_total", "WebSocket connections rejected."),
     "rendezvous_opened": ("hybridconn_rendezvous_opened_total", "Rendezvous sockets opened."),
@@ -43,8 +46,8 @@ class Tally:
         self._lock = threading.Lock()
         self.statuses: Dict[str, int] = {}
         self.buckets: List[int] = [0] * len(BUCKETS)
-        self.duration_sum = 0.0
-        self.count = 0
+        self.duration_sum: float = 0.0
+        self.count: int = 0
 
     def __call__(self, record: ResponseRecord) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Optional
 
 __all__ = ["Notifier"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 class Notifier:

@@ -23,7 +23,7 @@ from .settings import BY_NAME, ENV_PREFIX, SETTINGS, ServeConfig
 
 __all__ = ["resolve", "read_config_file", "describe", "DEFAULT_CONFIG_FILE", "Layer"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Read when no ``-c`` is given and the file exists in the current directory (gunicorn reads gunicorn.conf.py).
 DEFAULT_CONFIG_FILE = "hybridconn.conf.py"
@@ -100,8 +100,8 @@ def resolve(cli: Dict[str, Any], environ: Optional[Mapping[str, str]] = None,
             values["config"], sources["config"] = path, "command line" if cli.get("config") else "default"
     layers.extend(_environment(environ))
     layers.append(("command line", {k: v for k, v in cli.items() if k in BY_NAME}))
-    for where, layer in layers:
-        for name, value in layer.items():
+    for where, settings in layers:
+        for name, value in settings.items():
             values[name], sources[name] = value, where
     return ServeConfig.from_values(values, sources, flags)
 

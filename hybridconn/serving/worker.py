@@ -38,7 +38,7 @@ from .settings import ServeConfig
 
 __all__ = ["run_worker", "BOOT_FAILED", "RELAY_GONE", "HEARTBEAT_INTERVAL"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Exit code of a worker that could not start serving (the arbiter gives up rather than retry).
 BOOT_FAILED = 3
@@ -55,7 +55,7 @@ class ArbiterLink:
         self._conn = conn
         self.worker_id = worker_id
         self._lock = threading.Lock()
-        self.gone = threading.Event()
+        self.gone: threading.Event = threading.Event()
 
     def send(self, kind: str, **fields: Any) -> None:
         with self._lock:
@@ -71,8 +71,8 @@ class Stop:
     """What the signals asked for: ``graceful`` (drain) or ``now``."""
 
     def __init__(self) -> None:
-        self.graceful = threading.Event()
-        self.now = threading.Event()
+        self.graceful: threading.Event = threading.Event()
+        self.now: threading.Event = threading.Event()
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)

@@ -23,7 +23,7 @@ from .worker import run_worker
 
 __all__ = ["Worker", "Spawner"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 
 class Worker:
@@ -38,9 +38,10 @@ class Worker:
         self.id = worker_id
         self.generation = generation
         self.process = process
-        self.status = status
-        self.state = "booting"
-        self.started = self.last_seen = time.monotonic()
+        self.status: Any = status  # the worker's end of a multiprocessing pipe, None once closed
+        self.state: str = "booting"
+        self.started: float = time.monotonic()
+        self.last_seen: float = self.started
         self.retiring: Optional[float] = None
         self.retire_requested = False
         self.boot_error: Optional[str] = None

@@ -142,13 +142,17 @@ def test_request_rejects_a_malformed_header(relay_connection_string: str, capsys
 
 def test_connect_sends_stdin_lines_and_prints_replies(recorder: Recorder, relay_connection_string: str) -> None:
     result = run_cli(
-        ["connect", "--suffix", "/chat", "-H", "X-Who: tester"], child_env(relay_connection_string), stdin="hello\nworld\n"
+        ["connect", "--suffix", "/chat", "-H", "X-Who: tester"],
+        child_env(relay_connection_string),
+        stdin="hello\nworld\n",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "HELLO\nWORLD\n"
     assert result.stderr == ""
     assert recorder.closed.wait(10)
-    assert recorder.connect_headers[-1].get("X-Who") == "tester" or recorder.connect_headers[-1].get("x-who") == "tester"
+    assert (
+        recorder.connect_headers[-1].get("X-Who") == "tester" or recorder.connect_headers[-1].get("x-who") == "tester"
+    )
 
 
 def test_connect_binary_mode(recorder: Recorder, relay_connection_string: str) -> None:
@@ -173,7 +177,10 @@ def test_listen_echo_prints_and_answers_a_request(
         ["-m", "hybridconn", "listen", "--echo", "--once", "-v"], child_env(relay_connection_string), merge_stderr=True
     )
     listen.wait_for("hybridconn listen: online on namespace 127.0.0.1:")
-    assert main(["request", "POST", "/hello?x=1", "-d", "hi there", "-H", "X-Trace: 7", "-c", relay_connection_string]) == 0
+    assert (
+        main(["request", "POST", "/hello?x=1", "-d", "hi there", "-H", "X-Trace: 7", "-c", relay_connection_string])
+        == 0
+    )
     assert capsys.readouterr().out == "hi there"
     assert listen.finish() == 0
     text = "\n".join(listen.lines)

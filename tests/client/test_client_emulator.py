@@ -51,7 +51,9 @@ def listen(relay: RelayEmulator, path: str = "hc1", **options: object) -> TinyLi
     return TinyListener(relay.namespace, path, "listen", KEYS["listen"][0], verify=verify, **options)  # type: ignore[arg-type]
 
 
-def sender(relay: RelayEmulator, key_name: str = "send", path: str = "hc1", **options: object) -> HybridConnectionClient:
+def sender(
+    relay: RelayEmulator, key_name: str = "send", path: str = "hc1", **options: object
+) -> HybridConnectionClient:
     return HybridConnectionClient.from_connection_string(relay.connection_string(path, key_name=key_name), **options)
 
 
@@ -139,7 +141,9 @@ def test_listener_that_picks_no_subprotocol(relay: RelayEmulator, client: Hybrid
 
 
 def test_listener_sees_headers_suffix_query_and_id(listener: TinyListener, client: HybridConnectionClient) -> None:
-    with client.connect(headers={"X-App-Version": "7"}, suffix="/rooms/blue", query={"user": "ana"}, id="trace-123", timeout=10) as conn:
+    with client.connect(
+        headers={"X-App-Version": "7"}, suffix="/rooms/blue", query={"user": "ana"}, id="trace-123", timeout=10
+    ) as conn:
         conn.send("x")
         assert conn.recv(timeout=10) == "x"
         assert (conn.id, conn.path, conn.query) == ("trace-123", "/rooms/blue", "user=ana")
@@ -211,7 +215,9 @@ def test_listen_only_key_cannot_send(relay: RelayEmulator, listener: TinyListene
     assert ws_error.value.status_code == http_error.value.status_code == 403
 
 
-@pytest.mark.parametrize("status, description", [(451, "not in this country"), (404, "no such room"), (400, "bad room")])
+@pytest.mark.parametrize(
+    "status, description", [(451, "not in this country"), (404, "no such room"), (400, "bad room")]
+)
 def test_listener_reject_carries_its_status_and_description(
     relay: RelayEmulator, client: HybridConnectionClient, status: int, description: str
 ) -> None:
@@ -289,7 +295,9 @@ def test_anonymous_sender_on_an_open_hybrid_connection(relay: RelayEmulator) -> 
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
-def test_http_methods_with_bodies_and_headers(listener: TinyListener, client: HybridConnectionClient, method: str) -> None:
+def test_http_methods_with_bodies_and_headers(
+    listener: TinyListener, client: HybridConnectionClient, method: str
+) -> None:
     body = b"" if method in ("GET", "HEAD") else f"{method} body".encode()
     response = client.request(method, "/items/7?view=full", data=body or None, headers={"X-Custom": "yes"}, timeout=30)
     assert response.status_code == 200

@@ -177,7 +177,11 @@ def test_listener_responses_with_via_come_back_untouched(scripted: ScriptedServe
         scripted.answer(status, "From The Listener", {"Via": "1.1 127.0.0.1"}, b"listener body")
         with make_client(scripted) as client:
             response = client.request("GET", "/x")
-        assert (response.status_code, response.reason, response.content) == (status, "From The Listener", b"listener body")
+        assert (response.status_code, response.reason, response.content) == (
+            status,
+            "From The Listener",
+            b"listener body",
+        )
 
 
 def test_raise_for_relay_false_returns_relay_errors(scripted: ScriptedServer) -> None:
@@ -250,7 +254,13 @@ def test_connect_sends_suffix_query_id_headers_and_subprotocols(scripted: Script
     scripted.answer(404, "Not Found TrackingId:x")
     with make_client(scripted) as client:
         with pytest.raises(EndpointNotFoundError):
-            client.connect(headers={"X-App": "v1"}, subprotocols=["chat", "json"], suffix="/room 1?a=1", query={"b": "2"}, id="my-id")
+            client.connect(
+                headers={"X-App": "v1"},
+                subprotocols=["chat", "json"],
+                suffix="/room 1?a=1",
+                query={"b": "2"},
+                id="my-id",
+            )
     seen = scripted.requests[0]
     parts = urlsplit(seen.target)
     assert parts.path == "/$hc/hc1/room%201"
@@ -310,7 +320,9 @@ def test_connect_to_nothing_is_a_connection_error(closed_port: int) -> None:
 # ---------------------------------------------------------------- proxies
 
 
-def test_explicit_proxy_carries_http_and_websocket(scripted: ScriptedServer, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_proxy_carries_http_and_websocket(
+    scripted: ScriptedServer, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # an explicit proxy is used regardless
     scripted.answer(404, "Not Found TrackingId:x")
     with make_client(scripted, proxy=proxy.url) as client:
@@ -323,7 +335,9 @@ def test_explicit_proxy_carries_http_and_websocket(scripted: ScriptedServer, pro
     assert len(scripted.requests) == 2
 
 
-def test_environment_proxy_and_no_proxy(scripted: ScriptedServer, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_proxy_and_no_proxy(
+    scripted: ScriptedServer, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     scripted.answer(200, "OK", {"Via": "1.1 relay"})
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("http_proxy", proxy.url)

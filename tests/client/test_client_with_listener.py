@@ -14,7 +14,9 @@ from hybridconn.emulator import RelayEmulator
 @pytest.fixture
 def relay_and_listener() -> Iterator[RelayEmulator]:
     with RelayEmulator(hybrid_connections=["hc1"]) as relay:
-        listener = hybridconn.HybridConnectionListener.from_connection_string(relay.connection_string("hc1"), max_workers=4)
+        listener = hybridconn.HybridConnectionListener.from_connection_string(
+            relay.connection_string("hc1"), max_workers=4
+        )
 
         @listener.on_request
         def handle(req: hybridconn.RelayedRequest) -> hybridconn.RelayedResponse:
@@ -34,7 +36,9 @@ def relay_and_listener() -> Iterator[RelayEmulator]:
 
 def test_http_and_websocket_through_our_listener(relay_and_listener: RelayEmulator) -> None:
     payload = os.urandom(300_000)  # over 64 kB: rendezvous both ways
-    with hybridconn.HybridConnectionClient.from_connection_string(relay_and_listener.connection_string("hc1")) as client:
+    with hybridconn.HybridConnectionClient.from_connection_string(
+        relay_and_listener.connection_string("hc1")
+    ) as client:
         small = client.request("POST", "/any/suffix?x=1", data=b"world", timeout=30)
         assert (small.status_code, small.content, small.headers["X-Path"]) == (201, b"hello world", "/any/suffix")
         large = client.request("POST", "/big", data=payload, timeout=30)

@@ -61,9 +61,15 @@ def test_fixtures_work_in_a_users_project(tmp_path: Path) -> None:
 def test_the_plugin_is_registered_by_the_entry_point() -> None:
     from importlib.metadata import entry_points
 
-    found = [ep for ep in entry_points(group="pytest11") if ep.name == "hybridconn"] if sys.version_info >= (3, 10) else [
-        ep for ep in entry_points().get("pytest11", []) if ep.name == "hybridconn"  # type: ignore[attr-defined]
-    ]
+    found = (
+        [ep for ep in entry_points(group="pytest11") if ep.name == "hybridconn"]
+        if sys.version_info >= (3, 10)
+        else [
+            ep
+            for ep in entry_points().get("pytest11", [])
+            if ep.name == "hybridconn"  # type: ignore[attr-defined]
+        ]
+    )
     assert [ep.value for ep in found] == ["hybridconn.pytest_plugin"]
     assert plugin.DEFAULT_HYBRID_CONNECTION == "hc1"
     assert "relay_emulator_options" in (plugin.__doc__ or "")

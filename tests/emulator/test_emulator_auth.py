@@ -53,7 +53,9 @@ def test_rights_are_enforced(keyed: RelayEmulator) -> None:
         assert exc.status_code == 403
         response = requests.get(f"{keyed.http_base}/hc1", headers={"ServiceBusAuthorization": listen_tok}, timeout=10)
         assert response.status_code == 403 and "TrackingId:" in response.text
-        call = BackgroundCall(requests.get, f"{keyed.http_base}/hc1", headers={"ServiceBusAuthorization": send_tok}, timeout=10)
+        call = BackgroundCall(
+            requests.get, f"{keyed.http_base}/hc1", headers={"ServiceBusAuthorization": send_tok}, timeout=10
+        )
         request, _ = channel.recv_request()
         channel.respond(request["id"], 200)
         assert call.join().status_code == 200
@@ -113,7 +115,9 @@ def test_token_sources_and_precedence(relay: RelayEmulator, control: Control) ->
     control.respond(request["id"], 200)
     assert call.join().status_code == 200
     # an evaluated Authorization header is stripped
-    call = BackgroundCall(requests.get, f"{relay.http_base}/hc1?sb-hc-token=x&a=1", headers={"Authorization": good}, timeout=10)
+    call = BackgroundCall(
+        requests.get, f"{relay.http_base}/hc1?sb-hc-token=x&a=1", headers={"Authorization": good}, timeout=10
+    )
     assert call.join().status_code == 401  # the (bad) query token took precedence
     call = BackgroundCall(requests.get, f"{relay.http_base}/hc1?a=1", headers={"Authorization": good}, timeout=10)
     request, _ = control.recv_request()
@@ -127,7 +131,9 @@ def test_anonymous_senders(relay: RelayEmulator) -> None:
     relay.add_hybrid_connection("open", requires_client_authorization=False)
     channel = Control(relay, "open")
     try:
-        call = BackgroundCall(requests.get, f"{relay.http_base}/open/x", headers={"Authorization": "Bearer app"}, timeout=10)
+        call = BackgroundCall(
+            requests.get, f"{relay.http_base}/open/x", headers={"Authorization": "Bearer app"}, timeout=10
+        )
         request, _ = channel.recv_request()
         assert request["requestHeaders"].get("Authorization") == "Bearer app"  # passed on as is
         channel.respond(request["id"], 200)
@@ -153,7 +159,9 @@ def test_renew_token_extends_the_channel_and_a_bad_one_closes_it(relay: RelayEmu
     try:
         channel.ws.send('{"renewToken":{"token":"%s"}}' % token(relay, ttl=300))
         time.sleep(3)  # past the first token's expiry: the channel must still be open
-        call = BackgroundCall(requests.get, f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, timeout=10)
+        call = BackgroundCall(
+            requests.get, f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, timeout=10
+        )
         request, _ = channel.recv_request()
         channel.respond(request["id"], 200)
         assert call.join().status_code == 200

@@ -111,14 +111,24 @@ def test_tls_self_signed(tmp_path: object) -> None:
             hc_url(relay, "hc1", "listen"), header=[f"ServiceBusAuthorization: {tok}"], sslopt=ssl_options, timeout=10
         )
         try:
-            call = BackgroundCall(requests.get, f"{relay.http_base}/hc1/s", headers={"ServiceBusAuthorization": tok}, verify=relay.certificate_path, timeout=10)
+            call = BackgroundCall(
+                requests.get,
+                f"{relay.http_base}/hc1/s",
+                headers={"ServiceBusAuthorization": tok},
+                verify=relay.certificate_path,
+                timeout=10,
+            )
             request = json.loads(control.recv())["request"]
             assert request["address"].startswith("wss://")
             control.send(json.dumps({"response": {"requestId": request["id"], "statusCode": 200, "body": True}}))
             control.send_binary(b"secure")
             assert call.join().content == b"secure"
             sender_call = BackgroundCall(
-                websocket.create_connection, hc_url(relay, "hc1", "connect"), header=[f"ServiceBusAuthorization: {tok}"], sslopt=ssl_options, timeout=10
+                websocket.create_connection,
+                hc_url(relay, "hc1", "connect"),
+                header=[f"ServiceBusAuthorization: {tok}"],
+                sslopt=ssl_options,
+                timeout=10,
             )
             accept = json.loads(control.recv())["accept"]
             listener = websocket.create_connection(accept["address"], sslopt=ssl_options, timeout=10)
@@ -138,7 +148,9 @@ def test_tls_self_signed(tmp_path: object) -> None:
 def test_tls_with_certificate_files(tmp_path: object) -> None:
     cert, key = make_self_signed(str(tmp_path))
     with RelayEmulator(tls=(cert, key)) as relay:
-        response = requests.get(f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, verify=cert, timeout=10)
+        response = requests.get(
+            f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, verify=cert, timeout=10
+        )
         assert response.status_code == 502  # reached over TLS; no listener
 
 

@@ -22,7 +22,14 @@ def _auth(relay: RelayEmulator) -> dict:
     return {"ServiceBusAuthorization": token(relay)}
 
 
-def _post(relay: RelayEmulator, rest: str, data: object = None, method: str = "POST", session: requests.Session = None, **kwargs: object) -> BackgroundCall:  # type: ignore[assignment]
+def _post(
+    relay: RelayEmulator,
+    rest: str,
+    data: object = None,
+    method: str = "POST",
+    session: requests.Session = None,
+    **kwargs: object,
+) -> BackgroundCall:  # type: ignore[assignment]
     headers = dict(_auth(relay), **kwargs.pop("headers", {}))  # type: ignore[arg-type]
     call = (session or requests).request  # type: ignore[union-attr]
     return BackgroundCall(call, method, _url(relay, rest), data=data, headers=headers, timeout=20, **kwargs)
@@ -124,7 +131,11 @@ def test_large_or_chunked_requests_go_address_only(relay: RelayEmulator, control
 
 
         request = json.loads(head)["request"]
-        assert request["id"] == announced["id"] and request["method"] == "POST" and request["requestTarget"] == "/hc1/up?q=2"
+        assert (
+            request["id"] == announced["id"]
+            and request["method"] == "POST"
+            and request["requestTarget"] == "/hc1/up?q=2"
+        )
         _, body = rendezvous.recv_data()
         assert body == (b"z" * 70000 if kind == "large" else b"chunk-1;chunk-2")
         respond(rendezvous, request["id"], 200, {}, b"ok")
@@ -139,7 +150,10 @@ def test_response_over_rendezvous_is_streamed_and_persists(relay: RelayEmulator,
         request, _ = control.recv_request()
         rendezvous = open_ws(request["address"])
         try:
-            rendezvous.send('{"response":{"requestId":"%s","statusCode":200,"responseHeaders":{"X-R":"1"},"body":true}}' % request["id"])
+            rendezvous.send(
+                '{"response":{"requestId":"%s","statusCode":200,"responseHeaders":{"X-R":"1"},"body":true}}'
+                % request["id"]
+            )
             rendezvous.send_frame(websocket.ABNF.create_frame(b"a" * 70000, websocket.ABNF.OPCODE_BINARY, fin=0))
             rendezvous.send_frame(websocket.ABNF.create_frame(b"b" * 10, websocket.ABNF.OPCODE_CONT, fin=1))
             response = call.join()
@@ -164,7 +178,9 @@ def test_response_over_rendezvous_is_streamed_and_persists(relay: RelayEmulator,
 def test_listener_dropping_rendezvous_drops_the_sender_connection(relay: RelayEmulator, control: Control) -> None:
     sock = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
     try:
-        sock.sendall(b"GET /hc1/a HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: " + token(relay).encode() + b"\r\n\r\n")
+        sock.sendall(
+            b"GET /hc1/a HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: " + token(relay).encode() + b"\r\n\r\n"
+        )
         request, _ = control.recv_request()
         rendezvous = open_ws(request["address"])
         respond(rendezvous, request["id"], 200, {}, b"first")

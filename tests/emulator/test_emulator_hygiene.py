@@ -53,7 +53,7 @@ def _frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> 
 @pytest.mark.parametrize(
     "bad, code",
     [
-        (_frame(0x1, "é".encode("utf-8")[:1] + b"x"), 1007),  # invalid UTF-8 in a text frame
+        (_frame(0x1, "é".encode()[:1] + b"x"), 1007),  # invalid UTF-8 in a text frame
         (_frame(0x2, b"unmasked", mask=False), 1002),  # clients must mask
         (_frame(0x3, b"reserved opcode"), 1002),
     ],
@@ -67,7 +67,9 @@ def test_broken_frames_close_the_control_channel(relay: RelayEmulator, bad: byte
         assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(payload[:2], "big") == code
         assert relay.wait_for_listeners("hc1", 1) and _wait_ids(relay, ["healthy"])
         # the healthy listener still serves
-        call = BackgroundCall(requests.get, f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, timeout=10)
+        call = BackgroundCall(
+            requests.get, f"{relay.http_base}/hc1", headers={"ServiceBusAuthorization": token(relay)}, timeout=10
+        )
         request, _ = healthy.recv_request()
         healthy.respond(request["id"], 200, body=b"fine")
         assert call.join().content == b"fine"
@@ -118,7 +120,9 @@ def test_a_rendezvous_link_never_outlives_its_sender_connection() -> None:
     from hybridconn.emulator.routes import route
     from hybridconn.emulator.ws import WsChannel
 
-    ctx = EmulatorContext(Registry(), KeyRing(), secure=False, authority="127.0.0.1:1", response_timeout=1, accept_timeout=1)
+    ctx = EmulatorContext(
+        Registry(), KeyRing(), secure=False, authority="127.0.0.1:1", response_timeout=1, accept_timeout=1
+    )
     sender_side, emulator_side = socket.socketpair()
     listener_side, link_side = socket.socketpair()
     conn = HttpConnection(ctx, emulator_side, ("127.0.0.1", 1), None, 1, route)

@@ -20,7 +20,9 @@ PROMPT = 8.0
 
 def _get(relay: RelayEmulator, rest: str = "/hc1", session: requests.Session = None) -> BackgroundCall:  # type: ignore[assignment]
     call = (session or requests).get  # type: ignore[union-attr]
-    return BackgroundCall(call, f"{relay.http_base}{rest}", headers={"ServiceBusAuthorization": token(relay)}, timeout=20)
+    return BackgroundCall(
+        call, f"{relay.http_base}{rest}", headers={"ServiceBusAuthorization": token(relay)}, timeout=20
+    )
 
 
 @contextlib.contextmanager
@@ -43,7 +45,9 @@ def test_service_deadlines_are_the_defaults() -> None:
 
 
 @pytest.mark.parametrize("status", [100, 101, 199])
-def test_informational_status_on_the_control_channel_is_500(relay: RelayEmulator, control: Control, status: int) -> None:
+def test_informational_status_on_the_control_channel_is_500(
+    relay: RelayEmulator, control: Control, status: int
+) -> None:
     call = _get(relay)
     request, _ = control.recv_request()
     control.respond(request["id"], status, {}, None)

@@ -57,7 +57,9 @@ def make_listener(relay: RelayEmulator) -> Iterator[Callable[..., HybridConnecti
     """Listeners from an Entra connection string (``credential=`` etc. pass through), closed at teardown."""
     made: List[HybridConnectionListener] = []
 
-    def make(path: str = "hc1", open: bool = True, connection_string: str = "", **options: Any) -> HybridConnectionListener:
+    def make(
+        path: str = "hc1", open: bool = True, connection_string: str = "", **options: Any
+    ) -> HybridConnectionListener:
         listener = HybridConnectionListener.from_connection_string(
             connection_string or relay.connection_string(path, entra=True), **options)
         made.append(listener)

@@ -84,8 +84,9 @@ def test_a_user_assigned_identity_by_azure_client_id(app_service: DevIdentityEnd
         make_client(credential=ManagedIdentityCredential(client_id="uai-listener")).request("GET", "/", timeout=15)
 
 
-def test_an_unknown_user_assigned_identity_is_a_clear_error(app_service: DevIdentityEndpoint, relay: RelayEmulator,
-                                                            make_listener: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_user_assigned_identity_is_a_clear_error(
+    app_service: DevIdentityEndpoint, relay: RelayEmulator, make_listener: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AZURE_CLIENT_ID", "not-assigned-here")
     with pytest.raises(AuthenticationError) as info:
         make_listener(connection_string=managed_identity_cs(relay))
@@ -104,7 +105,10 @@ def test_default_azure_credential_finds_the_managed_identity(app_service: DevIde
 def test_client_secret_credential(identity: DevIdentityEndpoint, make_listener: Make, make_client: Make) -> None:
     listener = make_listener(credential=secret_credential(identity))
     listener.on_request = ok
-    assert make_client(credential=secret_credential(identity)).request("POST", "/", data=b"cs", timeout=15).content == b"ok:cs"
+    assert (
+        make_client(credential=secret_credential(identity)).request("POST", "/", data=b"cs", timeout=15).content
+        == b"ok:cs"
+    )
 
 
 def test_a_wrong_client_secret_shows_no_secret_or_token(identity: DevIdentityEndpoint, make_listener: Make,
@@ -123,9 +127,14 @@ def test_workload_identity_as_on_aks(identity: DevIdentityEndpoint, make_listene
     # AKS projects a Kubernetes service account token into a file; azure-identity trades it for an Entra ID token.
     token_file = tmp_path / "azure-identity-token"
     token_file.write_text(mint_token("system:serviceaccount:shop:orders", audience="api://AzureADTokenExchange")[0])
-    credential = WorkloadIdentityCredential(tenant_id=identity.tenant_id, client_id="aks-app",
-                                            token_file_path=str(token_file), authority=identity.authority,
-                                            disable_instance_discovery=True, connection_verify=identity.certificate_path)
+    credential = WorkloadIdentityCredential(
+        tenant_id=identity.tenant_id,
+        client_id="aks-app",
+        token_file_path=str(token_file),
+        authority=identity.authority,
+        disable_instance_discovery=True,
+        connection_verify=identity.certificate_path,
+    )
     listener = make_listener(credential=credential)
     listener.on_request = ok
     assert make_client(credential=credential).request("GET", "/", timeout=15).status_code == 200

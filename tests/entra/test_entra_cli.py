@@ -44,7 +44,9 @@ def test_hybridconn_auth_variable_and_the_connection_strings_authentication(
         start_process: StartProcess, relay: RelayEmulator, app_service: DevIdentityEndpoint,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     cs = relay.connection_string("hc1", entra=True) + ";Authentication=Managed Identity"
-    listen = start_process(["-m", "hybridconn", "listen", "--echo", "--once"], mi_env(app_service, cs), merge_stderr=True)
+    listen = start_process(
+        ["-m", "hybridconn", "listen", "--echo", "--once"], mi_env(app_service, cs), merge_stderr=True
+    )
     listen.wait_for("online on namespace")
     monkeypatch.setenv("HYBRIDCONN_AUTH", "managed-identity")
     assert main(["request", "GET", "/", "-c", relay.connection_string("hc1", entra=True)]) == 0
@@ -88,6 +90,9 @@ def test_token_prints_an_entra_token(relay: RelayEmulator, app_service: DevIdent
 def test_an_unknown_auth_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HYBRIDCONN_AUTH", "kerberos")
     assert main(["request", "GET", "/", "-c", "Endpoint=sb://127.0.0.1:1/;EntityPath=hc1"]) != 0
-    assert "$HYBRIDCONN_AUTH is 'kerberos': choose one of connection-string, default, managed-identity" in capsys.readouterr().err
+    assert (
+        "$HYBRIDCONN_AUTH is 'kerberos': choose one of connection-string, default, managed-identity"
+        in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         main(["request", "GET", "/", "--auth", "kerberos"])

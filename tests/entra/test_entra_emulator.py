@@ -40,7 +40,9 @@ def test_owner_listens_and_sends_http_and_websocket(make_listener: Make, make_cl
         assert conn.recv(timeout=10) == "ping"
 
 
-def test_roles_per_hybrid_connection_and_namespace(make_listener: Make, make_client: Make, relay: RelayEmulator) -> None:
+def test_roles_per_hybrid_connection_and_namespace(
+    make_listener: Make, make_client: Make, relay: RelayEmulator
+) -> None:
     on_hc1 = make_listener("hc1", credential=DevCredential("listener-app"))
     on_hc1.on_request = ok
     with pytest.raises(AuthorizationError) as info:
@@ -147,7 +149,9 @@ def test_renew_token_with_an_entra_token_keeps_the_channel(relay: RelayEmulator)
         response: Any = {}
         import threading
 
-        call = threading.Thread(target=lambda: response.update(r=http(relay, ServiceBusAuthorization=jwt("sender-app"))))
+        call = threading.Thread(
+            target=lambda: response.update(r=http(relay, ServiceBusAuthorization=jwt("sender-app")))
+        )
         call.start()
         request, _ = channel.recv_request()
         channel.respond(request["id"], 200)

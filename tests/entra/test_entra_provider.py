@@ -103,7 +103,9 @@ def test_get_token_info_is_preferred_and_get_token_is_enough() -> None:
             return Answer("eyJ.b.info", 2_000_000_000)
 
     assert EntraTokenProvider(InfoOnly()).get_token("a") == ("eyJ.b.info", 2_000_000_000.0)
-    assert EntraTokenProvider(ScriptedCredential(Answer("eyJ.b.plain", 2_000_000_000))).get_token("a")[0] == "eyJ.b.plain"
+    assert (
+        EntraTokenProvider(ScriptedCredential(Answer("eyJ.b.plain", 2_000_000_000))).get_token("a")[0] == "eyJ.b.plain"
+    )
 
 
 def test_a_missing_expiry_is_read_from_the_jwt() -> None:
@@ -128,7 +130,9 @@ def test_a_failing_credential_is_an_authentication_error_without_the_token_or_se
 def test_a_failure_while_the_token_is_valid_keeps_it_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     good = Answer("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.sig", clock.now + 100)
-    provider = EntraTokenProvider(ScriptedCredential(good, ConnectionError("the identity endpoint is down")), clock=clock)
+    provider = EntraTokenProvider(
+        ScriptedCredential(good, ConnectionError("the identity endpoint is down")), clock=clock
+    )
     assert provider.get_token("a")[0] == good.token
     clock.now += 81
     with caplog.at_level(logging.WARNING, logger="hybridconn"):
@@ -175,8 +179,14 @@ def test_other_authentication_values() -> None:
             ConnectionString.parse(f"Endpoint=sb://ns/;Authentication={value}")
 
 
-@pytest.mark.parametrize("fields", ["SharedAccessKeyName=k;SharedAccessKey=s3cr3t", "SharedAccessSignature=SharedAccessSignature sr=a&sig=b&se=1&skn=k",
-                                    "SharedAccessKeyName=k"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        "SharedAccessKeyName=k;SharedAccessKey=s3cr3t",
+        "SharedAccessSignature=SharedAccessSignature sr=a&sig=b&se=1&skn=k",
+        "SharedAccessKeyName=k",
+    ],
+)
 def test_managed_identity_with_sas_fields_is_refused(fields: str) -> None:
     # As .NET's RelayConnectionStringBuilder.Validate() refuses it.
     with pytest.raises(ConfigurationError, match="choose one") as info:

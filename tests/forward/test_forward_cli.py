@@ -42,7 +42,9 @@ def test_bad_remote_specs(spec: str) -> None:
         parse_remote(spec)
 
 
-def test_cli_needs_a_spec_and_a_connection_string(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_needs_a_spec_and_a_connection_string(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("HYBRIDCONN_CONNECTION_STRING", raising=False)
     assert main(["forward"]) == 2
     assert main(["forward", "-L", "2222:hc"]) == 1
@@ -53,7 +55,16 @@ def test_cli_forwards_and_stops_on_ctrl_c(cs: str, echo: EchoServer) -> None:
     port = free_port()
     env = dict(os.environ, HYBRIDCONN_CONNECTION_STRING=cs, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "hybridconn", "forward", "-R", f"fwd:127.0.0.1:{echo.port}", "-L", f"127.0.0.1:{port}:fwd"],
+        [
+            sys.executable,
+            "-m",
+            "hybridconn",
+            "forward",
+            "-R",
+            f"fwd:127.0.0.1:{echo.port}",
+            "-L",
+            f"127.0.0.1:{port}:fwd",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

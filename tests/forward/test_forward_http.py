@@ -95,7 +95,9 @@ def test_hop_by_hop_response_headers_are_removed_and_cookies_kept_apart(
     assert sorted(c.name for c in r.cookies) == ["a", "b"]
 
 
-def test_a_redirect_to_the_upstream_points_at_the_relay(proxy: HttpForwarder, sender: Sender, relay: RelayEmulator) -> None:
+def test_a_redirect_to_the_upstream_points_at_the_relay(
+    proxy: HttpForwarder, sender: Sender, relay: RelayEmulator
+) -> None:
     r = sender.request("GET", "/redirect", allow_redirects=False)
     assert r.status_code == 302
     assert r.headers["Location"] == f"{sender.url('')}/landing?from=redirect"
@@ -147,7 +149,9 @@ def test_flask_app_behind_the_proxy(cs: str, sender: Sender) -> None:
         return {"size": len(data), "sha": hashlib.sha256(data).hexdigest()}
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="test-flask", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="test-flask", daemon=True
+    )
     thread.start()
     try:
         forwarder = HttpForwarder.from_connection_string(cs, parse_http_spec(f"{HC}:http/127.0.0.1:{server.port}"))
@@ -217,7 +221,9 @@ def test_header_rules_without_a_relay() -> None:
     # not the upstream: left alone
     assert relay_response_headers([("Location", "https://login.example/x")], upstream, "https://ns/web") == {
         "Location": "https://login.example/x"}
-    assert relay_response_headers([("Location", "/elsewhere")], upstream, "https://ns/web") == {"Location": "/elsewhere"}
+    assert relay_response_headers([("Location", "/elsewhere")], upstream, "https://ns/web") == {
+        "Location": "/elsewhere"
+    }
 
 
 def test_cli_h_relays_to_a_web_server_and_stops_on_sigterm(cs: str, web: Upstream, sender: Sender) -> None:
@@ -226,8 +232,12 @@ def test_cli_h_relays_to_a_web_server_and_stops_on_sigterm(cs: str, web: Upstrea
     import sys
 
     env = dict(os.environ, HYBRIDCONN_CONNECTION_STRING=cs, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "-m", "hybridconn", "forward", "-H", f"{HC}:http/127.0.0.1/app:{web.port}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hybridconn", "forward", "-H", f"{HC}:http/127.0.0.1/app:{web.port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

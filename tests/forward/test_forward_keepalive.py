@@ -13,7 +13,9 @@ from tests.support.tcp_echo import EchoServer, echo_roundtrip
 def test_an_idle_local_tunnel_sends_pongs_at_the_interval_and_stays_usable(cs: str, echo: EchoServer) -> None:
     # Pongs are per hop (the relay, like the emulator, swallows them): they keep *our* hop to the
     # relay busy, which is what its idle drop looks at. So they are counted where they are sent.
-    remote = RemoteForwarder.from_connection_string(cs, "127.0.0.1", echo.port, keepalive_interval=None).start(timeout=15)
+    remote = RemoteForwarder.from_connection_string(cs, "127.0.0.1", echo.port, keepalive_interval=None).start(
+        timeout=15
+    )
     local = LocalForwarder.from_connection_string(cs, 0, keepalive_interval=0.2, connect_timeout=15).start()
     try:
         with socket.create_connection(local.address, timeout=15) as sock:
@@ -36,7 +38,9 @@ def test_an_idle_local_tunnel_sends_pongs_at_the_interval_and_stays_usable(cs: s
 
 
 def test_remote_side_sends_pongs_and_the_tunnel_still_works(cs: str, echo: EchoServer) -> None:
-    remote = RemoteForwarder.from_connection_string(cs, "127.0.0.1", echo.port, keepalive_interval=0.2).start(timeout=15)
+    remote = RemoteForwarder.from_connection_string(cs, "127.0.0.1", echo.port, keepalive_interval=0.2).start(
+        timeout=15
+    )
     local = LocalForwarder.from_connection_string(cs, 0, keepalive_interval=None, connect_timeout=15).start()
     try:
         with socket.create_connection(local.address, timeout=15) as sock:

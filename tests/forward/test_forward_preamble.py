@@ -56,7 +56,12 @@ def feed_all(parser: PreambleParser, chunks: List[bytes]) -> Optional[Preamble]:
 
 @pytest.mark.parametrize(
     "name, mode, expected",
-    [("16161", MODE_STREAM, TCP_16161), ("sql1", MODE_STREAM, TCP_SQL1), ("5000U", MODE_DATAGRAM, UDP_5000U), ("x", MODE_STREAM, UNKNOWN_X)],
+    [
+        ("16161", MODE_STREAM, TCP_16161),
+        ("sql1", MODE_STREAM, TCP_SQL1),
+        ("5000U", MODE_DATAGRAM, UDP_5000U),
+        ("x", MODE_STREAM, UNKNOWN_X),
+    ],
 )
 def test_encode_matches_reference_vectors(name: str, mode: int, expected: bytes) -> None:
     assert encode_preamble(name, mode) == expected
@@ -83,7 +88,12 @@ def test_replies_match_reference() -> None:
 
 @pytest.mark.parametrize(
     "wire, name, mode",
-    [(TCP_16161, "16161", MODE_STREAM), (TCP_SQL1, "sql1", MODE_STREAM), (UDP_5000U, "5000U", MODE_DATAGRAM), (UNKNOWN_X, "x", MODE_STREAM)],
+    [
+        (TCP_16161, "16161", MODE_STREAM),
+        (TCP_SQL1, "sql1", MODE_STREAM),
+        (UDP_5000U, "5000U", MODE_DATAGRAM),
+        (UNKNOWN_X, "x", MODE_STREAM),
+    ],
 )
 def test_parser_reads_reference_vectors_split_anywhere(wire: bytes, name: str, mode: int) -> None:
     for chunks in splits(wire):

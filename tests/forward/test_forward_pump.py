@@ -1,4 +1,7 @@
-"""StreamBridge on its own: a real TCP socket pair and a real WebSocket pair (websocket-client framing on a socketpair)."""
+"""StreamBridge on its own: a real TCP socket pair and a real WebSocket pair.
+
+The WebSocket pair is websocket-client framing on a socketpair.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +77,9 @@ def rig() -> Iterator[Rig]:
 def test_socket_data_becomes_bounded_non_empty_messages_and_eof_a_close_1000(rig: Rig) -> None:
     rig.start()
     payload = bytes(range(256)) * 2048  # 512 KiB
-    writer = threading.Thread(target=lambda: (rig.app.sendall(payload), rig.app.shutdown(socket.SHUT_WR)), name="test-writer")
+    writer = threading.Thread(
+        target=lambda: (rig.app.sendall(payload), rig.app.shutdown(socket.SHUT_WR)), name="test-writer"
+    )
     writer.start()
     messages, closed = rig.far_messages()
     writer.join(10)

@@ -142,9 +142,11 @@ def test_several_ports_share_one_listener(cs: str) -> None:
             cs, targets={"one": ("127.0.0.1", first.port), "two": ("127.0.0.1", second.port)}
         ).start(timeout=10)
         try:
-            with LocalForwarder.from_connection_string(cs, 0, port_name="one") as to_one, LocalForwarder.from_connection_string(
-                cs, 0, port_name="two"
-            ) as to_two, LocalForwarder.from_connection_string(cs, 0, port_name="three") as to_nothing:
+            with (
+                LocalForwarder.from_connection_string(cs, 0, port_name="one") as to_one,
+                LocalForwarder.from_connection_string(cs, 0, port_name="two") as to_two,
+                LocalForwarder.from_connection_string(cs, 0, port_name="three") as to_nothing,
+            ):
                 for forwarder in (to_one, to_two):
                     with socket.create_connection(forwarder.address, timeout=10) as sock:
                         sock.sendall(b"x")

@@ -75,7 +75,10 @@ def check_post_echo(body: bytes) -> Callable[[Reply], None]:
         assert reply.status == 200, reply
         assert reply.headers["content-type"] == "application/x-interop"
         assert reply.headers["x-body-sha256"] == hashlib.sha256(body).hexdigest()
-        assert (len(reply.body), hashlib.sha256(reply.body).hexdigest()) == (len(body), hashlib.sha256(body).hexdigest())
+        assert (len(reply.body), hashlib.sha256(reply.body).hexdigest()) == (
+            len(body),
+            hashlib.sha256(body).hexdigest(),
+        )
 
     return check
 
@@ -264,7 +267,11 @@ def test_hyco_https_listener_serves_concurrent_hybridconn_requests(relay: Any, h
 
     # status-204 and head-echo leave a stray empty binary message on the control channel
     # (_hyco_outgoing.js:733-735), which the relay must ignore between requests.
-    picked = [c for c in CASES if c.id in ("get-echo-query", "big-65537", "post-echo-1000", "status-204", "head-echo", "big-65536")]
+    picked = [
+        c
+        for c in CASES
+        if c.id in ("get-echo-query", "big-65537", "post-echo-1000", "status-204", "head-echo", "big-65536")
+    ]
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="interop-senders") as pool:
         replies = list(pool.map(send_alone, picked * 2))
     for case, reply in zip(picked * 2, replies):
@@ -336,7 +343,9 @@ def test_hybridconn_listener_serves_node_http_sender(
 
 
 @pytest.mark.parametrize("connection", ["kept-alive", "fresh"])
-def test_hyco_https_listener_serves_node_http_sender(relay: Any, hyco_https_listener: NodePeer, connection: str) -> None:
+def test_hyco_https_listener_serves_node_http_sender(
+    relay: Any, hyco_https_listener: NodePeer, connection: str
+) -> None:
     # Kept alive, this works only because CASES sends an address-only request (post-echo-65537)
     # before any >64 kB response: hyco-https reads rendezvous sockets it opened for a request
     # but not those it opened for a response (see test_request_after_a_rendezvous_response...).

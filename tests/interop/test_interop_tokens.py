@@ -35,7 +35,11 @@ URI_CASES: List[Tuple[str, Dict[str, str], str]] = [
     ("local-listen", {"uri": listen_url(LOCAL, "hc1")}, token_audience(LOCAL, "hc1")),
     ("local-connect", {"uri": connect_url(LOCAL, "hc1")}, token_audience(LOCAL, "hc1")),
     ("local-http", {"uri": http_url(LOCAL, "hc1")}, token_audience(LOCAL, "hc1")),
-    ("local-suffix", {"uri": connect_url(LOCAL, "hc1", suffix="a/b", query={"x": "1"})}, token_audience(LOCAL, "hc1/a/b")),
+    (
+        "local-suffix",
+        {"uri": connect_url(LOCAL, "hc1", suffix="a/b", query={"x": "1"})},
+        token_audience(LOCAL, "hc1/a/b"),
+    ),
     ("local-nested-path", {"uri": listen_url(LOCAL, "team/orders")}, token_audience(LOCAL, "team/orders")),
     # A space in the path ends up double-encoded (%2520) on both sides.
     ("local-space", {"uri": listen_url(LOCAL, "my hc")}, token_audience(LOCAL, "my hc")),
@@ -99,7 +103,9 @@ def test_generate_sas_token_equals_create_relay_token(
 
 def test_create_relay_token_forms_are_as_documented(node_tokens: Dict[str, Dict[str, str]]) -> None:
     """The sr forms these clients produce (node-clients-on-the-wire.md), pinned."""
-    sr = {case: parse_sas_token(node_tokens[_case_key("hyco-ws", case, 0)]["token"]).audience for case, _, _ in URI_CASES}
+    sr = {
+        case: parse_sas_token(node_tokens[_case_key("hyco-ws", case, 0)]["token"]).audience for case, _, _ in URI_CASES
+    }
     assert sr["local-listen"] == "http://127.0.0.1:9480/hc1"
     assert sr["local-connect"] == "http://127.0.0.1:9480/hc1"
     assert sr["local-http"] == "http://127.0.0.1:9480/hc1"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 

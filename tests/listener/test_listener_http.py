@@ -102,7 +102,9 @@ def test_one_megabyte_request_and_five_megabyte_response(make_listener: Make, se
     @listener.on_request
     def digest(req: RelayedRequest) -> RelayedResponse:
         if req.method == "POST":
-            return RelayedResponse(body=hashlib.sha256(req.body).hexdigest().encode() + b"/" + str(len(req.body)).encode())
+            return RelayedResponse(
+                body=hashlib.sha256(req.body).hexdigest().encode() + b"/" + str(len(req.body)).encode()
+            )
         return RelayedResponse(body=big_response)
 
     listener.open(timeout=15)

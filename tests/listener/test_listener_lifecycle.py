@@ -197,7 +197,7 @@ def test_callback_exceptions_never_break_the_listener(relay: Any, make_listener:
 
     listener.on_online = bad_online
     listener.on_offline = lambda error: (calls.append("offline"), 1 / 0)
-    listener.on_connecting = lambda: (calls.append("connecting"), [][1])
+    listener.on_connecting = lambda: (calls.append("connecting"), [][1])  # noqa: PLE0643 - raises on purpose
     listener.open(timeout=15)
     relay.drop_control_channels("hc1")
     assert relay.wait_for_listeners("hc1", 1, timeout=15)

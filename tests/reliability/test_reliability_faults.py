@@ -82,7 +82,11 @@ def _kills_under_traffic(kills: int, backoff: Sequence[float], seed: int, record
                 assert socket_.exchanged > 0
             # nothing leaked while the listener keeps running
             client.close()
-            assert wait_until(lambda: open_socket_count() <= baseline_sockets, 15), (baseline, describe_sockets(), _non_pool_threads())
+            assert wait_until(lambda: open_socket_count() <= baseline_sockets, 15), (
+                baseline,
+                describe_sockets(),
+                _non_pool_threads(),
+            )
             assert wait_until(lambda: len(_non_pool_threads()) <= len(baseline_threads), 15), _non_pool_threads()
             figures = (f"kills survived={kills}/{kills} recovery max={max(recoveries):.2f}s "
                        f"mean={sum(recoveries) / len(recoveries):.2f}s (bound {bound:.1f}s); "
@@ -137,9 +141,14 @@ def test_emulator_stopped_and_restarted_3_times_on_the_same_port(record_property
                 assert client.request("POST", "/after", data=b"x", timeout=(10, 30)).content == b"/after|x"
                 # the background senders recover by themselves too
                 before = (traffic.http.ok, traffic.ws.ok)
-                assert wait_until(lambda: traffic.http.ok >= before[0] + 5 and traffic.ws.ok > before[1], 20)
+                assert wait_until(
+                    lambda before=before: traffic.http.ok >= before[0] + 5 and traffic.ws.ok > before[1], 20
+                )
             hung = traffic.stop()
-            assert hung == [] and traffic.http.bad == [] and traffic.ws.bad == [], (traffic.http.bad[:3], traffic.ws.bad[:3])
+            assert hung == [] and traffic.http.bad == [] and traffic.ws.bad == [], (
+                traffic.http.bad[:3],
+                traffic.ws.bad[:3],
+            )
             figures = (f"restarts survived=3/3 back online max={max(recoveries):.2f}s after start; "
                        f"http {traffic.http.summary()}; ws {traffic.ws.summary()}")
             print(f"\n[reliability] emulator restarts: {figures}")
@@ -299,7 +308,10 @@ def test_hung_handlers_get_504_without_starving_others_and_close_returns(record_
             elapsed = time.monotonic() - started
             assert elapsed < 3 * 3, elapsed
             assert listener.state == "closed"
-            figures = f"hung handlers=3 -> 504 each; others served=5; overflow -> 503; close() took {elapsed:.2f}s (timeout 3s)"
+            figures = (
+                "hung handlers=3 -> 504 each; others served=5; overflow -> 503; "
+                f"close() took {elapsed:.2f}s (timeout 3s)"
+            )
             print(f"\n[reliability] hung handlers: {figures}")
             record_property("figures", figures)
         finally:

@@ -161,7 +161,7 @@ class _Session:
         message = {"request": {"address": self.relay.address("request", request_id), "id": request_id,
                                "method": "POST", "requestTarget": f"/hc1/valid/{self.valid}",
                                "requestHeaders": {"X-N": str(self.valid)}, "body": True}}
-        for attempt in range(2):
+        for _attempt in range(2):
             try:
                 self.channel.send_json(message, body)
                 response, answer = self.channel.read_response(request_id, timeout=15)

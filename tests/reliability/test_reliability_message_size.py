@@ -5,8 +5,7 @@ connections and the emulator's control channels; a healthy pair keeps working.""
 from __future__ import annotations
 
 import queue
-import threading
-from typing import Any, Iterator, List
+from typing import Any, Iterator
 
 import pytest
 import websocket

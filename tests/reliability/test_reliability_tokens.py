@@ -25,7 +25,7 @@ from tests.support.endpoints import make_client, make_listener
 def _signed(resource: str, se: str, key: str = DEFAULT_KEY, key_name: str = DEFAULT_KEY_NAME) -> str:
     """A token whose signature is valid for exactly this ``sr`` and ``se`` text, whatever ``se`` is."""
     encoded = quote(resource, safe="-_.!~*'()")
-    digest = hmac.new(key.encode(), f"{encoded}\n{se}".encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(key.encode(), f"{encoded}\n{se}".encode(), hashlib.sha256).digest()
     signature = quote(base64.b64encode(digest).decode(), safe="")
     return f"SharedAccessSignature sr={encoded}&sig={signature}&se={quote(se, safe='')}&skn={key_name}"
 

@@ -97,7 +97,9 @@ def test_listener_websocket_on_its_emulator_serves_sender_websocket(start_proces
     assert listener.finish() == 0
 
 
-def test_listener_websocket_once_against_a_given_relay(start_process: StartProcess, relay_connection_string: str) -> None:
+def test_listener_websocket_once_against_a_given_relay(
+    start_process: StartProcess, relay_connection_string: str
+) -> None:
     listener = start_process(["samples/listener_websocket.py", "--once"], child_env(relay_connection_string))
     listener.wait_for("listening")
     result = run_python(["samples/sender_websocket.py"], child_env(relay_connection_string))

@@ -16,7 +16,7 @@ from hybridconn.exceptions import ConfigurationError
 from hybridconn.serving.embedded import embedded_emulator
 from hybridconn.serving.settings import SETTINGS, ServeConfig
 from hybridconn.serving.sources import describe, resolve
-from tests.serve.conftest import HERE, Served
+from tests.serve.conftest import Served
 from tests.support.processes import child_env, run_cli
 
 Serve = Callable[..., Served]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -15,14 +14,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import pytest
-import requests
 
 from hybridconn.emulator import RelayEmulator
 from hybridconn.serving.sources import resolve
-from tests.serve.conftest import HERE, Served
+from tests.serve.conftest import Served
 from tests.support.plain_clients import Sender
 from tests.support.processes import REPO, child_env
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import signal
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict
 
 import requests
 

@@ -7,7 +7,7 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, List
 
 import requests
 

@@ -39,7 +39,9 @@ def hc_url(relay: RelayEmulator, path: str, action: str, query: str = "") -> str
     return f"{relay.namespace}/$hc/{path}?{extra}sb-hc-action={action}"
 
 
-def open_ws(url: str, headers: Sequence[str] = (), subprotocols: Optional[List[str]] = None, **options: Any) -> websocket.WebSocket:
+def open_ws(
+    url: str, headers: Sequence[str] = (), subprotocols: Optional[List[str]] = None, **options: Any
+) -> websocket.WebSocket:
     return websocket.create_connection(url, header=list(headers), subprotocols=subprotocols, timeout=TIMEOUT, **options)
 
 
@@ -74,7 +76,9 @@ class Control:
     def __init__(self, relay: RelayEmulator, path: str = "hc1", tok: Optional[str] = None, query: str = "") -> None:
         self.relay = relay
         self.path = path
-        self.ws = open_ws(hc_url(relay, path, "listen", query), [f"ServiceBusAuthorization: {tok or token(relay, path)}"])
+        self.ws = open_ws(
+            hc_url(relay, path, "listen", query), [f"ServiceBusAuthorization: {tok or token(relay, path)}"]
+        )
 
     def recv_frame(self, timeout: float = TIMEOUT) -> Tuple[int, bytes]:
         self.ws.settimeout(timeout)
@@ -99,15 +103,34 @@ class Control:
             assert opcode == websocket.ABNF.OPCODE_BINARY
         return message, body
 
-    def respond(self, request_id: str, status: Any = 200, headers: Optional[Dict[str, str]] = None, body: Optional[bytes] = None, description: Optional[str] = None) -> None:
+    def respond(
+        self,
+        request_id: str,
+        status: Any = 200,
+        headers: Optional[Dict[str, str]] = None,
+        body: Optional[bytes] = None,
+        description: Optional[str] = None,
+    ) -> None:
         respond(self.ws, request_id, status, headers, body, description)
 
     def close(self) -> None:
         shut(self.ws)
 
 
-def respond(ws: websocket.WebSocket, request_id: str, status: Any = 200, headers: Optional[Dict[str, str]] = None, body: Optional[bytes] = None, description: Optional[str] = None) -> None:
-    head: Dict[str, Any] = {"requestId": request_id, "statusCode": status, "responseHeaders": headers or {}, "body": body is not None}
+def respond(
+    ws: websocket.WebSocket,
+    request_id: str,
+    status: Any = 200,
+    headers: Optional[Dict[str, str]] = None,
+    body: Optional[bytes] = None,
+    description: Optional[str] = None,
+) -> None:
+    head: Dict[str, Any] = {
+        "requestId": request_id,
+        "statusCode": status,
+        "responseHeaders": headers or {},
+        "body": body is not None,
+    }
     if description is not None:
         head["statusDescription"] = description
     ws.send(json.dumps({"response": head}))
@@ -121,7 +144,9 @@ class BackgroundCall:
     def __init__(self, func: Any, *args: Any, **kwargs: Any) -> None:
         self.result: Any = None
         self.error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(func, args, kwargs), name="test-background", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(func, args, kwargs), name="test-background", daemon=True
+        )
         self._thread.start()
 
     def _run(self, func: Any, args: Any, kwargs: Any) -> None:

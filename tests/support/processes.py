@@ -155,7 +155,10 @@ class ChildProcess:
             return True
 
     def wait_for(self, fragment: str, timeout: float = PROCESS_TIMEOUT) -> str:
-        """The next stdout line containing ``fragment`` (after the last one found); fails with the output if none comes."""
+        """The next stdout line containing ``fragment`` (after the last one found).
+
+        Fails with the output if none comes.
+        """
         found: List[str] = []
 
         def look() -> bool:

@@ -167,7 +167,9 @@ class ConnectProxy:
         self._start(self._pump, "test-proxy-pump", link, upstream, client, DOWN)
         self._pump(link, client, upstream, UP)
 
-    def _open_upstream(self, client: socket.socket, method: str, target: str, version: str, data: bytes) -> socket.socket:
+    def _open_upstream(
+        self, client: socket.socket, method: str, target: str, version: str, data: bytes
+    ) -> socket.socket:
         """Connect to where the request goes and pass it on (CONNECT: answer 200 and forward what followed)."""
         if method == "CONNECT":
             host, _, port = target.rpartition(":")

@@ -45,7 +45,9 @@ class ScriptedServer(ThreadingHTTPServer):
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def answer(self, status: int, reason: str = "", headers: Optional[Dict[str, str]] = None, body: bytes = b"") -> None:
+    def answer(
+        self, status: int, reason: str = "", headers: Optional[Dict[str, str]] = None, body: bytes = b""
+    ) -> None:
         self.status, self.reason, self.body = status, reason, body
         self.headers = list((headers or {}).items())
 

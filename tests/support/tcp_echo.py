@@ -121,7 +121,9 @@ def echo_roundtrip(address: Tuple[str, int], size: int, seed: int, timeout: floa
     return sent_hash.hexdigest(), received_hash.hexdigest(), received
 
 
-def run_concurrent(address: Tuple[str, int], connections: int, size: int, timeout: float = 120.0) -> List[Optional[BaseException]]:
+def run_concurrent(
+    address: Tuple[str, int], connections: int, size: int, timeout: float = 120.0
+) -> List[Optional[BaseException]]:
     """``connections`` echo round trips at once; per connection None (byte-exact) or the failure."""
     results: List[Optional[BaseException]] = [None] * connections
 
@@ -129,7 +131,9 @@ def run_concurrent(address: Tuple[str, int], connections: int, size: int, timeou
         try:
             sent, received, count = echo_roundtrip(address, size, seed=index, timeout=timeout)
             if count != size or sent != received:
-                results[index] = AssertionError(f"connection {index}: {count} of {size} bytes, hashes equal: {sent == received}")
+                results[index] = AssertionError(
+                    f"connection {index}: {count} of {size} bytes, hashes equal: {sent == received}"
+                )
         except BaseException as exc:  # noqa: BLE001
             results[index] = exc
 

@@ -84,7 +84,11 @@ class TinyListener:
         provider = SharedAccessKeyTokenProvider(key_name, key)
         token, _ = provider.get_token(addresses.token_audience(namespace, path))
         ws = open_websocket(
-            addresses.listen_url(namespace, path), headers={AUTH_HEADER: token}, timeout=10, verify=verify, what="listen"
+            addresses.listen_url(namespace, path),
+            headers={AUTH_HEADER: token},
+            timeout=10,
+            verify=verify,
+            what="listen",
         )
         self.control = HybridConnection(ws)
         self._threads: List[threading.Thread] = []
@@ -189,7 +193,9 @@ class TinyListener:
             conn.close(timeout=5)
 
     def _open_rendezvous(self, address: str) -> HybridConnection:
-        ws = open_websocket(addresses.rendezvous_request_url(address), timeout=10, verify=self.verify, what="rendezvous")
+        ws = open_websocket(
+            addresses.rendezvous_request_url(address), timeout=10, verify=self.verify, what="rendezvous"
+        )
         conn = HybridConnection(ws)
         self._track(conn)
         return conn

@@ -129,7 +129,9 @@ class Traffic:
             try:
                 with self.client.connect(timeout=10) as conn:
                     for turn in range(5):
-                        message: Any = rng.randbytes(rng.choice((1, 100, 5000))) if turn % 2 else f"m{n}-{number}-{turn}"
+                        message: Any = (
+                            rng.randbytes(rng.choice((1, 100, 5000))) if turn % 2 else f"m{n}-{number}-{turn}"
+                        )
                         conn.send(message)
                         if conn.recv(timeout=10) != message:
                             self.ws.record_bad(f"ws {n}/{number}: echo mismatch")

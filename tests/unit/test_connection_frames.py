@@ -71,13 +71,15 @@ def test_a_binary_message_in_many_fragments_comes_back_whole(pair: Tuple[HybridC
 
 def test_a_text_message_split_inside_a_character_is_decoded_whole(pair: Tuple[HybridConnection, socket.socket]) -> None:
     conn, far = pair
-    encoded = "grüße €".encode("utf-8")
-    cut = encoded.index("€".encode("utf-8")) + 1  # in the middle of the euro sign
+    encoded = "grüße €".encode()
+    cut = encoded.index("€".encode()) + 1  # in the middle of the euro sign
     far.sendall(_frame(encoded[:cut], ABNF.OPCODE_TEXT, fin=False) + _frame(encoded[cut:], ABNF.OPCODE_CONT))
     assert conn.recv(timeout=10) == "grüße €"
 
 
-def test_a_ping_between_fragments_is_answered_and_the_message_kept(pair: Tuple[HybridConnection, socket.socket]) -> None:
+def test_a_ping_between_fragments_is_answered_and_the_message_kept(
+    pair: Tuple[HybridConnection, socket.socket],
+) -> None:
     conn, far = pair
     far.sendall(
         _frame(b"abc", ABNF.OPCODE_BINARY, fin=False)
@@ -207,7 +209,7 @@ def test_a_frame_cut_by_a_receive_timeout_is_completed_by_the_next_receive(
     pair: Tuple[HybridConnection, socket.socket]
 ) -> None:
     conn, far = pair
-    wire = _frame("€uro".encode("utf-8") * 1000, ABNF.OPCODE_TEXT)
+    wire = _frame("€uro".encode() * 1000, ABNF.OPCODE_TEXT)
     far.sendall(wire[:3000])
     with pytest.raises(RelayTimeoutError):
         conn.recv(timeout=0.3)

@@ -62,7 +62,9 @@ message_sequences = st.lists(
 )
 
 
-def pack_sequence(messages: List[Tuple[int, List[bytes], List[Tuple[int, bytes]]]], masked: bool) -> Tuple[bytes, List[Frame]]:
+def pack_sequence(
+    messages: List[Tuple[int, List[bytes], List[Tuple[int, bytes]]]], masked: bool
+) -> Tuple[bytes, List[Frame]]:
     wire, expected = [], []
     for opcode, fragments, controls in messages:
         for index, fragment in enumerate(fragments):
@@ -98,7 +100,9 @@ def test_every_opcode_and_length_form_round_trips(opcode: int, size: int, masked
 
 @settings(max_examples=150)
 @given(messages=message_sequences, masked=st.booleans())
-def test_sequences_of_frames_round_trip(messages: List[Tuple[int, List[bytes], List[Tuple[int, bytes]]]], masked: bool) -> None:
+def test_sequences_of_frames_round_trip(
+    messages: List[Tuple[int, List[bytes], List[Tuple[int, bytes]]]], masked: bool
+) -> None:
     wire, expected = pack_sequence(messages, masked)
     assert parse_all(receiver(masked), wire) == expected
 
@@ -192,7 +196,9 @@ def test_broken_frames_are_rejected_from_their_first_two_bytes() -> None:
         parser.next_frame()
 
 
-@pytest.mark.parametrize("role, masked", [(Role.SERVER, False), (Role.CLIENT, True)], ids=["unmasked-to-server", "masked-to-client"])
+@pytest.mark.parametrize(
+    "role, masked", [(Role.SERVER, False), (Role.CLIENT, True)], ids=["unmasked-to-server", "masked-to-client"]
+)
 def test_masking_must_match_the_role(role: Role, masked: bool) -> None:
     assert _rejected(FrameParser(role), raw_frame(0x80 | OP_BINARY, b"data", masked=masked)).code == 1002
 
@@ -221,7 +227,9 @@ def test_impossible_or_overlong_lengths_are_a_protocol_error(length: bytes) -> N
     [
         pytest.param(raw_frame(0x80 | OP_CONT, b"orphan"), id="continuation-without-a-message"),
         pytest.param(raw_frame(OP_TEXT, b"first") + raw_frame(0x80 | OP_BINARY, b"second"), id="new-message-inside"),
-        pytest.param(raw_frame(0x80 | OP_TEXT, b"whole") + raw_frame(0x80 | OP_CONT, b"more"), id="continuation-after-fin"),
+        pytest.param(
+            raw_frame(0x80 | OP_TEXT, b"whole") + raw_frame(0x80 | OP_CONT, b"more"), id="continuation-after-fin"
+        ),
     ],
 )
 def test_broken_fragmentation_is_a_protocol_error(wire: bytes) -> None:

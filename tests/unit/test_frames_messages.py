@@ -21,7 +21,11 @@ def _unpacked(wires: List[bytes]) -> List[Frame]:
 
 def test_fragment_frames_cuts_chunks_to_the_fragment_size_and_ends_with_fin() -> None:
     frames = _unpacked(list(fragment_frames([b"a" * 70_000, b"", b"b"], 65536, masked=True)))
-    assert frames == [Frame(OP_BINARY, b"a" * 65536, False), Frame(OP_CONT, b"a" * 4464, False), Frame(OP_CONT, b"b", True)]
+    assert frames == [
+        Frame(OP_BINARY, b"a" * 65536, False),
+        Frame(OP_CONT, b"a" * 4464, False),
+        Frame(OP_CONT, b"b", True),
+    ]
     assert _unpacked(list(fragment_frames([], 10, masked=True))) == [Frame(OP_BINARY, b"", True)]
     assert FrameParser(Role.CLIENT).receive(b"".join(fragment_frames([b"x"], 10))) == [Frame(OP_BINARY, b"x", True)]
 
@@ -49,8 +53,8 @@ def test_fragment_frames_refuses_a_chunk_that_is_not_bytes() -> None:
 
 def test_add_joins_fragments_and_decodes_text_once() -> None:
     assembler = MessageAssembler()
-    encoded = "grüße €".encode("utf-8")
-    cut = encoded.index("€".encode("utf-8")) + 1
+    encoded = "grüße €".encode()
+    cut = encoded.index("€".encode()) + 1
     assert assembler.add(Frame(OP_TEXT, encoded[:cut], False)) is None
     assert assembler.add(Frame(OP_CONT, encoded[cut:], True)) == "grüße €"
     assert assembler.add(Frame(OP_BINARY, b"a", False)) is None
@@ -61,8 +65,12 @@ def test_add_joins_fragments_and_decodes_text_once() -> None:
 
 def test_piece_hands_out_each_frame_with_split_characters_made_whole() -> None:
     assembler = MessageAssembler()
-    encoded = "a€b€".encode("utf-8")
-    frames = [Frame(OP_TEXT, encoded[:2], False), Frame(OP_CONT, encoded[2:5], False), Frame(OP_CONT, encoded[5:], True)]
+    encoded = "a€b€".encode()
+    frames = [
+        Frame(OP_TEXT, encoded[:2], False),
+        Frame(OP_CONT, encoded[2:5], False),
+        Frame(OP_CONT, encoded[5:], True),
+    ]
     pieces = [assembler.piece(frame) for frame in frames]
     assert [p.data for p in pieces] == ["a", "€b", "€"]
     assert [p.finished for p in pieces] == [False, False, True] and all(p.text for p in pieces)

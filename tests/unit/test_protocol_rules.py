@@ -121,7 +121,9 @@ def test_header_metadata_size_counts_text_and_raw_bytes_alike() -> None:
     text = {"Host": "example", "X-Name": "Gr\u00fc\u00dfe"}
     raw = [(b"Host", b"example"), (b"X-Name", "Gr\u00fc\u00dfe".encode("utf-8"))]
     expected = (4 + 7 + 4) + (6 + len("Gr\u00fc\u00dfe".encode("utf-8")) + 4)
-    assert header_metadata_size(text) == header_metadata_size(raw) == header_metadata_size(list(text.items())) == expected
+    assert (
+        header_metadata_size(text) == header_metadata_size(raw) == header_metadata_size(list(text.items())) == expected
+    )
 
 
 def test_fits_control_channel_takes_pairs_too() -> None:
@@ -239,7 +241,9 @@ def test_protocol_imports_with_io_modules_blocked() -> None:
         sys.modules["hybridconn"] = package
         import hybridconn.protocol as p
         m = p.parse_message('{"response":{"requestId":"r","statusCode":"200"}}')
-        assert p.serialize_message(m) == '{"response":{"requestId":"r","statusCode":200,"responseHeaders":{},"body":false}}'
+        assert p.serialize_message(m) == (
+            '{"response":{"requestId":"r","statusCode":200,"responseHeaders":{},"body":false}}'
+        )
         leaked = sorted(n for n in sys.modules if n.split(".")[0] in blocked)
         assert not leaked, leaked
         print("ok")

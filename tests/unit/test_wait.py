@@ -13,7 +13,9 @@ from hybridconn._wait import wait_readable
 HIGH_FD = 1500
 
 
-@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= HIGH_FD, reason="RLIMIT_NOFILE too low for fd 1500")
+@pytest.mark.skipif(
+    resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= HIGH_FD, reason="RLIMIT_NOFILE too low for fd 1500"
+)
 def test_wait_readable_on_a_descriptor_above_1024() -> None:
     a, b = socket.socketpair()
     high = socket.socket(fileno=fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, HIGH_FD))

@@ -65,8 +65,8 @@ def read_until(channel: WsChannel, count: int) -> List[object]:
 
 def test_data_frames_become_wsproto_message_events_one_per_frame(pair: Tuple[WsChannel, socket.socket]) -> None:
     channel, far = pair
-    encoded = "grüße €".encode("utf-8")
-    cut = encoded.index("€".encode("utf-8")) + 1  # inside the euro sign
+    encoded = "grüße €".encode()
+    cut = encoded.index("€".encode()) + 1  # inside the euro sign
     far.sendall(client_frame(OP_TEXT, encoded[:cut], fin=False) + client_frame(OP_CONT, encoded[cut:])
                 + client_frame(OP_BINARY, b"\x00\xff", fin=False) + client_frame(OP_CONT, b"end"))
     events = read_until(channel, 4)
@@ -148,7 +148,9 @@ def test_a_close_the_peer_started_is_echoed_and_reported(
         pytest.param(bytes([0xC2, 0x80]) + b"\x00" * 4, 1002, id="rsv1-without-deflate"),
     ],
 )
-def test_protocol_violations_close_with_1002_or_1007(pair: Tuple[WsChannel, socket.socket], wire: bytes, code: int) -> None:
+def test_protocol_violations_close_with_1002_or_1007(
+    pair: Tuple[WsChannel, socket.socket], wire: bytes, code: int
+) -> None:
     channel, far = pair
     far.sendall(wire)
     events = read_until(channel, 1)

@@ -70,7 +70,9 @@ def flask_application(wsgi_project: str) -> Any:
 def call() -> Caller:
     """``call(app, method, suffix, ...)`` -> (response, body), through wsgiref's validator."""
 
-    def _call(app: Any, *args: Any, namespace: str = EMULATOR_NAMESPACE, **kwargs: Any) -> Tuple[RelayedResponse, bytes]:
+    def _call(
+        app: Any, *args: Any, namespace: str = EMULATOR_NAMESPACE, **kwargs: Any
+    ) -> Tuple[RelayedResponse, bytes]:
         request = make_request(*args, **kwargs)
         environ = build_environ(request, namespace, kwargs.get("name", "hc1"))
         response = call_wsgi(validator(app), environ)

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning")
 
 # Django routes end in "/" (APPEND_SLASH), Flask's do not.
 ROUTES: Dict[str, Dict[str, str]] = {
-    "django": {name: f"/{name}/" for name in ("form", "json", "upload", "redirect", "boom", "big", "stream", "environ")},
+    "django": {
+        name: f"/{name}/" for name in ("form", "json", "upload", "redirect", "boom", "big", "stream", "environ")
+    },
     "flask": {name: f"/{name}" for name in ("form", "json", "upload", "redirect", "boom", "big", "stream", "environ")},
 }
 for framework, slash in (("django", "/"), ("flask", "")):
@@ -84,7 +86,11 @@ def test_post_json(framework: Tuple[str, Any], call: Caller) -> None:
     name, app = framework
     payload = {"items": [1, 2, 3], "text": "ünïcode"}
     response, body = call(
-        app, "POST", ROUTES[name]["json"], headers={"Content-Type": "application/json"}, body=json.dumps(payload).encode()
+        app,
+        "POST",
+        ROUTES[name]["json"],
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(payload).encode(),
     )
     assert response.status in (200, 201)
     assert json.loads(body) == {"method": "POST", "received": payload}
@@ -93,7 +99,9 @@ def test_post_json(framework: Tuple[str, Any], call: Caller) -> None:
 def test_file_upload_over_64kb(framework: Tuple[str, Any], call: Caller) -> None:
     name, app = framework
     content = bytes(range(256)) * 600  # 153,600 bytes: bigger than the control channel and Django's memory limit
-    multipart, content_type = encode_multipart({"file": ("data.bin", content, "application/octet-stream")}, {"note": "hi"})
+    multipart, content_type = encode_multipart(
+        {"file": ("data.bin", content, "application/octet-stream")}, {"note": "hi"}
+    )
     response, body = call(app, "POST", ROUTES[name]["upload"], headers={"Content-Type": content_type}, body=multipart)
     assert response.status == 200
     result = json.loads(body)

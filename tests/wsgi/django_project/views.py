@@ -28,7 +28,9 @@ def form(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 def json_echo(request: HttpRequest) -> JsonResponse:
     payload = json.loads(request.body.decode("utf-8")) if request.body else None
-    return JsonResponse({"method": request.method, "received": payload}, status=201 if request.method == "POST" else 200)
+    return JsonResponse(
+        {"method": request.method, "received": payload}, status=201 if request.method == "POST" else 200
+    )
 
 
 @csrf_exempt

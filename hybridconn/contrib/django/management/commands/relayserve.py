@@ -39,7 +39,7 @@ def settings_layer() -> Dict[str, Any]:
 
 class Command(BaseCommand):
     help = "Serve this project through an Azure Relay hybrid connection (options as hybridconn serve's)."
-    requires_system_checks = "__all__"  # type: ignore[assignment] - ALLOWED_HOSTS is checked before serving
+    requires_system_checks = "__all__"  # ALLOWED_HOSTS is checked before serving
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_arguments(parser, with_app=False)
