@@ -65,9 +65,14 @@ class HybridConnectionListener(RelayEndpoint):
     :param max_pending: work queued beyond them before requests are answered 503 and sockets
         rejected 503 (also bounds the accept queue).
     :param max_rendezvous: request rendezvous sockets kept open at once.
-    :param ping_interval: seconds between pings on the control channel.
-    :param ping_timeout: seconds without any frame after a ping before the channel is declared
-        dead and replaced.
+    :param ping_interval: seconds between keep-alive frames on the control channel (keep it under
+        the service's idle timeout, about 4 minutes).
+    :param ping_timeout: seconds a keep-alive may go unacknowledged (TCP_USER_TIMEOUT; with
+        ``keepalive="ping"`` also: without any frame after a ping) before the channel is declared
+        dead and replaced: a dead path is found within ``ping_interval + ping_timeout``.
+    :param keepalive: ``"pong"`` (default): unsolicited WebSocket Pongs, as Microsoft's clients
+        send, which no relay answers or objects to; ``"ping"``: WebSocket Pings whose answer
+        proves the channel alive.
     :param retry_on_open: keep trying in ``open()`` instead of raising on 401/403/unreachable.
     :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter`` (a fraction).
     :param subprotocols: WebSocket subprotocols this application speaks, in no order. A sender
@@ -129,6 +134,7 @@ class HybridConnectionListener(RelayEndpoint):
         max_rendezvous: int = 128,
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
+        keepalive: str = "pong",
         retry_on_open: bool = False,
         backoff: Sequence[float] = (0, 1, 2, 5, 10, 30),
         jitter: float = 0.2,
@@ -180,7 +186,7 @@ class HybridConnectionListener(RelayEndpoint):
         self._control = ControlChannel(self.name, self.namespace, self.path, self.token_provider,
                                        token_audience(self.namespace, self.path), self.dialer,
                                        Backoff(backoff, jitter), ping_interval=ping_interval,
-                                       ping_timeout=ping_timeout, sink=router, observer=self)
+                                       ping_timeout=ping_timeout, sink=router, observer=self, keepalive=keepalive)
         self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
                                 self._rendezvous)
 
