@@ -159,7 +159,9 @@ def test_refused_listener_retries_with_backoff_until_accepted(relay: Any, make_l
 
 
 def test_half_open_channel_is_detected_and_replaced(relay: Any, make_listener: Make, sender: Sender) -> None:
-    listener = make_listener(open=False, ping_interval=0.5, ping_timeout=0.5, backoff=(0,))
+    # An application-level stall (the emulator's kernel still ACKs) is found only by Pings that go
+    # unanswered; the default Pongs rely on TCP_USER_TIMEOUT, which needs a dead path (tests/netpath).
+    listener = make_listener(open=False, ping_interval=0.5, ping_timeout=0.5, backoff=(0,), keepalive="ping")
     listener.on_request = ok
     events = StatusLog(listener)
     listener.open(timeout=15)
