@@ -15,9 +15,18 @@ from hybridconn import (
 TOKEN_TTL = 3600
 
 
+def keepalive_for(relay: Any, default: float = 30.0) -> float:
+    """A ping interval that keeps a channel alive on ``relay``: well under its idle timeout
+    (the pessimistic profile drops idle sockets after seconds, as users would then configure)."""
+    fidelity = getattr(relay, "fidelity", None)
+    idle = getattr(fidelity, "idle_timeout", None)
+    return default if idle is None else min(default, idle / 3)
+
+
 def make_listener(relay: Any, path: str = "hc1", **options: Any) -> HybridConnectionListener:
     """A listener (not opened) for ``path`` on ``relay``; options pass through."""
     token_ttl = options.pop("token_ttl", TOKEN_TTL)
+    options.setdefault("ping_interval", keepalive_for(relay))
     return HybridConnectionListener.from_connection_string(relay.connection_string(path), token_ttl=token_ttl,
                                                            **options)
 
