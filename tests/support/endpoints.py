@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, List
+from typing import Any, Dict, List
 
 from hybridconn import (
     HybridConnection, HybridConnectionClient, HybridConnectionListener, RelayedRequest, RelayedResponse,
@@ -13,6 +13,15 @@ from hybridconn import (
 
 #: Tests' listeners renew their token rarely, unless a test asks for another ``token_ttl``.
 TOKEN_TTL = 3600
+
+
+def emulator_options(*names: str, **fidelity_changes: Any) -> Dict[str, Any]:
+    """``relay_emulator_options`` with hybrid connections ``names`` (default ``hc1``) and the profile
+    ``HYBRIDCONN_EMULATOR_PROFILE`` names, changed where a test needs one behaviour whatever the profile
+    (``@pytest.mark.parametrize("relay_emulator_options", [emulator_options(on_ping="answer")])``)."""
+    from hybridconn.emulator.fidelity import from_environment
+
+    return {"hybrid_connections": list(names or ["hc1"]), "fidelity": from_environment().replace(**fidelity_changes)}
 
 
 def keepalive_for(relay: Any, default: float = 30.0) -> float:
