@@ -15,7 +15,7 @@ from tests.support.endpoints import make_client, make_listener
 
 @pytest.fixture
 def relay_emulator_options() -> Dict[str, Any]:
-    return {"hybrid_connections": ["hc1"], "response_timeout": 1.0}
+    return {"hybrid_connections": ["hc1"], "response_timeout": 1.0, "fidelity": "default"}
 
 
 def _client(relay: Any, path: str, **options: Any) -> HybridConnectionClient:
