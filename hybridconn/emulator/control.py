@@ -4,7 +4,8 @@ A control channel carries the service's ``accept`` and ``request`` messages
 to the listener, and the listener's ``response`` and ``renewToken`` messages
 back. Responses are paired with their body frames by
 :class:`~hybridconn.protocol.FrameAssembler`; a body over 64 kB, or a
-listener answering 502/504 or 1xx, fails that request with 500.
+listener answering 1xx, fails that request with 500 (a listener's 502/504 are delivered, as the
+service does).
 """
 
 from __future__ import annotations
