@@ -38,7 +38,8 @@ def veth() -> Iterator[VethPair]:
 def test_a_dead_path_is_detected_and_the_listener_reconnects(veth: VethPair, start_process: StartProcess,
                                                              keepalive: str) -> None:
     relay = start_process(veth.exec_args(veth.relay_ns, sys.executable, "-m", "hybridconn", "emulator",
-                                         "--host", veth.relay_ip, "--port", "9350", "--idle-timeout", "0"),
+                                         "--host", veth.relay_ip, "--port", "9350", "--idle-timeout", "0",
+                                         "--allow-dev-key"),  # reachable only inside the test's namespaces
                           child_env(), program="ip", name="netns-emulator")
     cs = relay.connection_string()
     listener = start_process(
