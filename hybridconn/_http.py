@@ -7,6 +7,7 @@ relay error responses by :func:`relay_error`. Neither ever shows a token.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Union
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -145,7 +146,21 @@ def _short_text_body(response: requests.Response) -> str:
         return ""
     if not body or len(body) > _DETAIL_LIMIT:
         return ""
-    return " ".join(body.decode("utf-8", "replace").split())
+    text = body.decode("utf-8", "replace")
+    if "json" in content_type:
+        text = _error_message(text)
+    return " ".join(text.split())
+
+
+def _error_message(text: str) -> str:
+    """The ``error.message`` of the service's JSON error body (``{"error": {"code", "message"}}``), else ``text``."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    error = document.get("error") if isinstance(document, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else text
 
 
 # The requests exceptions caused by the caller's input, not by the network.

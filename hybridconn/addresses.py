@@ -30,6 +30,7 @@ __all__ = [
     "parse_address",
     "split_target",
     "strip_relay_query",
+    "query_text",
     "redact_url",
     "redact",
 ]
@@ -135,6 +136,35 @@ def _hc_url(base: str, path: str, suffix_part: str, query: str) -> str:
     return f"{base}/{HC_PREFIX}/{_quote_path(path)}{suffix_part}?{query}"
 
 
+#: Characters a query may hold as written (RFC 3986 ``query`` plus ``%``): a query written with only
+#: these is sent byte for byte; any other character (a space, ``"``, ``<``...) is percent-encoded.
+_QUERY_SAFE = "!$&'()*+,;=:@/?%-._~"
+
+
+def query_text(query: QueryArg) -> str:
+    """The application's query string as it goes on the wire (no leading ``?``).
+
+    A string is kept as written (``flag``, ``20``, ``a=1;b=2``, ``&&``), only characters a URL
+    cannot carry being percent-encoded; a mapping or pairs are form-encoded. ``sb-hc-*=``
+    parameters are refused: the relay would strip them.
+    """
+    if query is None or query == "":
+        return ""
+    if isinstance(query, str):
+        text = quote(query[1:] if query.startswith("?") else query, safe=_QUERY_SAFE)
+        for item in text.split("&"):
+            if _is_relay_item(item):
+                raise ConfigurationError(
+                    f"query parameter {unquote(item.split('=', 1)[0])!r} is reserved for the relay (sb-hc-*)")
+        return text
+    return urlencode(_query_pairs(query), quote_via=quote)
+
+
+def _is_relay_item(item: str) -> bool:
+    """``sb-hc-name=value`` (the service strips these; a bare ``sb-hc-name`` it keeps)."""
+    return "=" in item and unquote(item.split("=", 1)[0]).lower().startswith(RELAY_QUERY_PREFIX)
+
+
 def _query_pairs(query: QueryArg) -> List[Tuple[str, str]]:
     if query is None or query == "":
         return []
@@ -160,13 +190,15 @@ def _relay_url(
     token: Optional[str] = None,
 ) -> str:
     ns = Namespace.parse(namespace)
-    pairs = _query_pairs(query)
-    pairs.append(("sb-hc-action", action))
+    app = query_text(query)
+    pairs = [("sb-hc-action", action)]
     if id:
         pairs.append(("sb-hc-id", id))
     if token:
         pairs.append(("sb-hc-token", token))
-    return _hc_url(ns.ws_base, check_entity_path(path), _suffix_part(suffix), urlencode(pairs, quote_via=quote))
+    # The application's query first, as written; the relay strips exactly the sb-hc-* pairs after it.
+    relay = urlencode(pairs, quote_via=quote)
+    return _hc_url(ns.ws_base, check_entity_path(path), _suffix_part(suffix), f"{app}&{relay}" if app else relay)
 
 
 def listen_url(
@@ -194,8 +226,8 @@ def http_url(
     """The HTTP address of a hybrid connection (no ``$hc``)."""
     ns = Namespace.parse(namespace)
     url = f"{ns.http_base}/{_quote_path(check_entity_path(path))}{_suffix_part(suffix)}"
-    pairs = _query_pairs(query)
-    return url + ("?" + urlencode(pairs, quote_via=quote) if pairs else "")
+    text = query_text(query)
+    return url + ("?" + text if text else "")
 
 
 def token_audience(namespace: Union[str, Namespace], path: Optional[str] = None) -> str:
@@ -246,15 +278,14 @@ def rendezvous_request_url(address: str) -> str:
 
 
 def strip_relay_query(query: str) -> str:
-    """Drop every ``sb-hc-*`` parameter from a raw query string, keeping the rest verbatim."""
+    """Drop every ``sb-hc-*=value`` pair from a raw query string, keeping the rest verbatim.
+
+    As the service does (Microsoft's QueryString test table): empty segments stay
+    (``&&&``), a bare ``sb-hc-name`` without ``=`` stays.
+    """
     if not query:
         return ""
-    kept = [
-        item
-        for item in query.split("&")
-        if item and not unquote(item.split("=", 1)[0]).lower().startswith(RELAY_QUERY_PREFIX)
-    ]
-    return "&".join(kept)
+    return "&".join(item for item in query.split("&") if not _is_relay_item(item))
 
 
 @dataclass(frozen=True)

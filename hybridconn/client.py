@@ -24,8 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
-from urllib.parse import parse_qsl, quote, urlencode
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
 import websocket
@@ -63,8 +62,6 @@ DEFAULT_HTTP_TIMEOUT: Tuple[float, float] = (30.0, 70.0)
 
 # Statuses the relay refuses a connect handshake with; see the module docstring.
 _RELAY_HANDSHAKE_STATUSES = frozenset({401, 403, 404, 408, 500, 502, 503, 504})
-
-Pairs = List[Tuple[str, str]]
 
 
 class HybridConnectionClient(RelayEndpoint):
@@ -117,8 +114,8 @@ class HybridConnectionClient(RelayEndpoint):
 
     def ws_url(self, suffix: str = "", query: QueryArg = None, id: Optional[str] = None) -> str:
         """The sender's WebSocket address (``.../$hc/{path}[/suffix]?...&sb-hc-action=connect``), no token."""
-        suffix_path, pairs = _split_suffix(suffix, query)
-        return addresses.connect_url(self.namespace, self.path, suffix=suffix_path, query=pairs, id=id)
+        suffix_path, text = _split_suffix(suffix, query)
+        return addresses.connect_url(self.namespace, self.path, suffix=suffix_path, query=text, id=id)
 
     def http_url(self, suffix: str = "", query: QueryArg = None) -> str:
         """The HTTP address ``http[s]://ns/{path}[/suffix][?query]``.
@@ -127,8 +124,8 @@ class HybridConnectionClient(RelayEndpoint):
         ``?query``; ``query`` adds parameters. ``sb-hc-*`` names are refused:
         the relay keeps them for itself.
         """
-        suffix_path, pairs = _split_suffix(suffix, query)
-        return addresses.http_url(self.namespace, self.path, suffix=suffix_path, query=pairs)
+        suffix_path, text = _split_suffix(suffix, query)
+        return addresses.http_url(self.namespace, self.path, suffix=suffix_path, query=text)
 
     # ------------------------------------------------------------------ WebSocket
 
@@ -164,10 +161,10 @@ class HybridConnectionClient(RelayEndpoint):
         :raises ProtocolError: the listener chose a subprotocol that was not offered.
         """
         connection_id = id or str(uuid.uuid4())
-        suffix_path, pairs = _split_suffix(suffix, query)
+        suffix_path, text = _split_suffix(suffix, query)
         query_token, auth_header = self.dialer.place_token(self._token())
         url = addresses.connect_url(
-            self.namespace, self.path, suffix=suffix_path, query=pairs, id=connection_id, token=query_token
+            self.namespace, self.path, suffix=suffix_path, query=text, id=connection_id, token=query_token
         )
         offered = [subprotocols] if isinstance(subprotocols, str) else list(subprotocols or [])
         # Offered as a plain header, checked by _negotiated_subprotocol: websocket-client
@@ -195,7 +192,7 @@ class HybridConnectionClient(RelayEndpoint):
             id=connection_id,
             subprotocol=subprotocol,
             path="/" + suffix_path.lstrip("/") if suffix_path.strip("/") else "",
-            query=urlencode(pairs, quote_via=quote),
+            query=text,
             max_message_size=max_message_size,
         )
 
@@ -284,19 +281,17 @@ class HybridConnectionClient(RelayEndpoint):
         return SasAuth(self.token_provider, audience=self.audience)
 
 
-def _split_suffix(suffix: str, query: QueryArg) -> Tuple[str, Pairs]:
-    """(path suffix, query pairs) from a suffix that may end in ``?query``, plus ``query``."""
+def _split_suffix(suffix: str, query: QueryArg) -> Tuple[str, str]:
+    """(path suffix, query text) from a suffix that may end in ``?query``, plus ``query``.
+
+    The application's query is never rewritten (``?flag`` stays ``flag``, ``?a=1;b=2`` stays
+    as written); ``query`` given as pairs or a mapping is form-encoded and appended.
+    """
     if not isinstance(suffix, str):
         raise ConfigurationError("suffix must be a string")
     suffix_path, _, suffix_query = suffix.partition("?")
-    pairs: Pairs = parse_qsl(suffix_query, keep_blank_values=True)
-    if isinstance(query, str):
-        pairs += parse_qsl(query.lstrip("?"), keep_blank_values=True)
-    elif isinstance(query, Mapping):
-        pairs += [(str(k), str(v)) for k, v in query.items()]
-    elif query is not None:
-        pairs += [(str(k), str(v)) for k, v in query]
-    return suffix_path, pairs
+    parts = [text for text in (addresses.query_text(suffix_query), addresses.query_text(query)) if text]
+    return suffix_path, "&".join(parts)
 
 
 def _negotiated_subprotocol(ws: websocket.WebSocket, offered: Sequence[str]) -> Optional[str]:

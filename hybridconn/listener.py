@@ -65,9 +65,8 @@ class HybridConnectionListener(RelayEndpoint):
     :param max_pending: work queued beyond them before requests are answered 503 and sockets
         rejected 503 (also bounds the accept queue).
     :param max_rendezvous: request rendezvous sockets kept open at once.
-    :param ping_interval: seconds between pings on the control channel.
-    :param ping_timeout: seconds without any frame after a ping before the channel is declared
-        dead and replaced.
+    :param ping_interval: seconds between keep-alives (``keepalive``: ``"pong"``, as Microsoft's clients,
+        or ``"ping"``), under ~4 min; ``ping_timeout``: how long one may go unacknowledged.
     :param retry_on_open: keep trying in ``open()`` instead of raising on 401/403/unreachable.
     :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter`` (a fraction).
     :param subprotocols: WebSocket subprotocols this application speaks, in no order. A sender
@@ -129,6 +128,7 @@ class HybridConnectionListener(RelayEndpoint):
         max_rendezvous: int = 128,
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
+        keepalive: str = "pong",
         retry_on_open: bool = False,
         backoff: Sequence[float] = (0, 1, 2, 5, 10, 30),
         jitter: float = 0.2,
@@ -178,9 +178,9 @@ class HybridConnectionListener(RelayEndpoint):
                         self._counters, max_request_body, self._inflight)
         self._rendezvous.sink = router
         self._control = ControlChannel(self.name, self.namespace, self.path, self.token_provider,
-                                       token_audience(self.namespace, self.path), self.dialer,
-                                       Backoff(backoff, jitter), ping_interval=ping_interval,
-                                       ping_timeout=ping_timeout, sink=router, observer=self)
+                                       token_audience(self.namespace, self.path), self.dialer, Backoff(backoff, jitter),
+                                       ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router, observer=self,
+                                       keepalive=keepalive)
         self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
                                 self._rendezvous)
 

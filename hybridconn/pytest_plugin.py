@@ -39,6 +39,11 @@ Fixtures (all function-scoped: every test gets a fresh relay on a free port):
         def relay_emulator_options():
             return {"hybrid_connections": ["orders", "invoices"]}
 
+``HYBRIDCONN_EMULATOR_PROFILE=pessimistic`` runs ``relay_emulator`` with the
+emulator's pessimistic :mod:`~hybridconn.emulator.fidelity` profile (close the
+control channel on a Ping, idle sockets dropped after 8 s, control channels
+restarted every 6 s...) unless ``relay_emulator_options`` sets ``fidelity``.
+
 These fixtures are always local: they never read ``HYBRIDCONN_CONNECTION_STRING``
 and never touch Azure.
 """
@@ -66,9 +71,12 @@ def relay_emulator_options() -> Dict[str, Any]:
 def relay_emulator(relay_emulator_options: Dict[str, Any]) -> Iterator["RelayEmulator"]:
     """A running relay emulator on 127.0.0.1 (any free port), stopped after the test."""
     from .emulator import RelayEmulator
+    from .emulator.fidelity import from_environment
 
     options = dict(relay_emulator_options)
     options.setdefault("hybrid_connections", [DEFAULT_HYBRID_CONNECTION])
+    if options.get("fidelity") is None:
+        options["fidelity"] = from_environment()
     with RelayEmulator(**options) as relay:
         yield relay
 

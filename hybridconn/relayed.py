@@ -27,6 +27,7 @@ class RelayedRequest:
     :ivar body: the whole request body (``b""`` when :attr:`streamed`: read :attr:`stream` instead).
     :ivar via_rendezvous: True when the request arrived over a rendezvous socket.
     :ivar remote_address: the sender's address as the relay reports it (``remoteEndpoint``), or None.
+    :ivar remote_port: the sender's port as the relay reports it (``remoteEndpoint``), or None.
     :ivar stream: the body as a read-only binary file. Always there: over :attr:`body` when the
         body was read whole, or fed from the socket as it arrives when the listener was made with
         ``stream_request_bodies=True`` (then :attr:`streamed` is True and :attr:`body` is empty).
@@ -43,6 +44,7 @@ class RelayedRequest:
     body: bytes = b""
     via_rendezvous: bool = False
     remote_address: Optional[str] = None
+    remote_port: Optional[int] = None
     stream: Optional[IO[bytes]] = field(default=None, repr=False, compare=False)
     _streamed: bool = field(default=False, init=False, repr=False, compare=False)
 

@@ -170,6 +170,8 @@ def build_environ(
         environ["wsgi.input_terminated"] = True
     if remote_addr:
         environ["REMOTE_ADDR"] = remote_addr
+        if request.remote_port is not None:
+            environ["REMOTE_PORT"] = str(request.remote_port)
     for name, value in request.headers.items():
         values = value if isinstance(value, (list, tuple)) else [value]
         text = ",".join(_wsgi_str(str(v).strip(), prefer_latin1=True) for v in values)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 from .._deadline import Deadline
+from .._tcp import detect_dead_path
 from .._transport import Dialer
 from ..addresses import Namespace, listen_url
 from ..auth import TokenProvider
@@ -28,7 +29,7 @@ from ..exceptions import AuthenticationError, EndpointNotFoundError, HybridConne
 from ..protocol import CONTROL_CHANNEL_BODY_LIMIT, AssemblerEvent
 from .keepalive import KeepAlive
 from .reader import MessageReader, describe_event
-from .reconnect import Backoff, loss_error
+from .reconnect import Backoff, is_service_restart, loss_error
 
 __all__ = ["ControlChannel", "ChannelObserver", "MessageSink", "Link"]
 
@@ -80,7 +81,7 @@ class ControlChannel:
 
     def __init__(self, name: str, namespace: Namespace, path: str, provider: Optional[TokenProvider],
                  audience: str, dialer: Dialer, backoff: Backoff, *, ping_interval: float, ping_timeout: float,
-                 sink: MessageSink, observer: ChannelObserver) -> None:
+                 sink: MessageSink, observer: ChannelObserver, keepalive: str = "pong") -> None:
         self.name = name
         self.namespace = namespace
         self.path = path
@@ -90,7 +91,7 @@ class ControlChannel:
         self.backoff = backoff
         renewable = provider is not None and provider.renewable
         self.keepalive = KeepAlive(name, ping_interval, ping_timeout, self.fresh_token if provider else None,
-                                   renewable, self.declare_dead)
+                                   renewable, self.declare_dead, mode=keepalive)
         self._sink = sink
         self._observer = observer
         self._lock = threading.Lock()
@@ -130,6 +131,8 @@ class ControlChannel:
         query_token, headers = self._dialer.place_token(token)
         url = listen_url(self.namespace, self.path, id=conn_id, token=query_token)
         ws = self._dialer.open(url, what="listen", headers=headers, timeout=timeout)
+        # A path that drops every packet kills the socket (the keep-alive goes unacknowledged).
+        detect_dead_path(ws.sock, self.keepalive.ping_interval, self.keepalive.ping_timeout)
         self.connects += 1
         conn = HybridConnection(
             ws, id=conn_id, io_timeout=self._dialer.io_timeout, max_message_size=CONTROL_MESSAGE_SIZE
@@ -200,7 +203,7 @@ class ControlChannel:
             if self._stopping.is_set():
                 return
         error = link.dead_error or loss_error(conn)
-        self.backoff.channel_ended(link.opened_at)
+        self.backoff.channel_ended(link.opened_at, service_restart=is_service_restart(conn))
         log.warning("listener %s went offline: %s", self.path, error)
         self._observer.channel_offline(error)
 

@@ -25,6 +25,7 @@ __all__ = [
     "internal_error",
     "relayed_request",
     "remote_address",
+    "remote_port",
     "status_description",
 ]
 
@@ -62,7 +63,7 @@ def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bo
     return RelayedRequest(id=message.id, method=message.method or "GET", target=target, path=suffix, query=query,
                           headers=HeaderMap(message.request_headers), body=body,
                           via_rendezvous=via_rendezvous, remote_address=remote_address(message.extra),
-                          stream=stream)
+                          remote_port=remote_port(message.extra), stream=stream)
 
 
 def remote_address(extra: Any) -> Optional[str]:
@@ -76,6 +77,17 @@ def remote_address(extra: Any) -> Optional[str]:
     if not isinstance(address, str) or not address or len(address) > 64:
         return None
     return address if all(ch.isalnum() or ch in ".:[]%-_" for ch in address) else None
+
+
+def remote_port(extra: Any) -> Optional[int]:
+    """The sender's port from a message's ``remoteEndpoint``, if it is a valid port number."""
+    endpoint = extra.get("remoteEndpoint") if isinstance(extra, dict) else None
+    port = endpoint.get("port") if isinstance(endpoint, dict) else None
+    if isinstance(port, str) and port.isdigit() and len(port) <= 5:
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        return None
+    return port
 
 
 def call_handler(handler: Optional[RequestHandler], request: RelayedRequest) -> RelayedResponse:

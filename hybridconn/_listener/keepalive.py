@@ -1,10 +1,18 @@
-"""The listener's one timer thread: ping + liveness deadline, and token renewal.
+"""The listener's one timer thread: keep-alive frames, liveness, and token renewal.
 
-Every ``ping_interval`` seconds a WebSocket ping goes out on the control
-channel. If no frame at all (a pong, a request, anything) has arrived
-``ping_timeout`` seconds after it, the channel is declared dead and handed to
-``on_dead``, which aborts it so the reader reconnects. This catches half-open
-channels, which a TCP socket alone never reports.
+Every ``ping_interval`` seconds a keep-alive frame goes out on the control
+channel. By default (``mode="pong"``) it is an unsolicited WebSocket Pong, as
+every Microsoft client sends (RFC 6455 5.5.3 allows them; a user reported the
+service closing the channel on a Ping, azure-relay-dotnet #103). A Pong asks
+for no answer, so a dead path is found by the kernel instead:
+:mod:`hybridconn._tcp` sets ``TCP_USER_TIMEOUT`` (``ping_timeout``) on the
+socket, so the Pong's bytes going unacknowledged kill it and the reader
+reconnects, within ``ping_interval + ping_timeout`` of the path dying.
+
+With ``mode="ping"`` a WebSocket Ping goes out instead; if no frame at all (a
+pong, a request, anything) has arrived ``ping_timeout`` seconds after it, the
+channel is declared dead and handed to ``on_dead``, which aborts it so the
+reader reconnects. The TCP options apply in both modes.
 
 The token is renewed (a ``renewToken`` message) when 80 % of its lifetime has
 passed, but at least 30 s before it expires; short-lived tokens are renewed at
@@ -26,7 +34,7 @@ from ..connection import HybridConnection
 from ..exceptions import ConnectionClosed, HybridConnectionError, RelayTimeoutError
 from ..protocol import RenewToken, serialize_message
 
-__all__ = ["KeepAlive", "TokenSource", "DeadCallback"]
+__all__ = ["KeepAlive", "TokenSource", "DeadCallback", "KEEPALIVE_MODES"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,9 @@ DeadCallback = Callable[[HybridConnection, HybridConnectionError], None]
 
 #: A failed or premature renewal is retried after at most this long.
 RENEW_RETRY_MAX = 5.0
+
+#: ``"pong"``: unsolicited Pongs (the default); ``"ping"``: Pings that must be answered.
+KEEPALIVE_MODES = ("pong", "ping")
 
 
 @dataclass
@@ -68,9 +79,13 @@ class KeepAlive:
         renewable: bool,
         on_dead: DeadCallback,
         clock: Callable[[], float] = time.time,
+        mode: str = "pong",
     ) -> None:
         if ping_interval <= 0 or ping_timeout <= 0:
             raise ValueError("ping_interval and ping_timeout must be positive")
+        if mode not in KEEPALIVE_MODES:
+            raise ValueError(f"keepalive must be one of {', '.join(KEEPALIVE_MODES)}")
+        self.mode = mode
         self.path = path
         self.ping_interval = float(ping_interval)
         self.ping_timeout = float(ping_timeout)
@@ -164,13 +179,17 @@ class KeepAlive:
 
     def _ping(self, watch: _Watch, now: float) -> bool:
         watch.next_ping = now + self.ping_interval
-        if watch.ping_sent_at is None:
+        pinging = self.mode == "ping"
+        if pinging and watch.ping_sent_at is None:
             watch.ping_sent_at = now
         try:
             # A send lock held longer than the ping timeout means the relay stopped reading.
-            watch.conn.ping(timeout=self.ping_timeout)
+            if pinging:
+                watch.conn.ping(timeout=self.ping_timeout)
+            else:
+                watch.conn.pong(timeout=self.ping_timeout)
         except RelayTimeoutError:
-            self._declare_dead(watch, f"could not send a ping within {self.ping_timeout:g} s")
+            self._declare_dead(watch, f"could not send a keep-alive within {self.ping_timeout:g} s")
             return False
         except ConnectionClosed:
             self.detach(watch.conn)  # the reader sees the close and reconnects

@@ -3,7 +3,10 @@
 Delays follow a schedule (Microsoft's clients use 0, 1, 2, 5, 10, 30 s, the
 last repeating), each spread by +- ``jitter`` so a fleet of listeners cut off
 together does not come back in lockstep. A channel that stayed up
-:data:`STABLE_AFTER` seconds resets the schedule to its first step.
+:data:`STABLE_AFTER` seconds resets the schedule to its first step, and so
+does a channel the service closed to restart it (1011 ``NameRenewalFailed``,
+about daily, or 1001/1012) after it had been up :data:`RESTART_MIN_UP`
+seconds: the first retry after a service restart goes out at once.
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from typing import Sequence
 from ..connection import HybridConnection
 from ..exceptions import AuthenticationError, ConfigurationError, ConnectionClosed, HybridConnectionError
 
-__all__ = ["Backoff", "backoff_delay", "loss_error", "STABLE_AFTER"]
+__all__ = ["Backoff", "backoff_delay", "loss_error", "is_service_restart", "STABLE_AFTER", "RESTART_MIN_UP"]
 
 #: A channel that stayed up this long resets the backoff to its first step.
 STABLE_AFTER = 5.0
+#: A service restart resets the backoff after a channel was up this long (a channel closed at
+#: once every time still backs off, so a broken service is not hammered).
+RESTART_MIN_UP = 1.0
+#: Close codes with which the service restarts a channel (the listener should come back at once).
+_RESTART_CODES = frozenset({1001, 1011, 1012})
 
 
 def backoff_delay(schedule: Sequence[float], attempt: int, jitter: float) -> float:
@@ -48,10 +56,17 @@ class Backoff:
     def attempted(self) -> None:
         self.attempt += 1
 
-    def channel_ended(self, opened_at: float) -> None:
-        """A channel opened at ``opened_at`` (monotonic) ended: start over if it had been stable."""
-        if time.monotonic() - opened_at >= STABLE_AFTER:
+    def channel_ended(self, opened_at: float, service_restart: bool = False) -> None:
+        """A channel opened at ``opened_at`` (monotonic) ended: start over if it had been stable,
+        or if the service closed it to restart it."""
+        up = time.monotonic() - opened_at
+        if up >= STABLE_AFTER or (service_restart and up >= RESTART_MIN_UP):
             self.attempt = 0
+
+
+def is_service_restart(conn: HybridConnection) -> bool:
+    """True when the relay ended ``conn`` with a close frame that asks for a reconnect (1011 etc.)."""
+    return conn.close_code in _RESTART_CODES
 
 
 def loss_error(conn: HybridConnection) -> HybridConnectionError:

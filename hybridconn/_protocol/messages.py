@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
 
 from .._redact import redact
 from ..exceptions import ProtocolError
-from .status import is_relay_status
 
 
 Headers = Dict[str, str]
@@ -75,10 +74,6 @@ class Response:
             raise ProtocolError(f"statusCode must be an integer, not {type(code).__name__}")
         if not 100 <= code <= 599:
             raise ProtocolError(f"statusCode {code} is outside 100-599")
-        if is_relay_status(code):
-            raise ProtocolError(
-                f"statusCode {code} is reserved for the relay itself and may not be sent by a listener"
-            )
 
 
 @dataclass(frozen=True)

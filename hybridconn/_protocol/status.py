@@ -1,8 +1,11 @@
 """Which HTTP statuses may travel where, and how their reasons are written.
 
-A listener answers every relayed request with one final response. 502 and
-504 are the relay's own (no listener; the listener too slow) so a listener
-may not send them, and a 1xx is not a final response. A reason phrase ends up
+A listener answers every relayed request with one final response (a 1xx is
+not one). 502 and 504 are also the relay's own (no listener; the listener too
+slow): the protocol article forbids them to listeners, but the service
+delivers a listener's 502/504 to the sender (Microsoft's StatusCodes test,
+HybridRequestTests.cs), and the sender tells the two apart by the ``Via``
+header the relay adds to every relayed response. So a listener may send them. A reason phrase ends up
 in an HTTP status line, so only printable ASCII (and tab) may be sent there.
 """
 
@@ -13,26 +16,25 @@ from http import HTTPStatus
 from typing import Optional
 
 
-#: Statuses only the relay itself answers with: 502 (no listener) and 504 (no response in time).
+#: Statuses the relay itself answers with: 502 (no listener) and 504 (no response in time);
+#: a listener's own 502/504 carry ``Via``, the relay's do not.
 RELAY_STATUSES = frozenset({502, 504})
 
 _UNPRINTABLE = re.compile(r"[^\t\x20-\x7e]")
 
 
 def is_relay_status(status: int) -> bool:
-    """True for 502 and 504, which a listener may never send."""
+    """True for 502 and 504, the relay's own statuses (a listener's carry ``Via``)."""
     return status in RELAY_STATUSES
 
 
 def listener_may_send(status: int) -> bool:
-    """Whether a listener may answer a request with ``status``: a final 2xx-5xx, not the relay's own."""
-    return 200 <= status <= 599 and status not in RELAY_STATUSES
+    """Whether a listener may answer a request with ``status``: a final 2xx-5xx (502/504 included)."""
+    return 200 <= status <= 599
 
 
 def status_problem(status: int) -> Optional[str]:
     """Why a listener may not answer with ``status`` (None when it may), for an error message."""
-    if status in RELAY_STATUSES:
-        return f"statusCode {status} is reserved for the relay itself and may not be sent by a listener"
     if 100 <= status < 200:
         return f"statusCode {status} is informational, not a final response"
     if not 200 <= status <= 599:

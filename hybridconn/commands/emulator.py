@@ -12,9 +12,10 @@ import ipaddress
 import logging
 import signal
 import threading
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
+from ..emulator.fidelity import PROFILE_VARIABLE, PROFILES, Fidelity, from_environment, profile
 from ._common import ENV_CONNECTION_STRING
 
 NAME = "emulator"
@@ -64,6 +65,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a listener has to accept a connection (default: 30)",
     )
+    _add_fidelity_arguments(parser)
+
+
+def _add_fidelity_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fidelity", "which service behaviours to imitate (hybridconn.emulator.fidelity)")
+    group.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                       help=f"a set of behaviours (default: ${PROFILE_VARIABLE}, else default)")
+    group.add_argument("--on-ping", choices=("answer", "close"), default=None,
+                       help="a listener's Ping on the control channel: answer it, or drop the channel")
+    group.add_argument("--idle-timeout", type=float, default=None, metavar="S",
+                       help="drop a listener socket idle this long (0: never; default 250, as azure-relay #33)")
+    group.add_argument("--service-pong-interval", type=float, default=None, metavar="S",
+                       help="send the service's unsolicited Pong this often (0: never; default 210)")
+    group.add_argument("--restart-interval", type=float, default=None, metavar="S",
+                       help="close control channels with 1011 NameRenewalFailed this often (default: never)")
+
+
+def fidelity_from(args: argparse.Namespace) -> Fidelity:
+    """The profile the arguments name, with the single options applied (0 turns a timer off)."""
+    chosen = profile(args.profile) if args.profile else from_environment()
+    changes: Dict[str, Any] = {}
+    if args.on_ping:
+        changes["on_ping"] = args.on_ping
+    for name in ("idle_timeout", "service_pong_interval", "restart_interval"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value if value > 0 else None
+    return chosen.replace(**changes)
 
 
 def _tls(args: argparse.Namespace) -> Any:
@@ -116,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         response_timeout=args.response_timeout,
         accept_timeout=args.accept_timeout,
         anonymous_senders=args.allow_anonymous_senders,
+        fidelity=fidelity_from(args),
     )
     # The emulator's INFO lines are its output, even without -v.
     emulator_log = logging.getLogger("hybridconn.emulator")

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote
 from ..addresses import HC_PREFIX
 from .access import KeyRing
 from .limits import ClientCounter, ClientLimits
+from .fidelity import Fidelity
 from .registry import Registry
 
 __all__ = ["EmulatorContext", "ServedConnection", "Target", "parse_target", "headers_dict", "raw_headers"]
@@ -38,6 +39,7 @@ class EmulatorContext:
     hostnames: Tuple[str, ...] = ()  # other names clients address this emulator by (token audiences)
     limits: ClientLimits = field(default_factory=ClientLimits)
     clients: ClientCounter = field(default_factory=lambda: ClientCounter(0))  # per-address connection counts
+    fidelity: Fidelity = field(default_factory=Fidelity)
     stop: threading.Event = field(default_factory=threading.Event)
     connections: Set[ServedConnection] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)

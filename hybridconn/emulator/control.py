@@ -4,7 +4,8 @@ A control channel carries the service's ``accept`` and ``request`` messages
 to the listener, and the listener's ``response`` and ``renewToken`` messages
 back. Responses are paired with their body frames by
 :class:`~hybridconn.protocol.FrameAssembler`; a body over 64 kB, or a
-listener answering 502/504 or 1xx, fails that request with 500.
+listener answering 1xx, fails that request with 500 (a listener's 502/504 are delivered, as the
+service does).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from .access import Denied, KeyRing
 from .context import EmulatorContext
 from .entities import ListenerChannel
 from .exchange import ListenerLeft, PendingRequest, ResponseReady
+from .fidelity import NAME_RENEWAL_FAILED
 from .gate import admit, audiences
 from .http_conn import Incoming
 from .status import Refusal, close_reason, describe
-from .ws import ConnectionLost, PeerClosed
+from .ws import CloseAnswered, ConnectionLost, PeerClosed
 
 __all__ = ["serve_listen", "deliver_response"]
 
@@ -66,6 +68,10 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
         audiences=audiences(incoming, entity),
         expires_at=KeyRing.expiry(admitted.source.token or ""),
     )
+    fidelity = ctx.fidelity
+    channel.ws.idle_timeout = fidelity.idle_timeout
+    channel.ws.pong_interval = fidelity.service_pong_interval
+    channel.ws.close_on_ping = fidelity.on_ping == "close"
     # A 26th listener racing this one: the 403 refusal goes out instead of the 101.
     refusal = incoming.conn.admit_websocket(incoming, channel.ws, lambda: ctx.registry.add_listener(channel))
     if refusal is not None:
@@ -88,10 +94,13 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
 
 
 def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
-    """Serve the channel until it ends; True when the listener closed it cleanly (1000) itself."""
+    """Serve the channel until it ends; True when the listener closed it cleanly (1000) itself,
+    or answered the service's restart close."""
     ws = channel.ws
     assembler = FrameAssembler(max_body=CONTROL_CHANNEL_BODY_LIMIT)
     expiry_closing = False
+    interval = ctx.fidelity.restart_interval
+    restart_at = None if interval is None else time.monotonic() + interval
     while not ctx.stop.is_set():
         if channel.stalled.is_set():
             # A silent half-open channel: read nothing, write nothing, answer no ping.
@@ -103,7 +112,11 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
             expiry_closing = True
             log.info("listener %s: token expired without renewal; closing with 1008", channel.listener_id)
             ws.send_close(1008, close_reason("The security token has expired"))
-        for event in ws.read_events(timeout=None if expiry_closing else max(0.0, min(remaining, 60.0))):
+        if restart_at is not None and time.monotonic() >= restart_at:
+            restart_at = None
+            restart_channel(ctx, channel)
+        wait = max(0.0, min(remaining, 60.0, 60.0 if restart_at is None else restart_at - time.monotonic()))
+        for event in ws.read_events(timeout=None if expiry_closing else wait):
             if isinstance(event, TextMessage):
                 outcomes = assembler.receive_text(event.data, event.message_finished)
             elif isinstance(event, BytesMessage):
@@ -116,13 +129,25 @@ def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:
                     return event.code == 1000 and not expiry_closing
                 if isinstance(event, ConnectionLost):
                     log.info("listener %s control channel lost: %s", channel.listener_id, event.reason)
-                return False
+                # A restart answered: requests already routed stay answerable over their rendezvous.
+                return isinstance(event, CloseAnswered) and channel.restarting
             for outcome in outcomes:
                 if isinstance(outcome, MessageReceived):
                     _on_message(ctx, channel, outcome)
                 elif isinstance(outcome, ProtocolViolation):
                     _on_violation(ctx, channel, outcome)
     return False  # the emulator is stopping
+
+
+def restart_channel(ctx: EmulatorContext, channel: ListenerChannel) -> None:
+    """Close ``channel`` as the service does about daily: 1011 with a ``NameRenewalFailed`` reason.
+
+    Nothing new is routed to it from now on; what was routed stays answerable (see ``close_grace``).
+    """
+    log.info("listener %s: restarting its control channel (1011 NameRenewalFailed)", channel.listener_id)
+    channel.restarting = True
+    ctx.registry.remove_listener(channel)
+    channel.ws.send_close(1011, close_reason(NAME_RENEWAL_FAILED))
 
 
 def _on_message(ctx: EmulatorContext, channel: ListenerChannel, received: MessageReceived) -> None:

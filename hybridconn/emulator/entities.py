@@ -54,6 +54,7 @@ class ListenerChannel:
         self.stalled: threading.Event = threading.Event()
         self.released: threading.Event = threading.Event()  # set when the channel must stop (drop fault, stop())
         self.online_since: float = time.monotonic()
+        self.restarting: bool = False  # the service closed it with 1011 NameRenewalFailed
 
     def send(self, text: str, body: Optional[bytes] = None) -> bool:
         """Send a control message (and its body). A stalled channel swallows it silently."""

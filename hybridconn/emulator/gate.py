@@ -53,7 +53,7 @@ def resolve_entity(incoming: Incoming) -> Union[Tuple[Entity, str], Refusal]:
     found = incoming.ctx.registry.resolve(incoming.target.path)
     if found is None:
         name = incoming.target.path.split("/", 1)[0]
-        return incoming.refusal(404, f"Hybrid connection {name!r} does not exist", name)
+        return incoming.refusal(404, "Endpoint does not exist", name)  # the service's text (RunTimeTests.cs)
     return found
 
 

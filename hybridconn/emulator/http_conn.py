@@ -24,7 +24,7 @@ from .._wait import recv_some
 from ..protocol import HEADER_METADATA_LIMIT, printable_reason
 from .context import EmulatorContext, Target
 from .exchange import RendezvousLink
-from .status import Refusal, describe
+from .status import Refusal, describe, error_body
 from .ws import WsChannel, shutdown_socket
 
 __all__ = ["HttpConnection", "Incoming", "ConnectionDone", "Router", "WRITE_TIMEOUT"]
@@ -238,10 +238,11 @@ class HttpConnection:
             self.send(h11.InformationalResponse(status_code=100, headers=[]))
 
     def refuse(self, refusal: Refusal, close: bool = True) -> None:
-        """Answer with a service error (no Via header: it did not come from a listener)."""
-        body = refusal.description.encode("utf-8")
+        """Answer with a service error (no Via header: it did not come from a listener), its body
+        JSON in the service's shape (azure-relay-dotnet #141)."""
+        body = error_body(refusal)
         headers: List[Tuple[str, str]] = [
-            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Type", "application/json; charset=utf-8"),
             ("Content-Length", str(len(body))),
         ]
         if close:

@@ -207,9 +207,8 @@ def _answer(
                 log.info("request %s: the listener left without answering", pending.id)
                 return left.refusal
             log.info("request %s: no response within %g s", pending.id, timeout)
-            return incoming.refusal(
-                504, f"The listener did not respond within {timeout:g} seconds", pending.entity.name
-            )
+            text = "The request was routed to the listener but the listener did not respond in the required time"
+            return incoming.refusal(504, text, pending.entity.name)
         if isinstance(event, ListenerLeft):
             left, left_until = event, time.monotonic() + event.grace
         elif isinstance(event, Linked):

@@ -123,6 +123,7 @@ def serve_accept(incoming: Incoming) -> Optional[Refusal]:
     except BaseException:
         pending.fail("the listener's rendezvous handshake failed")
         raise
+    listener_ws.idle_timeout = incoming.ctx.fidelity.idle_timeout
     pending.accepted(listener_ws, subprotocol)
     if not pending.sender_ready.wait(ctx.accept_timeout + 5) or pending.sender_ws is None:
         listener_ws.send_close(1001, close_reason("The sender client shut down the connection"))

@@ -56,6 +56,7 @@ def serve_rendezvous(incoming: Incoming) -> Optional[Refusal]:
         return incoming.refusal(403, "The sender connection already has a rendezvous socket")
     pending.linked = True
     ws = incoming.conn.accept_websocket(incoming, None, name=f"rendezvous {pending.id}")
+    ws.idle_timeout = ctx.fidelity.idle_timeout
     link = RendezvousLink(ws, pending.sender, pending.address)
     link.current = pending
     if pending.sender.attach_link(link):

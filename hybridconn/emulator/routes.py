@@ -4,7 +4,7 @@
 ``sb-hc-action``           who comes                                 endpoint
 =========================  ========================================  =======================
 ``listen``                 a listener opens its control channel      :func:`.control.serve_listen`
-``connect``                a sender opens a WebSocket                :func:`.relay.serve_connect`
+``connect`` (or none)      a sender opens a WebSocket                :func:`.relay.serve_connect`
 ``accept``                 a listener accepts (or rejects) a sender  :func:`.relay.serve_accept`
 ``request``                a listener opens a request's rendezvous   :func:`.rendezvous.serve_rendezvous`
 (no ``/$hc/``)             an HTTP request for a listener            :func:`.http_relay.serve_http`
@@ -56,7 +56,8 @@ def route(conn: HttpConnection, request: h11.Request) -> Union[bool, Refusal]:
     refusal = _check_upgrade(incoming)
     if refusal is not None:
         return refusal
-    action = (incoming.target.param("sb-hc-action") or "").lower()
+    # No sb-hc-action is a connect: Microsoft's tests open raw senders on wss://host/$hc/path.
+    action = (incoming.target.param("sb-hc-action") or "connect").lower()
     endpoint = WEBSOCKET_ENDPOINTS.get(action)
     if endpoint is None:
         return incoming.refusal(400, f"Unrecognized sb-hc-action {action!r}")

@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ..protocol import ACCEPT_WINDOW, RESPONSE_DEADLINE
 from .accept_loop import AcceptLoop
@@ -14,7 +14,9 @@ from .access import KeyRing, KeySpec
 from .context import EmulatorContext
 from .credential import DevCredential
 from .entra import EntraVerifier
+from .control import restart_channel
 from .entities import Entity
+from .fidelity import Fidelity, as_fidelity
 from .http_conn import HttpConnection
 from .limits import ClientCounter, ClientLimits
 from .registry import Registry
@@ -63,6 +65,9 @@ class RelayEmulator:
     :param limits: what one client (one address) may hold: connections at once, and deadlines
         for a request head and between request-body bytes (:class:`~.limits.ClientLimits`;
         default: half the descriptor limit, 30 s, 30 s).
+    :param fidelity: which service behaviours to imitate where Azure's are unknown or slow to
+        meet (ping handling, idle drop, periodic restarts...): a :class:`~.fidelity.Fidelity`
+        or a profile name (``"default"``, ``"pessimistic"``); see :mod:`.fidelity`.
     """
 
     def __init__(
@@ -80,8 +85,11 @@ class RelayEmulator:
         close_grace: float = 5.0,
         limits: Optional[ClientLimits] = None,
         hostnames: Iterable[str] = (),
+        fidelity: Union[None, str, Fidelity] = None,
     ) -> None:
         self.host = host
+        #: The service behaviours imitated (read when the emulator starts).
+        self.fidelity = as_fidelity(fidelity)
         self._requested_port = int(port)
         #: The Entra ID role assignments (live: ``assign()``/``revoke()`` apply to the next check).
         self.role_assignments: RoleAssignments = RoleAssignments(role_assignments)
@@ -151,6 +159,7 @@ class RelayEmulator:
                 limits=self.limits,
                 hostnames=self._token_hostnames(),
                 clients=ClientCounter(self.limits.max_connections_per_client),
+                fidelity=self.fidelity,
             )
             self._accept_loop = self._new_accept_loop(self._ctx, server)
             self._accept_thread = threading.Thread(
@@ -361,6 +370,18 @@ class RelayEmulator:
         entity.refuse_status = status
         entity.refuse_until = time.monotonic() + seconds
         log.info("fault: refusing listeners on %s with %d for %.1f s", name, status, seconds)
+
+    def restart_control_channels(self, name: Optional[str] = None) -> int:
+        """Close control channels (of ``name``, or of every hybrid connection) as the service does about
+        every 24 h: 1011 with a ``NameRenewalFailed`` reason. Returns how many."""
+        ctx = self._ctx
+        if ctx is None:
+            return 0
+        channels = (self._registry.channels(self._entity(name)) if name is not None
+                    else self._registry.all_channels())
+        for channel in channels:
+            restart_channel(ctx, channel)
+        return len(channels)
 
     def stall_control_channels(self, name: str, listener_id: Optional[str] = None) -> int:
         """Make control channels silent half-open ones: nothing read or written, no pongs, socket kept open.

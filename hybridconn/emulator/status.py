@@ -10,12 +10,20 @@ an endpoint returns one, and the connection writes it as the HTTP answer.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-__all__ = ["Refusal", "describe", "new_tracking_id", "close_reason"]
+__all__ = ["Refusal", "describe", "new_tracking_id", "close_reason", "error_body", "error_code"]
+
+#: The service's error codes where they are known (``TokenMissingOrInvalid``: the 401 quoted in
+#: azure-relay-dotnet #141; ``GatewayTimeout``: the 504 body in #141 and azure-relay #55); others
+#: are the status's phrase in the same CamelCase.
+_CODES = {400: "BadRequest", 401: "TokenMissingOrInvalid", 403: "Forbidden", 404: "EndpointNotFound",
+          408: "RequestTimeout", 410: "Gone", 413: "RequestEntityTooLarge", 429: "TooManyRequests",
+          500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,16 @@ class Refusal:
 
     def __str__(self) -> str:
         return f"{self.status} {self.description}"
+
+
+def error_code(status: int) -> str:
+    """The ``error.code`` of a service error body for ``status``."""
+    return _CODES.get(status, "Error")
+
+
+def error_body(refusal: Refusal) -> bytes:
+    """The service's JSON error body: ``{"error": {"code": ..., "message": "<text> TrackingId:..."}}``."""
+    return json.dumps({"error": {"code": error_code(refusal.status), "message": refusal.description}}).encode()
 
 
 def new_tracking_id() -> str:

@@ -22,7 +22,13 @@ checks for both ends. The emulator declines every extension, so no frame may
 carry RSV bits. A frame longer than :data:`READ_SIZE` is relayed in pieces as
 it arrives (as wsproto did), so a channel never holds a whole long frame.
 
-Pings are answered and pongs swallowed here, per hop. A close is reported as
+Pings are answered (or, with :attr:`WsChannel.close_on_ping`, the connection
+dropped, the pessimistic reading of azure-relay-dotnet #103) and pongs
+swallowed here, per hop. :attr:`WsChannel.pong_interval` sends the service's
+unsolicited Pongs; :attr:`WsChannel.idle_timeout` drops, silently, a
+connection that carried nothing for that long (the service's load balancer,
+azure-relay #33): any frame from the peer and any data we send count, our own
+Pongs do not (the service's 210 s Pongs did not keep #33's listener alive). A close is reported as
 one of three terminal events:
 
 * :class:`PeerClosed` - the peer started the close; it has been answered and
@@ -114,6 +120,14 @@ class WsChannel:
         self._fed = False
         self._silenced = False
         self._outbound_text: Optional[bool] = None  # type of a message being sent in fragments
+        #: Seconds the connection may carry nothing (our Pongs aside) before it is dropped (None: never).
+        self.idle_timeout: Optional[float] = None
+        #: Seconds between unsolicited Pongs sent by the reader (None: none).
+        self.pong_interval: Optional[float] = None
+        #: Drop the connection (no close frame) when the peer sends a Ping.
+        self.close_on_ping = False
+        self._last_traffic = time.monotonic()
+        self._last_pong = time.monotonic()
         self.feed(trailing_data)
 
     def feed(self, data: bytes) -> None:
@@ -185,6 +199,7 @@ class WsChannel:
                 wire = self._data_frame(data, fin)
             except TypeError:
                 return False
+            self._last_traffic = time.monotonic()
             return self._write_locked(wire)
 
     def send_unit(self, text: str, body: Optional[bytes] = None) -> bool:
@@ -197,6 +212,7 @@ class WsChannel:
                 wire = head if body is None else b"".join((head, self._data_frame(body)))
             except TypeError:
                 return False
+            self._last_traffic = time.monotonic()
             return self._write_locked(wire)
 
     def send_close(self, code: Optional[int] = 1000, reason: str = "") -> bool:
@@ -241,17 +257,46 @@ class WsChannel:
                 return early
         # Never block unbounded: a close sent by another thread sets a deadline we must notice.
         wait = CLOSE_ANSWER_TIMEOUT if timeout is None else min(timeout, CLOSE_ANSWER_TIMEOUT)
+        wait = min(wait, self._timers_due_in())
         if self._close_deadline is not None:
             wait = min(wait, max(0.0, self._close_deadline - time.monotonic()))
         data = recv_some(self.sock, wait, min(max(READ_SIZE, self._parser.wanted), _MAX_READ))
         if data is None:
             if self._close_deadline is not None and time.monotonic() >= self._close_deadline:
                 return self._terminate([ConnectionLost("the peer did not answer the close frame in time")])
-            return []
+            return self._run_timers()
         if not data:
             return self._terminate([ConnectionLost("connection lost")])
+        self._last_traffic = time.monotonic()
         self._parser.feed(data)
-        return self._collect()
+        return self._collect() + self._run_timers()
+
+    # ------------------------------------------------------------------ service timers
+
+    def _timers_due_in(self) -> float:
+        """Seconds until the idle drop or the next pong is due (a large number when neither is set)."""
+        now = time.monotonic()
+        due = [3600.0]
+        if self.idle_timeout is not None:
+            due.append(self._last_traffic + self.idle_timeout - now)
+        if self.pong_interval is not None:
+            due.append(self._last_pong + self.pong_interval - now)
+        return max(0.0, min(due))
+
+    def _run_timers(self) -> List[ChannelEvent]:
+        """Send a due pong; drop an idle connection silently (as a load balancer does)."""
+        if self._terminated:
+            return []
+        now = time.monotonic()
+        if self.idle_timeout is not None and now - self._last_traffic >= self.idle_timeout:
+            log.info("%s: nothing received for %.0f s; dropped (idle timeout)", self.name or "websocket",
+                     self.idle_timeout)
+            return self._terminate([ConnectionLost(f"idle for {self.idle_timeout:g} s")])
+        if self.pong_interval is not None and now - self._last_pong >= self.pong_interval:
+            self._last_pong = now
+            with self.send_lock:
+                self._answer_locked(OP_PONG, b"")
+        return []
 
     def _collect(self) -> List[ChannelEvent]:
         """Events for every whole frame received so far."""
@@ -267,6 +312,10 @@ class WsChannel:
                     out.append(TextMessage(data=cast(str, data), message_finished=finished) if text
                                else BytesMessage(data=cast(bytes, data), message_finished=finished))
                 elif opcode == OP_PING:
+                    if self.close_on_ping:
+                        log.info("%s: the peer sent a Ping; dropped (close_on_ping)", self.name or "websocket")
+                        out.append(ConnectionLost("closed on a ping"))
+                        return self._terminate(out)
                     with self.send_lock:
                         self._answer_locked(OP_PONG, frame.payload)
                 elif opcode == OP_CLOSE:

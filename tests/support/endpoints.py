@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, List
+from typing import Any, Dict, List
 
 from hybridconn import (
     HybridConnection, HybridConnectionClient, HybridConnectionListener, RelayedRequest, RelayedResponse,
@@ -15,9 +15,27 @@ from hybridconn import (
 TOKEN_TTL = 3600
 
 
+def emulator_options(*names: str, **fidelity_changes: Any) -> Dict[str, Any]:
+    """``relay_emulator_options`` with hybrid connections ``names`` (default ``hc1``) and the profile
+    ``HYBRIDCONN_EMULATOR_PROFILE`` names, changed where a test needs one behaviour whatever the profile
+    (``@pytest.mark.parametrize("relay_emulator_options", [emulator_options(on_ping="answer")])``)."""
+    from hybridconn.emulator.fidelity import from_environment
+
+    return {"hybrid_connections": list(names or ["hc1"]), "fidelity": from_environment().replace(**fidelity_changes)}
+
+
+def keepalive_for(relay: Any, default: float = 30.0) -> float:
+    """A ping interval that keeps a channel alive on ``relay``: well under its idle timeout
+    (the pessimistic profile drops idle sockets after seconds, as users would then configure)."""
+    fidelity = getattr(relay, "fidelity", None)
+    idle = getattr(fidelity, "idle_timeout", None)
+    return default if idle is None else min(default, idle / 3)
+
+
 def make_listener(relay: Any, path: str = "hc1", **options: Any) -> HybridConnectionListener:
     """A listener (not opened) for ``path`` on ``relay``; options pass through."""
     token_ttl = options.pop("token_ttl", TOKEN_TTL)
+    options.setdefault("ping_interval", keepalive_for(relay))
     return HybridConnectionListener.from_connection_string(relay.connection_string(path), token_ttl=token_ttl,
                                                            **options)
 

@@ -130,7 +130,7 @@ def test_streaming_stray_binary_rules_match_collecting() -> None:
 
 
 def test_unparsable_response_names_its_request() -> None:
-    for text in (_response("r7", status=502), _response("r7", status="abc"), _response("r7", body="yes")):
+    for text in (_response("r7", status=600), _response("r7", status="abc"), _response("r7", body="yes")):
         (violation,) = FrameAssembler().receive_text(text)
         assert isinstance(violation, ProtocolViolation) and violation.message is None
         assert violation.kind == "response" and violation.request_id == "r7"

@@ -1,0 +1,103 @@
+"""How closely (and how pessimistically) the emulator imitates the real service.
+
+Where Microsoft's code, tests or issues show what Azure Relay does, the
+``default`` profile does the same. Where the evidence is missing or conflicts,
+:class:`Fidelity` offers each plausible behaviour, and the ``pessimistic``
+profile picks the one hardest on a client, so the library can be tested under
+both readings (``HYBRIDCONN_EMULATOR_PROFILE=pessimistic`` for the pytest
+plugin's fixture and ``hybridconn emulator --profile``).
+
+The evidence behind each default:
+
+* ``on_ping="answer"``: jbjordan/relay-hybridconnection-python pings every
+  20-30 s and works against today's service; ``"close"`` is the 2019 report
+  (azure-relay-dotnet #103) of the service closing the control channel on a Ping.
+* ``service_pong_interval=210``: the same report saw the service send a Pong
+  every 210 s.
+* ``idle_timeout=250``: azure-relay #33 measured a silent listener dropped
+  after 4:10-4:15 (a load balancer's idle timeout: no close, no RST seen by the
+  listener); 250 s is the low end of those measurements.
+* ``restart_interval=None``: the service closes control channels about every
+  24 h with 1011 ``NameRenewalFailed`` (relay-exceptions article); tests trigger
+  it on demand (:meth:`~.server.RelayEmulator.restart_control_channels`) or set
+  a short interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Union
+
+__all__ = ["Fidelity", "PROFILES", "PROFILE_VARIABLE", "profile", "from_environment", "as_fidelity"]
+
+#: The environment variable that picks a profile for the pytest plugin's fixture.
+PROFILE_VARIABLE = "HYBRIDCONN_EMULATOR_PROFILE"
+
+#: The reason the service gives when it restarts a listener's control channel.
+NAME_RENEWAL_FAILED = "NameRenewalFailed: the listener must reconnect"
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Service behaviours the emulator imitates (each the service's where known).
+
+    :ivar on_ping: ``"answer"`` a listener's WebSocket Ping on the control channel with a
+        Pong, or ``"close"`` the channel (1008) as azure-relay-dotnet #103 reports.
+    :ivar service_pong_interval: seconds between the unsolicited Pongs the service sends
+        on every control channel (None: none).
+    :ivar idle_timeout: seconds a listener-side socket (control channel, rendezvous,
+        accepted WebSocket) may carry nothing at all, in either direction, before it is
+        dropped silently (no close frame); None never drops.
+    :ivar restart_interval: seconds after which the service closes each control channel
+        with 1011 ``NameRenewalFailed`` (None: only on demand).
+    """
+
+    on_ping: str = "answer"
+    service_pong_interval: Optional[float] = 210.0
+    idle_timeout: Optional[float] = 250.0
+    restart_interval: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.on_ping not in ("answer", "close"):
+            raise ValueError("on_ping must be 'answer' or 'close'")
+        for name in ("service_pong_interval", "idle_timeout", "restart_interval"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive (or None)")
+
+    def replace(self, **changes: Any) -> "Fidelity":
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: Dict[str, Fidelity] = {
+    "default": Fidelity(),
+    # Every unknown read the hard way, every known timer shortened so a test run meets it.
+    "pessimistic": Fidelity(on_ping="close", service_pong_interval=3.0, idle_timeout=8.0, restart_interval=6.0),
+}
+
+
+def profile(name: str) -> Fidelity:
+    """The named profile (``ValueError`` for an unknown name)."""
+    try:
+        return PROFILES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown emulator profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
+
+
+def from_environment() -> Fidelity:
+    """The profile named by :data:`PROFILE_VARIABLE` (``default`` when unset)."""
+    return profile(os.environ.get(PROFILE_VARIABLE) or "default")
+
+
+def as_fidelity(value: Union[None, str, Fidelity]) -> Fidelity:
+    """A :class:`Fidelity` from None (the default profile), a profile name or a Fidelity."""
+    if value is None:
+        return PROFILES["default"]
+    if isinstance(value, str):
+        return profile(value)
+    if isinstance(value, Fidelity):
+        return value
+    raise TypeError("fidelity must be a profile name or a Fidelity")
