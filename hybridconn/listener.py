@@ -179,8 +179,8 @@ class HybridConnectionListener(RelayEndpoint):
         self._rendezvous.sink = router
         self._control = ControlChannel(self.name, self.namespace, self.path, self.token_provider,
                                        token_audience(self.namespace, self.path), self.dialer, Backoff(backoff, jitter),
-                                       ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router, observer=self,
-                                       keepalive=keepalive)
+                                       ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router,
+                                       observer=self, keepalive=keepalive)
         self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
                                 self._rendezvous)
 

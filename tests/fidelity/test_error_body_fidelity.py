@@ -27,7 +27,7 @@ def _client(relay: Any, path: str, **options: Any) -> HybridConnectionClient:
 def _relay_says(relay: Any, path: str) -> "requests.Response":
     with _client(relay, path, raise_for_relay=False) as client:
         response = client.request("GET", "/", timeout=15)
-        response.content  # read before the session closes
+        _ = response.content  # read before the session closes
         return response
 
 

@@ -48,7 +48,7 @@ def test_a_relayed_websocket_works_between_restarts(relay: Any) -> None:
     with listener, make_client(relay) as client:
         listener.open(timeout=15)
         assert relay.wait_for_listeners("hc1", 1, timeout=30)
-        for attempt in range(10):
+        for _attempt in range(10):
             try:
                 conn: HybridConnection = client.connect(timeout=15)
             except (ListenerUnavailableError, EndpointNotFoundError):  # 404 for a connect with no listener

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hybridconn.protocol as protocol
-from hybridconn.exceptions import ProtocolError
 from hybridconn.protocol import (
     ACCEPT_WINDOW,
     CONTROL_CHANNEL_BODY_LIMIT,
