@@ -9,6 +9,8 @@ from typing import Any, Dict, Optional
 from .._entra import CREDENTIAL_KINDS
 
 ENV_CONNECTION_STRING = "HYBRIDCONN_CONNECTION_STRING"
+#: A CA bundle (PEM) every command trusts for wss/https, as --ca-cert does (the TLS emulator prints it).
+ENV_CA_CERT = "HYBRIDCONN_CA_CERT"
 #: How to authenticate when --auth is not given (the Azure SDKs' AZURE_* variables configure the credential).
 ENV_AUTH = "HYBRIDCONN_AUTH"
 #: --auth's values: the connection string's own credentials, or a Microsoft Entra ID credential.
@@ -55,3 +57,8 @@ def credential_options(args: argparse.Namespace) -> Dict[str, Any]:
 def connection_string_from(args: argparse.Namespace) -> Optional[str]:
     """--connection-string, else $HYBRIDCONN_CONNECTION_STRING, else None (use an embedded emulator)."""
     return getattr(args, "connection_string", None) or os.environ.get(ENV_CONNECTION_STRING) or None
+
+
+def export_line(value: str, name: str = ENV_CONNECTION_STRING) -> str:
+    """``export NAME='value'``: ready to paste into a POSIX shell (a bare ``;`` would end the command)."""
+    return f"export {name}=" + "'" + value.replace("'", "'\\''") + "'"

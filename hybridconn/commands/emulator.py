@@ -1,8 +1,8 @@
 """``hybridconn emulator``: run the local relay emulator until Ctrl-C.
 
-Prints one ``HYBRIDCONN_CONNECTION_STRING=...`` line per hybrid connection on
-stdout (easy to ``eval`` or to grep from a test), then logs requests and
-listeners on stderr.
+Prints one ``export HYBRIDCONN_CONNECTION_STRING='...'`` line per hybrid
+connection on stdout (ready to paste into a shell, easy to grep from a test),
+then logs requests and listeners on stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from typing import Any, List, Optional
 
 from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
-from ._common import ENV_CONNECTION_STRING
+from ._common import ENV_CA_CERT, export_line
 
 NAME = "emulator"
 HELP = "run a local Azure Relay Hybrid Connections emulator"
@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
     relay.start()
     try:
         for name in relay.hybrid_connections:
-            print(f"{ENV_CONNECTION_STRING}={relay.connection_string(name)}", flush=True)
+            print(export_line(relay.connection_string(name)), flush=True)
         if relay.certificate_path:
-            print(f"HYBRIDCONN_CA_CERT={relay.certificate_path}", flush=True)
+            print(export_line(relay.certificate_path, ENV_CA_CERT), flush=True)
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any, Optional
 
 from ..relayed import RelayedRequest, RelayedResponse
-from ._common import ENV_CONNECTION_STRING, add_connection_string
+from ._common import add_connection_string, export_line
 from ._relay import add_path, relay_or_emulator
 
 NAME = "listen"
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"hybridconn listen: online on {relay.description}", file=sys.stderr)
             if relay.embedded:
                 # The emulator's key is a fixed development key, so showing it is safe and useful.
-                print(f"  {ENV_CONNECTION_STRING}='{relay.connection_string}'", file=sys.stderr)
+                print(f"  {export_line(relay.connection_string)}", file=sys.stderr)
             print("  Ctrl-C to stop" + (" (or one request or connection with --once)" if args.once else ""), file=sys.stderr)
             sys.stderr.flush()
             _wait(handlers.done, listener)

@@ -34,7 +34,7 @@ from ..exceptions import ConfigurationError
 from ..serving.app import check_app, load_app
 from ..serving.settings import BY_NAME, GROUPS, SETTINGS, ServeConfig
 from ..serving.sources import describe, resolve
-from ._common import ENV_CONNECTION_STRING
+from ._common import export_line
 from ._relay import Relay
 
 __all__ = ["NAME", "HELP", "add_arguments", "run", "serve", "load_app", "DEFAULT_PATH"]
@@ -184,7 +184,7 @@ def _announce(config: ServeConfig, relay: Relay) -> None:
             ttl=EMULATOR_TOKEN_TTL,
         )
         out.write(f"  Try it: curl -H {shlex.quote('ServiceBusAuthorization: ' + token)} {url}\n")
-        out.write(f"  Connection string: {ENV_CONNECTION_STRING}={shlex.quote(relay.connection_string)}\n")
+        out.write(f"  Connection string: {export_line(relay.connection_string)}\n")
     else:
         # A real namespace's token is a credential: show how to make one, not one.
         out.write(f'  Try it: curl -H "ServiceBusAuthorization: $(hybridconn token {relay.path})" {url}\n')

@@ -185,8 +185,7 @@ def test_listen_echo_prints_and_answers_a_request(
 
 def test_listen_on_an_embedded_emulator_serves_connect(start_process: StartProcess) -> None:
     listen = start_process(["-m", "hybridconn", "listen", "--echo", "--once"], child_env(), merge_stderr=True)
-    line = listen.wait_for("HYBRIDCONN_CONNECTION_STRING=")
-    cs = line.split("=", 1)[1].strip().strip("'")
+    cs = listen.connection_string()  # the printed line, pasted into sh
     assert "UseDevelopmentEmulator=true" in cs
     listen.wait_for("Ctrl-C to stop")
     result = run_cli(["connect"], child_env(cs), stdin="one\ntwo\n")
