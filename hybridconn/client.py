@@ -91,6 +91,9 @@ class HybridConnectionClient(RelayEndpoint):
         adapters or pooling). Its ``auth`` is set; it is not closed by :meth:`close`.
     """
 
+    #: ``from_connection_string(cs, token_provider=None)`` makes an anonymous sender.
+    anonymous_allowed = True
+
     def __init__(
         self,
         namespace: Union[str, Namespace],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 from typing import Any, Dict, Optional
 
 from .._entra import CREDENTIAL_KINDS
@@ -52,6 +54,28 @@ def credential_options(args: argparse.Namespace) -> Dict[str, Any]:
     from .._entra import make_credential
 
     return {"credential": make_credential(mode)}
+
+
+def port_number(text: str) -> int:
+    """argparse ``type=`` for a TCP port: 0 (any free one) to 65535, else a one-line usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port: use 1-65535, or 0 for any free one")
+    return port
+
+
+def listen_error(exc: OSError, host: str, port: int, option: str = "--port") -> OSError:
+    """``exc`` (from bind) as an OSError naming the address, with a hint for a port in use."""
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        hint = f" (another process has it: pass another {option}, or {option} 0 for any free one)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        hint = " (no interface of this machine has that address)"
+    code = errno.EADDRNOTAVAIL if isinstance(exc, socket.gaierror) else exc.errno  # an unknown --host
+    return OSError(code, f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
 
 
 def connection_string_from(args: argparse.Namespace) -> Optional[str]:

@@ -15,7 +15,8 @@ import threading
 from typing import Any, List, Optional
 
 from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
-from ._common import ENV_CA_CERT, export_line
+from ..exceptions import ConfigurationError
+from ._common import ENV_CA_CERT, export_line, listen_error, port_number
 
 NAME = "emulator"
 HELP = "run a local Azure Relay Hybrid Connections emulator"
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})")
     parser.add_argument(
         "--hybrid-connection", "--hc", dest="hybrid_connections", action="append", metavar="NAME",
         help="a hybrid connection to create (repeatable; default: hc1)",
@@ -56,7 +57,7 @@ def _tls(args: argparse.Namespace) -> Any:
     if args.tls_self_signed:
         return "self-signed"
     if bool(args.tls_certfile) != bool(args.tls_keyfile):
-        raise SystemExit("hybridconn emulator: --tls-certfile and --tls-keyfile go together")
+        raise ConfigurationError("--tls-certfile and --tls-keyfile go together")
     return (args.tls_certfile, args.tls_keyfile) if args.tls_certfile else None
 
 
@@ -109,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         emulator_log.setLevel(logging.INFO)
     stop = threading.Event()
     previous = _on_sigterm(stop)
-    relay.start()
+    try:
+        relay.start()
+    except OSError as exc:
+        raise listen_error(exc, args.host, args.port) from exc
     try:
         for name in relay.hybrid_connections:
             print(export_line(relay.connection_string(name)), flush=True)

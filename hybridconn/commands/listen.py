@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, Optional
 
 from ..relayed import RelayedRequest, RelayedResponse
+from . import _exit
 from ._common import add_connection_string, export_line
 from ._relay import add_path, relay_or_emulator
 
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
                                                                          **relay.options)
         listener.on_request(handlers.on_request)
         listener.on_connection(handlers.on_connection)
+        interrupted = False
         try:
             listener.open(timeout=args.timeout)
             print(f"hybridconn listen: online on {relay.description}", file=sys.stderr)
@@ -147,11 +149,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             _wait(handlers.done, listener)
         except KeyboardInterrupt:
-            pass
+            interrupted = True
         finally:
             listener.close(timeout=10)
         error: Optional[BaseException] = getattr(listener, "last_error", None)
-    if not handlers.done.is_set() and error is not None and args.once:
-        print(f"hybridconn listen: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    # Stopped neither by Ctrl-C nor by --once: the listener gave up (a 404, say), and that is a failure.
+    if not handlers.done.is_set() and not interrupted and error is not None:
+        print(f"hybridconn listen: error: {_exit.cli_message(error)}", file=sys.stderr)
+        return _exit.exit_code_for(error)
+    return _exit.OK

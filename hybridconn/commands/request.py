@@ -13,13 +13,14 @@ from typing import Any, Optional
 
 from ..exceptions import ConfigurationError
 from ._common import add_connection_string
+from ._exit import HTTP_ERROR
 from ._relay import add_path, required_relay
 from .connect import parse_headers
 
 NAME = "request"
 HELP = "send an HTTP request through the relay and print the response body (curl-like)"
 
-FAIL_EXIT = 22  # curl's exit code for --fail
+FAIL_EXIT = HTTP_ERROR  # 22, curl's exit code for --fail
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -69,14 +69,14 @@ def test_senders_need_a_connection_string(
     argv: List[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("HYBRIDCONN_CONNECTION_STRING", raising=False)
-    assert main(argv) == 1
+    assert main(argv) == 2  # usage
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no connection string" in err and "HYBRIDCONN_CONNECTION_STRING" in err
 
 
-def test_no_listener_is_one_line_and_exit_1_and_debug_shows_the_traceback(relay_connection_string: str) -> None:
+def test_no_listener_is_one_line_and_exit_11_and_debug_shows_the_traceback(relay_connection_string: str) -> None:
     result = run_cli(["request", "GET", "/"], child_env(relay_connection_string))
-    assert result.returncode == 1
+    assert result.returncode == 11  # no listener online
     assert result.stdout == ""
     assert result.stderr.startswith("hybridconn request: error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
@@ -133,7 +133,7 @@ def test_request_status_goes_to_stderr_with_verbose_and_fail_sets_the_exit_code(
 
 
 def test_request_rejects_a_malformed_header(relay_connection_string: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["request", "GET", "/", "-H", "no colon here", "-c", relay_connection_string]) == 1
+    assert main(["request", "GET", "/", "-H", "no colon here", "-c", relay_connection_string]) == 2
     assert "is not 'Name: value'" in capsys.readouterr().err
 
 
@@ -159,7 +159,7 @@ def test_connect_binary_mode(recorder: Recorder, relay_connection_string: str) -
 
 def test_connect_without_a_listener_fails_in_one_line(relay_connection_string: str) -> None:
     result = run_cli(["connect", "--timeout", "10"], child_env(relay_connection_string), stdin="x\n")
-    assert result.returncode == 1
+    assert result.returncode == 11  # no listener online
     assert result.stderr.startswith("hybridconn connect: error: ") and result.stderr.count("\n") == 1
 
 

@@ -80,8 +80,10 @@ def test_from_connection_string() -> None:
     assert HybridConnectionClient.from_connection_string(parsed, path="other").path == "other"
     with pytest.raises(ConfigurationError):
         HybridConnectionClient.from_connection_string(cs, path="other")
-    anonymous = HybridConnectionClient.from_connection_string("Endpoint=sb://ns.example/;EntityPath=hc1")
+    anonymous = HybridConnectionClient.from_connection_string("Endpoint=sb://ns.example/;EntityPath=hc1", token_provider=None)
     assert anonymous.token_provider is None
+    with pytest.raises(ConfigurationError, match="no SharedAccessKeyName and SharedAccessKey"):
+        HybridConnectionClient.from_connection_string("Endpoint=sb://ns.example/;EntityPath=hc1")
 
 
 def test_bad_options_are_configuration_errors(tmp_path: object) -> None:
