@@ -37,6 +37,16 @@ def add_connection_string(parser: argparse.ArgumentParser) -> None:
         "($AZURE_CLIENT_ID picks a user-assigned one), azure-cli, workload-identity, environment "
         f"(default: ${ENV_AUTH}, else connection-string)",
     )
+    parser.add_argument(
+        "--ca-cert",
+        "--cacert",
+        default=None,
+        metavar="FILE",
+        help=f"trust this CA bundle (PEM) for wss/https, e.g. the TLS emulator's certificate (default: ${ENV_CA_CERT})",
+    )
+    parser.add_argument(
+        "--insecure", "-k", action="store_true", help="do not verify the relay's TLS certificate (test relays only)"
+    )
 
 
 def credential_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -76,6 +86,28 @@ def listen_error(exc: OSError, host: str, port: int, option: str = "--port") -> 
         hint = " (no interface of this machine has that address)"
     code = errno.EADDRNOTAVAIL if isinstance(exc, socket.gaierror) else exc.errno  # an unknown --host
     return OSError(code, f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
+
+
+def tls_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """``{"verify": ...}`` for --ca-cert (or $HYBRIDCONN_CA_CERT) or --insecure, else ``{}`` (system trust).
+
+    :raises ConfigurationError: both --ca-cert and --insecure, or a CA bundle that does not exist.
+    """
+    from ..exceptions import ConfigurationError
+
+    ca_cert = getattr(args, "ca_cert", None)
+    insecure = bool(getattr(args, "insecure", False))
+    if ca_cert and insecure:
+        raise ConfigurationError("--ca-cert and --insecure contradict each other: pass one")
+    if insecure:
+        return {"verify": False}
+    ca_cert = ca_cert or os.environ.get(ENV_CA_CERT) or None
+    if ca_cert is None:
+        return {}
+    if not os.path.isfile(ca_cert):
+        source = "--ca-cert" if getattr(args, "ca_cert", None) else f"${ENV_CA_CERT}"
+        raise ConfigurationError(f"{source} {ca_cert!r}: no such CA bundle file")
+    return {"verify": ca_cert}
 
 
 def connection_string_from(args: argparse.Namespace) -> Optional[str]:

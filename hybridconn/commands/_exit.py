@@ -145,7 +145,15 @@ def cli_message(exc: BaseException) -> str:
         text = _os_error_text(exc)
     for library, cli in _CLI_WORDS:
         text = text.replace(library, cli)
-    return " ".join(text.split())
+    return " ".join((text + _hint(text)).split())
+
+
+def _hint(text: str) -> str:
+    """What a bare TLS failure usually means on the command line."""
+    if "WRONG_VERSION_NUMBER" in text:
+        return (" (the relay answered in plain text: an emulator's connection string needs "
+                ";UseDevelopmentEmulator=true, which makes the clients use ws:// and http://)")
+    return ""
 
 
 def _os_error_text(exc: OSError) -> str:
