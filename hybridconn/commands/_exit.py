@@ -36,7 +36,7 @@ USAGE = 2
 CONNECT = 7
 #: The relay or the peer answered something malformed or unexpected (curl: "weird server reply").
 PROTOCOL = 8
-#: 404: the namespace has no such hybrid connection.
+#: 404: the namespace has no such hybrid connection (for a WebSocket, also: no listener is online).
 NOT_FOUND = 10
 #: 502/503: no listener is online for the hybrid connection.
 NO_LISTENER = 11
@@ -64,7 +64,7 @@ EXIT_CODES: Tuple[Tuple[int, str, str], ...] = (
     (USAGE, "USAGE", "bad command line, option value, connection string or setting"),
     (CONNECT, "CONNECT", "the relay or proxy could not be reached"),
     (PROTOCOL, "PROTOCOL", "a malformed or unexpected reply"),
-    (NOT_FOUND, "NOT_FOUND", "no such hybrid connection (404)"),
+    (NOT_FOUND, "NOT_FOUND", "no such hybrid connection, or no listener for a WebSocket (404)"),
     (NO_LISTENER, "NO_LISTENER", "no listener online (502/503)"),
     (REJECTED, "REJECTED", "the listener rejected the WebSocket"),
     (HTTP_ERROR, "HTTP_ERROR", "request --fail: HTTP status >= 400"),
