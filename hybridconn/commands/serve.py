@@ -108,6 +108,9 @@ def serve(config: ServeConfig, reload: Optional[Any] = None, settings_source: st
         raise ConfigurationError("no application: give MODULE:APP (e.g. mysite.wsgi:application), "
                                  "or app/wsgi_app in the config file, or $HYBRIDCONN_APP")
     check_app(config.app)
+    from ..serving.worker import relay_options
+
+    relay_options(config)  # a bad --auth or --ca-cert stops us here, in one line, not in every worker
     if config.preload or config.check_config:
         load_app(config.app)  # gunicorn's --preload imports in the arbiter: import errors stop us here
     if config.metrics:

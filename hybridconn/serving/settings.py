@@ -126,6 +126,15 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("path", "Relay", _optional_text, None,
             "hybrid connection name (default: the connection string's EntityPath, or hc1 on an embedded emulator)",
             flags=("--path",), metavar="NAME"),
+    Setting("auth", "Relay", _optional_text, None,
+            "how the workers authenticate: connection-string (the default), or a Microsoft Entra ID credential "
+            "(default, managed-identity, azure-cli, workload-identity, environment), as for the other commands",
+            flags=("--auth",), metavar="MODE"),
+    Setting("ca_cert", "Relay", _optional_text, None,
+            "trust this CA bundle (PEM) for wss/https, e.g. the TLS emulator's certificate",
+            flags=("--ca-cert", "--cacert"), metavar="FILE"),
+    Setting("insecure", "Relay", parse_bool, False, "do not verify the relay's TLS certificate (test relays only)",
+            flags=("--insecure", "-k"), is_flag=True),
     Setting("open_timeout", "Relay", _seconds, 30.0, "seconds each worker's listener has to come online",
             flags=("--open-timeout",), metavar="S"),
     Setting("config", "Config File", _optional_text, None,
@@ -200,6 +209,9 @@ class ServeConfig:
     app: Optional[str] = None
     connection_string: Optional[str] = field(default=None, repr=False)
     path: Optional[str] = None
+    auth: Optional[str] = None
+    ca_cert: Optional[str] = None
+    insecure: bool = False
     open_timeout: float = 30.0
     config: Optional[str] = None
     check_config: bool = False

@@ -11,7 +11,7 @@ import pytest
 import hybridconn
 from hybridconn.commands import _exit
 from hybridconn.emulator import RelayEmulator
-from tests.support.processes import child_env, run_cli
+from tests.support.processes import StartProcess, child_env, run_cli
 
 
 @pytest.fixture
@@ -65,3 +65,26 @@ def test_a_plain_emulator_without_use_development_emulator_says_what_is_missing(
     result = run_cli(["request", "GET", "/"], child_env(cs))
     assert result.returncode == _exit.TLS, result.stderr
     assert result.stderr.count("\n") == 1 and "needs ;UseDevelopmentEmulator=true" in result.stderr
+
+
+def test_serve_workers_honour_ca_cert_and_auth_settings(start_process: StartProcess) -> None:
+    # The lead's list for issue 19: serve's workers built their listeners from the connection string only.
+    with RelayEmulator(hybrid_connections=["hc1"], tls="self-signed") as relay:
+        assert relay.certificate_path
+        cs = relay.connection_string("hc1")
+        env = child_env(cs)
+        env.pop("HYBRIDCONN_CA_CERT", None)
+        serve = start_process(["-m", "hybridconn", "serve", "tests.serve.serve_app", "-w", "1", "--threads", "2",
+                               "--ca-cert", relay.certificate_path, "--auth", "connection-string"], env)
+        serve.wait_for("Ctrl-C to stop")
+        result = run_cli(["request", "GET", "/addr", "--ca-cert", relay.certificate_path], env)
+        assert result.returncode == 0, result.stderr
+        assert serve.interrupt() == 0
+
+
+def test_serve_refuses_a_bad_auth_or_ca_cert_before_starting_workers() -> None:
+    cs = "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=a2V5;EntityPath=hc1"
+    bad_auth = run_cli(["serve", "tests.serve.serve_app", "--auth", "nope"], child_env(cs))
+    assert bad_auth.returncode == _exit.USAGE and "choose one of" in bad_auth.stderr, bad_auth.stderr
+    bad_ca = run_cli(["serve", "tests.serve.serve_app", "--ca-cert", "/no/such.pem"], child_env(cs))
+    assert bad_ca.returncode == _exit.USAGE and "no such CA bundle" in bad_ca.stderr, bad_ca.stderr
