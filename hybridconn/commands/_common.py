@@ -58,7 +58,8 @@ def credential_options(args: argparse.Namespace) -> Dict[str, Any]:
     if mode not in AUTH_MODES:
         from ..exceptions import ConfigurationError
 
-        raise ConfigurationError(f"${ENV_AUTH} is {mode!r}: choose one of {', '.join(AUTH_MODES)}")
+        source = "--auth" if getattr(args, "auth", None) else f"${ENV_AUTH}"
+        raise ConfigurationError(f"{source} is {mode!r}: choose one of {', '.join(AUTH_MODES)}")
     if mode == "connection-string":
         return {}
     from .._entra import make_credential

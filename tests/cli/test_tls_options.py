@@ -85,6 +85,6 @@ def test_serve_workers_honour_ca_cert_and_auth_settings(start_process: StartProc
 def test_serve_refuses_a_bad_auth_or_ca_cert_before_starting_workers() -> None:
     cs = "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=a2V5;EntityPath=hc1"
     bad_auth = run_cli(["serve", "tests.serve.serve_app", "--auth", "nope"], child_env(cs))
-    assert bad_auth.returncode == _exit.USAGE and "choose one of" in bad_auth.stderr, bad_auth.stderr
+    assert bad_auth.returncode == _exit.USAGE and "--auth is 'nope': choose one of" in bad_auth.stderr, bad_auth.stderr
     bad_ca = run_cli(["serve", "tests.serve.serve_app", "--ca-cert", "/no/such.pem"], child_env(cs))
     assert bad_ca.returncode == _exit.USAGE and "no such CA bundle" in bad_ca.stderr, bad_ca.stderr
