@@ -19,8 +19,9 @@ ENV_AUTH = "HYBRIDCONN_AUTH"
 AUTH_MODES = ("connection-string", *CREDENTIAL_KINDS)
 
 
-def add_connection_string(parser: argparse.ArgumentParser) -> None:
-    """``--connection-string``/``-c``, and ``--auth`` for how to authenticate with it."""
+def add_connection_string(parser: argparse.ArgumentParser, tls: bool = True) -> None:
+    """``--connection-string``/``-c``, ``--auth`` for how to authenticate with it, and (``tls``)
+    ``--ca-cert``/``--insecure`` for how to trust the relay."""
     parser.add_argument(
         "--connection-string",
         "-c",
@@ -37,6 +38,8 @@ def add_connection_string(parser: argparse.ArgumentParser) -> None:
         "($AZURE_CLIENT_ID picks a user-assigned one), azure-cli, workload-identity, environment "
         f"(default: ${ENV_AUTH}, else connection-string)",
     )
+    if not tls:
+        return
     parser.add_argument(
         "--ca-cert",
         "--cacert",

@@ -24,7 +24,9 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..exceptions import ConfigurationError
-from ._common import ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options
+from ._common import (
+    ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options,
+)
 
 NAME = "forward"
 HELP = "forward TCP ports and HTTP over hybrid connections (azbridge-compatible -L/-R/-H)"
@@ -34,7 +36,7 @@ RemoteSpec = Tuple[str, Optional[str], str, int]  # hybrid connection, port name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_connection_string(parser)
+    add_connection_string(parser, tls=False)  # forward's --insecure is about its -H web servers
     parser.add_argument(
         "-L",
         dest="local",
