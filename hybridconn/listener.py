@@ -155,8 +155,7 @@ class HybridConnectionListener(RelayEndpoint):
         self.stream_request_bodies = bool(stream_request_bodies)
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, connect_timeout=connect_timeout,
                              io_timeout=io_timeout, token_in_query=token_in_query, handshakes=HandshakeSet())
-        #: The callbacks; ``@listener.on_request`` and friends fill it.
-        self.hooks = Hooks()
+        self.hooks = Hooks()  #: The callbacks; ``@listener.on_request`` and friends fill it.
         self.last_error: Optional[BaseException] = None
         self._lock = threading.RLock()
         self._state = "new"
