@@ -24,9 +24,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..exceptions import ConfigurationError
-from ._common import (
-    ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options,
-)
+from ._common import ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options
 
 NAME = "forward"
 HELP = "forward TCP ports and HTTP over hybrid connections (azbridge-compatible -L/-R/-H)"
