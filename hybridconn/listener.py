@@ -69,8 +69,7 @@ class HybridConnectionListener(RelayEndpoint):
     :param ping_timeout: seconds without any frame after a ping before the channel is declared
         dead and replaced.
     :param retry_on_open: keep trying in ``open()`` instead of raising on 401/403/unreachable.
-    :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter``.
-    :param jitter: the random fraction (0 up to 1) added to or taken from each reconnect delay.
+    :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter`` (a fraction).
     :param subprotocols: WebSocket subprotocols this application speaks, in no order. A sender
         offering only others is rejected with 400; with none configured, every socket is accepted
         without a subprotocol (whatever the sender offered).
@@ -95,7 +94,6 @@ class HybridConnectionListener(RelayEndpoint):
         :data:`~hybridconn.connection.MAX_MESSAGE_SIZE`); a longer one closes it with 1009.
         None: no limit.
     :param name: names the listener's threads and log lines (default: ``path``).
-    :ivar last_error: the control channel's latest error (why it is offline or retrying), or None.
     """
 
     on_request = Hook("``@listener.on_request``: ``handler(request: RelayedRequest) -> RelayedResponse``, "
@@ -155,7 +153,8 @@ class HybridConnectionListener(RelayEndpoint):
         self.stream_request_bodies = bool(stream_request_bodies)
         self.dialer = Dialer(verify=check_verify(verify), proxy=proxy or None, connect_timeout=connect_timeout,
                              io_timeout=io_timeout, token_in_query=token_in_query, handshakes=HandshakeSet())
-        self.hooks = Hooks()  #: The callbacks; ``@listener.on_request`` and friends fill it.
+        #: The callbacks; ``@listener.on_request`` and friends fill it.
+        self.hooks = Hooks()
         self.last_error: Optional[BaseException] = None
         self._lock = threading.RLock()
         self._state = "new"
@@ -189,29 +188,24 @@ class HybridConnectionListener(RelayEndpoint):
 
     @property
     def io_timeout(self) -> float:
-        """Seconds a socket read or write may stall before the connection is given up."""
         return self.dialer.io_timeout
 
     @property
     def connect_timeout(self) -> float:
-        """Seconds a WebSocket handshake (control channel or rendezvous) may take."""
         return self.dialer.connect_timeout
 
     @property
     def backoff(self) -> Sequence[float]:
-        """The reconnect delays in seconds, the last one repeated (0, 1, 2, 5, 10, 30 by default)."""
         return self._control.backoff.schedule
 
     @property
     def jitter(self) -> float:
-        """The random fraction added to or taken from each reconnect delay."""
         return self._control.backoff.jitter
 
     # ------------------------------------------------------------------ state
 
     @property
     def is_online(self) -> bool:
-        """True while the control channel is up: requests and connections can arrive."""
         return self._online.is_set()
 
     @property
@@ -290,11 +284,9 @@ class HybridConnectionListener(RelayEndpoint):
     # ------------------------------------------------------------------ the channel's life (ChannelObserver)
 
     def channel_connecting(self) -> None:
-        """The control channel starts a connect attempt (called by it; runs ``on_connecting``)."""
         self.hooks.notify("on_connecting")
 
     def channel_online(self, link: Link) -> None:
-        """The control channel is up (called by it; runs ``on_online``)."""
         with self._lock:
             if self._state in ("draining", "closing", "closed"):
                 return
@@ -305,7 +297,6 @@ class HybridConnectionListener(RelayEndpoint):
         self.hooks.notify("on_online")
 
     def channel_offline(self, error: HybridConnectionError) -> None:
-        """The control channel went down with ``error`` (called by it; runs ``on_offline``)."""
         with self._lock:
             self._online.clear()
             if self._state in ("draining", "closing", "closed"):
@@ -315,7 +306,6 @@ class HybridConnectionListener(RelayEndpoint):
         self._report_offline(error)
 
     def channel_retrying(self, error: HybridConnectionError, attempt: int) -> None:
-        """A connect attempt failed with ``error``; attempt ``attempt`` follows after a back-off delay."""
         self.last_error = error
 
     def channel_failed(self, error: HybridConnectionError) -> None:

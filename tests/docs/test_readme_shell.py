@@ -28,6 +28,7 @@ NOT_YET_RUN = {
     "hybridconn token --auth azure-cli",
     "hybridconn forward -R hc1/db:127.0.0.1:5432",
     "hybridconn forward -L 15432:hc1/db",
+    "hybridconn forward -H hc1:http/localhost/grafana:3000",
 }
 
 
