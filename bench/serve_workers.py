@@ -140,7 +140,7 @@ def main() -> int:
     emulator, line = _start(
         [sys.executable, "-m", "hybridconn", "emulator", "--port", "0"], "HYBRIDCONN_CONNECTION_STRING="
     )
-    cs = line.split("=", 1)[1]
+    cs = line.split("=", 1)[1].strip().strip("'")  # export HYBRIDCONN_CONNECTION_STRING='...'
     cases = [("13 B, no work", "/small", 16), ("13 B, 2 ms of CPU in the handler", "/work?ms=2", 16),
              ("13 B, 5 ms of CPU in the handler", "/work?ms=5", 16)]
     results: Dict[str, Dict[int, List[Dict[str, Any]]]] = {name: {1: [], 2: []} for name, _, _ in cases}

@@ -9,7 +9,7 @@ calls. :mod:`hybridconn.emulator` runs the service side locally.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 from .auth import (
     CallableTokenProvider,
@@ -38,7 +38,7 @@ from .exceptions import (
     RelayConnectionError,
     RelayTimeoutError,
 )
-from .relayed import RelayedRequest, RelayedResponse
+from .relayed import RelayedRequest, RelayedResponse, ResponseRecord
 
 __version__ = "0.1.0"
 
@@ -57,6 +57,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .emulator import RelayEmulator
     from .listener import HybridConnectionListener
     from .wsgi import serve_wsgi
+
+
+def __dir__() -> List[str]:
+    """The module's names including the lazily loaded ones, for ``dir()``, ``pydoc`` and completion."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def __getattr__(name: str) -> Any:
@@ -91,6 +96,7 @@ __all__ = [
     "RelayTimeoutError",
     "RelayedRequest",
     "RelayedResponse",
+    "ResponseRecord",
     "SasAuth",
     "SharedAccessKeyTokenProvider",
     "StaticTokenProvider",

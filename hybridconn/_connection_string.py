@@ -63,6 +63,11 @@ class ConnectionString:
 
     @classmethod
     def parse(cls, text: str) -> "ConnectionString":
+        """Read ``Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...[;EntityPath=...]``.
+
+        :raises ConfigurationError: empty, malformed, an unknown part, or a combination of
+            credentials .NET's client refuses (the message never contains the key).
+        """
         if not isinstance(text, str) or not text.strip():
             raise ConfigurationError("connection string is empty")
         values: Dict[str, object] = {}

@@ -30,6 +30,7 @@ class TokenProvider:
     """Base class: ``get_token(audience) -> (token, expires_on)`` (unix seconds)."""
 
     def get_token(self, audience: str) -> Tuple[str, float]:  # pragma: no cover - abstract
+        """``(token, expires_on)`` for ``audience`` (the hybrid connection's URL); expires_on in unix seconds."""
         raise NotImplementedError
 
     def __call__(self, audience: str) -> Tuple[str, float]:
@@ -93,13 +94,16 @@ class StaticTokenProvider(TokenProvider):
 
     @property
     def expires_on(self) -> float:
+        """When the fixed token expires (unix seconds), read from its ``se=`` field."""
         return float(self._parsed.expiry)
 
     @property
     def renewable(self) -> bool:
+        """False: a fixed token cannot be renewed; a listener stops with an error when it expires."""
         return False
 
     def get_token(self, audience: str) -> Tuple[str, float]:
+        """The fixed token, whatever the audience, and its expiry."""
         return self._token, self.expires_on
 
     def __repr__(self) -> str:

@@ -2,8 +2,10 @@
 
 Each subcommand lives in its own module under :mod:`hybridconn.commands`,
 exposing ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors from the library become one clear line on stderr and a non-zero exit
-code; ``--debug`` shows the traceback instead.
+Every error - a bad command line included - becomes one line on stderr that
+names command-line options, and a documented exit code
+(:data:`hybridconn.commands._exit.EXIT_CODES`); ``--debug`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 from . import __version__
+from .commands import _exit
 from .exceptions import HybridConnectionError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -34,13 +37,27 @@ def _load(name: str) -> Optional[object]:
         raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (and exit code 2) instead of the usage text and a line."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(_exit.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _exit_codes_epilog() -> str:
+    rows = ", ".join(f"{code} {meaning}" for code, _, meaning in _exit.EXIT_CODES)
+    return f"exit codes: {rows}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``hybridconn`` parser with a subparser per available command."""
+    parser = _Parser(
         prog="hybridconn",
         description="Azure Relay Hybrid Connections from Python, with a local relay emulator.",
+        epilog=_exit_codes_epilog(),
     )
     parser.add_argument("--version", action="version", version=f"hybridconn {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v INFO, -vv DEBUG)")
     common.add_argument("--debug", action="store_true", help="show tracebacks and DEBUG logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -62,21 +79,22 @@ def _configure_logging(verbose: int, debug: bool) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``hybridconn ARGV...`` and return its exit code (one of ``_exit.EXIT_CODES``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
-        return 0
+        print(f"hybridconn: error: a COMMAND is needed: {', '.join(COMMANDS)} (see hybridconn --help)", file=sys.stderr)
+        return _exit.USAGE
     _configure_logging(args.verbose, args.debug)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
-        return 130
+        return _exit.INTERRUPTED
     except (HybridConnectionError, OSError) as exc:
         if args.debug:
             raise
-        print(f"hybridconn {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"hybridconn {args.command}: error: {_exit.cli_message(exc)}", file=sys.stderr)
+        return _exit.exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ listener's reject, :class:`~hybridconn.exceptions.ConnectionRejectedError`.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
@@ -44,7 +45,6 @@ from .addresses import Namespace, QueryArg, redact_url
 from .auth import SasAuth, TokenProvider, TokenProviderLike, as_token_provider
 from .connection import MAX_MESSAGE_SIZE, HybridConnection
 from .exceptions import (
-    ConfigurationError,
     ConnectionRejectedError,
     HybridConnectionError,
     ProtocolError,
@@ -62,6 +62,9 @@ DEFAULT_HTTP_TIMEOUT: Tuple[float, float] = (30.0, 70.0)
 
 # Statuses the relay refuses a connect handshake with; see the module docstring.
 _RELAY_HANDSHAKE_STATUSES = frozenset({401, 403, 404, 408, 500, 502, 503, 504})
+
+#: An HTTP method is a token (RFC 9110 section 5.6.2): a path such as "/x" in its place is a misplaced suffix.
+_METHOD = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 class HybridConnectionClient(RelayEndpoint):
@@ -85,6 +88,9 @@ class HybridConnectionClient(RelayEndpoint):
     :param session: a ``requests.Session`` to send HTTP through (for its
         adapters or pooling). Its ``auth`` is set; it is not closed by :meth:`close`.
     """
+
+    #: ``from_connection_string(cs, token_provider=None)`` makes an anonymous sender.
+    anonymous_allowed = True
 
     def __init__(
         self,
@@ -131,21 +137,22 @@ class HybridConnectionClient(RelayEndpoint):
 
     def connect(
         self,
+        suffix: str = "",
         headers: Optional[Mapping[str, str]] = None,
         subprotocols: Union[None, str, Sequence[str]] = None,
-        suffix: str = "",
         *,
         query: QueryArg = None,
         id: Optional[str] = None,
         timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
     ) -> HybridConnection:
-        """Open a relayed WebSocket to a listener.
+        """Open a relayed WebSocket to a listener: ``client.connect("/chat", headers={...})``.
 
+        :param suffix: a path after the hybrid connection's name (may end in
+            ``?query``); first, as in :meth:`request`.
         :param headers: extra handshake headers; the listener sees them (as its ``conn.headers``).
         :param subprotocols: offered ``Sec-WebSocket-Protocol`` values; the
             negotiated one is ``conn.subprotocol``.
-        :param suffix: a path after the hybrid connection's name (may end in ``?query``).
         :param query: application query parameters (no ``sb-hc-*``). It and the
             parameters after it are keyword-only.
         :param id: the tracking id (``sb-hc-id``) the listener sees; a new UUID by default.
@@ -159,7 +166,9 @@ class HybridConnectionClient(RelayEndpoint):
         :raises RelayTimeoutError: the handshake did not complete in time.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
         :raises ProtocolError: the listener chose a subprotocol that was not offered.
+        :raises TypeError: an argument of the wrong type (say, headers passed where the suffix goes).
         """
+        _check_connect_args(suffix, headers, subprotocols, id, timeout)
         connection_id = id or str(uuid.uuid4())
         suffix_path, text = _split_suffix(suffix, query)
         query_token, auth_header = self.dialer.place_token(self._token())
@@ -225,6 +234,8 @@ class HybridConnectionClient(RelayEndpoint):
         :raises RelayTimeoutError: the relay's 504, or no answer within ``timeout``.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
         """
+        if not isinstance(method, str) or not _METHOD.match(method):
+            raise TypeError(f"request() takes the HTTP method first (request('GET', '/path')), not {method!r:.40}")
         url = self.http_url(suffix)
         kwargs.setdefault("timeout", DEFAULT_HTTP_TIMEOUT)
         kwargs.setdefault("allow_redirects", False)
@@ -281,14 +292,41 @@ class HybridConnectionClient(RelayEndpoint):
         return SasAuth(self.token_provider, audience=self.audience)
 
 
+def _check_connect_args(
+    suffix: object, headers: object, subprotocols: object, id: object, timeout: object
+) -> None:
+    """TypeError naming the argument, so a misplaced one fails here and not deep inside the handshake."""
+    if isinstance(suffix, Mapping):
+        raise TypeError("connect() takes the path suffix first: connect(suffix, headers={...}), not a mapping")
+    _check_suffix(suffix)
+    if headers is not None and not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of names to values, not {type(headers).__name__}")
+    for name, value in (headers or {}).items():  # type: ignore[attr-defined]
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"headers must map str to str, not {type(name).__name__} to {type(value).__name__}")
+    offered = [subprotocols] if isinstance(subprotocols, str) else subprotocols
+    if offered is not None and (
+        not isinstance(offered, (list, tuple)) or not all(isinstance(item, str) for item in offered)
+    ):
+        raise TypeError("subprotocols must be a string or a list of strings")
+    if id is not None and not isinstance(id, str):
+        raise TypeError(f"id must be a string, not {type(id).__name__}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+
+
+def _check_suffix(suffix: object) -> None:
+    if not isinstance(suffix, str):
+        raise TypeError(f"suffix must be a string path such as '/chat', not {type(suffix).__name__}")
+
+
 def _split_suffix(suffix: str, query: QueryArg) -> Tuple[str, str]:
     """(path suffix, query text) from a suffix that may end in ``?query``, plus ``query``.
 
     The application's query is never rewritten (``?flag`` stays ``flag``, ``?a=1;b=2`` stays
     as written); ``query`` given as pairs or a mapping is form-encoded and appended.
     """
-    if not isinstance(suffix, str):
-        raise ConfigurationError("suffix must be a string")
+    _check_suffix(suffix)
     suffix_path, _, suffix_query = suffix.partition("?")
     parts = [text for text in (addresses.query_text(suffix_query), addresses.query_text(query)) if text]
     return suffix_path, "&".join(parts)

@@ -7,23 +7,22 @@
 
 Exit code 0 when the listener accepted the report, 1 otherwise, so the scheduler
 notices a failure. A listener that is briefly offline (reconnecting) is retried
-a few times. Without HYBRIDCONN_CONNECTION_STRING it starts an embedded relay
-emulator and a stand-in listener that prints what it receives.
+a few times. Without HYBRIDCONN_CONNECTION_STRING it says where to get one and
+exits 2 (try ``hybridconn listen --path reports --echo``, which prints the line to paste):
+a sender never starts a listener of its own, so "report sent" means a real listener got it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import platform
 import shutil
 import sys
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Optional
 
 import hybridconn
-from hybridconn.emulator import RelayEmulator
 
 ATTEMPTS = 3
 RETRY_DELAY = 2.0  # seconds between attempts while no listener is online
@@ -58,32 +57,24 @@ def send_report(cs: str, report: Dict[str, Any]) -> int:
     return 1
 
 
-@contextlib.contextmanager
-def relay_connection_string(name: str = "reports") -> Iterator[str]:
-    """$HYBRIDCONN_CONNECTION_STRING, or an embedded emulator with a stand-in listener."""
+def relay_connection_string() -> Optional[str]:
+    """$HYBRIDCONN_CONNECTION_STRING; without it, say where to get one (a sender never fakes its listener)."""
     given = os.environ.get("HYBRIDCONN_CONNECTION_STRING")
-    if given:
-        yield given
-        return
-    with RelayEmulator(hybrid_connections=[name]) as relay:
-        cs = relay.connection_string(name)
-        listener = hybridconn.HybridConnectionListener.from_connection_string(cs)
-
-        @listener.on_request
-        def receive(request: hybridconn.RelayedRequest) -> hybridconn.RelayedResponse:
-            print(f"stand-in listener received: {request.json()}")
-            return hybridconn.RelayedResponse(status=201, body=b"stored\n")
-
-        listener.open(timeout=30)
-        try:
-            yield cs
-        finally:
-            listener.close()
+    if not given:
+        print(
+            "HYBRIDCONN_CONNECTION_STRING is not set: run `hybridconn listen --path reports --echo` "
+            "in another terminal and paste "
+            "the export line it prints, or export your namespace's connection string",
+            file=sys.stderr,
+        )
+    return given or None
 
 
 def main() -> int:
-    with relay_connection_string() as cs:
-        return send_report(cs, build_report())
+    cs = relay_connection_string()
+    if cs is None:
+        return 2
+    return send_report(cs, build_report())
 
 
 if __name__ == "__main__":

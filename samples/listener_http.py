@@ -32,7 +32,7 @@ def relay_connection_string(name: str = "hc1") -> Iterator[str]:
         return
     with RelayEmulator(hybrid_connections=[name]) as relay:
         cs = relay.connection_string(name)
-        print(f"embedded relay emulator; senders use:\nHYBRIDCONN_CONNECTION_STRING='{cs}'", flush=True)
+        print(f"embedded relay emulator; senders use:\nexport HYBRIDCONN_CONNECTION_STRING='{cs}'", flush=True)
         yield cs
 
 

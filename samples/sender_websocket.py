@@ -2,19 +2,18 @@
 
     HYBRIDCONN_CONNECTION_STRING='Endpoint=sb://...;EntityPath=hc1' python samples/sender_websocket.py
 
-Without HYBRIDCONN_CONNECTION_STRING it starts an embedded relay emulator and a
-stand-in echo listener, so it runs on its own.
+Without HYBRIDCONN_CONNECTION_STRING it says where to get one and exits 2: start
+samples/listener_websocket.py first (it prints the line to paste). A sender never starts a
+listener of its own, so a reply always comes from a real listener.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import Iterator
+from typing import Optional
 
 import hybridconn
-from hybridconn.emulator import RelayEmulator
 
 
 def echo(conn: hybridconn.HybridConnection) -> None:
@@ -22,38 +21,34 @@ def echo(conn: hybridconn.HybridConnection) -> None:
         conn.send(message)
 
 
-@contextlib.contextmanager
-def relay_connection_string(name: str = "hc1") -> Iterator[str]:
-    """$HYBRIDCONN_CONNECTION_STRING, or an embedded emulator with a stand-in echo listener."""
+def relay_connection_string() -> Optional[str]:
+    """$HYBRIDCONN_CONNECTION_STRING; without it, say where to get one (a sender never fakes its listener)."""
     given = os.environ.get("HYBRIDCONN_CONNECTION_STRING")
-    if given:
-        yield given
-        return
-    with RelayEmulator(hybrid_connections=[name]) as relay:
-        cs = relay.connection_string(name)
-        listener = hybridconn.HybridConnectionListener.from_connection_string(cs)
-        listener.on_connection(echo)
-        listener.open(timeout=30)
-        try:
-            yield cs
-        finally:
-            listener.close()
+    if not given:
+        print(
+            "HYBRIDCONN_CONNECTION_STRING is not set: run samples/listener_websocket.py in another terminal and paste "
+            "the export line it prints, or export your namespace's connection string",
+            file=sys.stderr,
+        )
+    return given or None
 
 
 def main() -> int:
-    with relay_connection_string() as cs:
-        client = hybridconn.HybridConnectionClient.from_connection_string(cs)
-        try:
-            conn = client.connect(headers={"X-Sample": "sender_websocket"}, suffix="/chat", timeout=30)
-        except (hybridconn.EndpointNotFoundError, hybridconn.ListenerUnavailableError):
-            print("no listener is online: start samples/listener_websocket.py first", file=sys.stderr)
-            return 1
-        with conn:  # closes with 1000 at the end of the block
-            for text in ("hello", "relay", "bye"):
-                conn.send(text)
-                print(f"sent {text!r}, got {conn.recv(timeout=30)!r}")
-            conn.send(b"\x00\x01binary")
-            print(f"binary round trip: {conn.recv(timeout=30)!r}")
+    cs = relay_connection_string()
+    if cs is None:
+        return 2
+    client = hybridconn.HybridConnectionClient.from_connection_string(cs)
+    try:
+        conn = client.connect("/chat", headers={"X-Sample": "sender_websocket"}, timeout=30)
+    except (hybridconn.EndpointNotFoundError, hybridconn.ListenerUnavailableError):
+        print("no listener is online: start samples/listener_websocket.py first", file=sys.stderr)
+        return 1
+    with conn:  # closes with 1000 at the end of the block
+        for text in ("hello", "relay", "bye"):
+            conn.send(text)
+            print(f"sent {text!r}, got {conn.recv(timeout=30)!r}")
+        conn.send(b"\x00\x01binary")
+        print(f"binary round trip: {conn.recv(timeout=30)!r}")
     return 0
 
 

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import settings
 
 from hybridconn.emulator import RelayEmulator
+from tests.support import interop_setup
 from tests.support.measure import live_hybridconn_threads, open_sockets
 from tests.support.processes import ChildProcess, StartProcess
 from tests.support.proxy import ConnectProxy
@@ -35,6 +36,8 @@ if os.environ.get("CI"):
 LEAK_GRACE = 5.0  # seconds a thread or socket may take to wind down after a test
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 TESTS = Path(__file__).resolve().parent
+_INTEROP_REPORT = pytest.StashKey[str]()
+_INTEROP_ITEMS = pytest.StashKey[int]()
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +106,21 @@ def start_process() -> Iterator[StartProcess]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_leaks: skip the leak check (for tests of the checker itself)")
+    # Before any interop module is imported: tests.support.node_peers decides to skip at import time.
+    report = interop_setup.prepare(config.args, Path(str(config.invocation_params.dir)))
+    if report:
+        config.stash[_INTEROP_REPORT] = report
+        print(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say loudly when the interop tests could not run: a skip must not pass for a pass."""
+    report = config.stash.get(_INTEROP_REPORT, None)
+    if report:
+        terminalreporter.write_line(report)
+    line = interop_setup.not_run_line(config.stash.get(_INTEROP_ITEMS, 0))
+    if line:
+        terminalreporter.write_sep("!", line, red=True, bold=True)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
@@ -114,6 +132,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """Long ``stress`` runs only when asked for (``-m stress``); deselected, not skipped, otherwise."""
+    config.stash[_INTEROP_ITEMS] = sum(1 for item in items if interop_setup.INTEROP_DIR in Path(str(item.path)).parents)
     if "stress" in (config.getoption("-m") or ""):
         return
     keep = [item for item in items if item.get_closest_marker("stress") is None]

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from ..auth import ConnectionString
 from ..exceptions import ConfigurationError
-from ._common import ENV_CONNECTION_STRING, connection_string_from, credential_options
+from ._common import ENV_CONNECTION_STRING, connection_string_from, credential_options, tls_options
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def given_relay(args: argparse.Namespace) -> Optional[Relay]:
     parsed = ConnectionString.parse(text)
     path = parsed.resolve_path(getattr(args, "path", None))
     where = f"namespace {parsed.namespace.authority}, hybrid connection {path!r}"
-    return Relay(text, path, False, where, credential_options(args))
+    return Relay(text, path, False, where, {**credential_options(args), **tls_options(args)})
 
 
 def required_relay(args: argparse.Namespace) -> Relay:

@@ -5,7 +5,9 @@ each message received is written to stdout, one per line. At the end of stdin
 the replies still coming are printed until none has arrived for ``--linger``
 seconds (or the listener closes), then the connection is closed with 1000;
 the exit code is 0 for a clean close. So ``echo hi | hybridconn connect``
-prints the listener's answer.
+prints the listener's answer. A listener that closes first with anything but
+1000 (1001 when it shuts down, 1006 when the connection is lost) ends the
+command with one line on stderr and exit code 56 (``_exit.CLOSED``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from typing import Any, Dict, List, Optional
 
 from ..exceptions import ConfigurationError, ConnectionClosed, HybridConnectionError
+from . import _exit
 from ._common import add_connection_string
 from ._relay import add_path, required_relay
 
@@ -76,12 +79,15 @@ class Session:
         self.stdin_ended: threading.Event = threading.Event()
         self.wake: threading.Event = threading.Event()  # set when either side ends
         self.error: Optional[BaseException] = None
+        #: The listener closed the connection while stdin was still open.
+        self.closed_first = False
 
     def receive(self) -> None:
         try:
             for message in self.conn:
                 _write(message)
                 self.activity.set()
+            self.closed_first = not self.stdin_ended.is_set()
         except HybridConnectionError as exc:
             if not self.stdin_ended.is_set():
                 self.error = exc
@@ -130,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
 
     relay = required_relay(args)
     headers = parse_headers(args.header)
-    client = hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string, path=relay.path,
-                                                                     **relay.options)
+    client = hybridconn.HybridConnectionClient.from_connection_string(
+        relay.connection_string, path=relay.path, **relay.options
+    )
     with client:
-        conn = client.connect(headers=headers or None, suffix=args.suffix, timeout=args.timeout)
+        conn = client.connect(args.suffix, headers or None, timeout=args.timeout)
     if args.verbose:
         print(f"hybridconn connect: connected to {relay.description} id={conn.id}", file=sys.stderr)
     session = Session(conn, args.binary, args.linger)
@@ -141,14 +148,21 @@ def run(args: argparse.Namespace) -> int:
         session.run()
     except KeyboardInterrupt:
         conn.close(1001, "interrupted", timeout=2.0)
-        return 130
-    code = conn.close_code
+        return _exit.INTERRUPTED
+    return _outcome(session, conn.close_code, conn.close_reason, args.verbose)
+
+
+def _outcome(session: Session, code: Optional[int], reason: str, verbose: int) -> int:
+    """The exit code, and a line on stderr unless the connection ended as the user ended it."""
     if session.error is not None:
-        print(f"hybridconn connect: error: {session.error}", file=sys.stderr)
-        return 1
-    if code not in (None, 1000, 1001, 1005):
-        print(f"hybridconn connect: closed by the listener: {code} {conn.close_reason}".rstrip(), file=sys.stderr)
-        return 1
-    if args.verbose:
+        print(f"hybridconn connect: error: {_exit.cli_message(session.error)}", file=sys.stderr)
+        return _exit.exit_code_for(session.error)
+    if code not in (None, 1000, 1005) and (session.closed_first or code != 1001):
+        # 1001 after the end of stdin is the listener's answer to our own close; before it, it went away.
+        print(
+            f"hybridconn connect: error: the listener closed the connection: {code} {reason}".rstrip(), file=sys.stderr
+        )
+        return _exit.CLOSED
+    if verbose:
         print(f"hybridconn connect: closed ({code})", file=sys.stderr)
-    return 0
+    return _exit.OK

@@ -1,8 +1,8 @@
 """``hybridconn emulator``: run the local relay emulator until Ctrl-C.
 
-Prints one ``HYBRIDCONN_CONNECTION_STRING=...`` line per hybrid connection on
-stdout (easy to ``eval`` or to grep from a test), then logs requests and
-listeners on stderr.
+Prints one ``export HYBRIDCONN_CONNECTION_STRING='...'`` line per hybrid
+connection on stdout (ready to paste into a shell, easy to grep from a test),
+then logs requests and listeners on stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional
 
 from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
 from ..emulator.fidelity import PROFILE_VARIABLE, PROFILES, Fidelity, from_environment, profile
-from ._common import ENV_CONNECTION_STRING
+from ..exceptions import ConfigurationError
+from ._common import ENV_CA_CERT, export_line, listen_error, port_number
 
 NAME = "emulator"
 HELP = "run a local Azure Relay Hybrid Connections emulator"
@@ -29,7 +30,7 @@ log: logging.Logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})"
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--hybrid-connection", "--hc", dest="hybrid_connections", action="append", metavar="NAME",
@@ -70,16 +71,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_fidelity_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fidelity", "which service behaviours to imitate (hybridconn.emulator.fidelity)")
-    group.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                       help=f"a set of behaviours (default: ${PROFILE_VARIABLE}, else default)")
-    group.add_argument("--on-ping", choices=("answer", "close"), default=None,
-                       help="a listener's Ping on the control channel: answer it, or drop the channel")
-    group.add_argument("--idle-timeout", type=float, default=None, metavar="S",
-                       help="drop a listener socket idle this long (0: never; default 250, as azure-relay #33)")
-    group.add_argument("--service-pong-interval", type=float, default=None, metavar="S",
-                       help="send the service's unsolicited Pong this often (0: never; default 210)")
-    group.add_argument("--restart-interval", type=float, default=None, metavar="S",
-                       help="close control channels with 1011 NameRenewalFailed this often (default: never)")
+    group.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help=f"a set of behaviours (default: ${PROFILE_VARIABLE}, else default)",
+    )
+    group.add_argument(
+        "--on-ping",
+        choices=("answer", "close"),
+        default=None,
+        help="a listener's Ping on the control channel: answer it, or drop the channel",
+    )
+    group.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="drop a listener socket idle this long (0: never; default 250, as azure-relay #33)",
+    )
+    group.add_argument(
+        "--service-pong-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="send the service's unsolicited Pong this often (0: never; default 210)",
+    )
+    group.add_argument(
+        "--restart-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="close control channels with 1011 NameRenewalFailed this often (default: never)",
+    )
 
 
 def fidelity_from(args: argparse.Namespace) -> Fidelity:
@@ -99,7 +123,7 @@ def _tls(args: argparse.Namespace) -> Any:
     if args.tls_self_signed:
         return "self-signed"
     if bool(args.tls_certfile) != bool(args.tls_keyfile):
-        raise SystemExit("hybridconn emulator: --tls-certfile and --tls-keyfile go together")
+        raise ConfigurationError("--tls-certfile and --tls-keyfile go together")
     return (args.tls_certfile, args.tls_keyfile) if args.tls_certfile else None
 
 
@@ -127,8 +151,11 @@ def _check_exposure(args: argparse.Namespace) -> None:
             "who can reach this port could listen and send. Pass --key with a key of your own "
             "(e.g. `openssl rand -base64 32`), or --allow-dev-key if that is really what you want."
         )
-    log.warning("serving on %s with the published development key (--allow-dev-key): anyone who can reach "
-                "this port can listen and send", args.host)
+    log.warning(
+        "serving on %s with the published development key (--allow-dev-key): anyone who can reach "
+        "this port can listen and send",
+        args.host,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,12 +180,15 @@ def run(args: argparse.Namespace) -> int:
         emulator_log.setLevel(logging.INFO)
     stop = threading.Event()
     previous = _on_sigterm(stop)
-    relay.start()
+    try:
+        relay.start()
+    except OSError as exc:
+        raise listen_error(exc, args.host, args.port) from exc
     try:
         for name in relay.hybrid_connections:
-            print(f"{ENV_CONNECTION_STRING}={relay.connection_string(name)}", flush=True)
+            print(export_line(relay.connection_string(name)), flush=True)
         if relay.certificate_path:
-            print(f"HYBRIDCONN_CA_CERT={relay.certificate_path}", flush=True)
+            print(export_line(relay.certificate_path, ENV_CA_CERT), flush=True)
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ RemoteSpec = Tuple[str, Optional[str], str, int]  # hybrid connection, port name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_connection_string(parser)
+    add_connection_string(parser, tls=False)  # forward's --insecure is about its -H web servers
     parser.add_argument(
         "-L",
         dest="local",

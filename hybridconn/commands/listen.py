@@ -18,7 +18,8 @@ from types import FrameType
 from typing import Any, Optional
 
 from ..relayed import RelayedRequest, RelayedResponse
-from ._common import ENV_CONNECTION_STRING, add_connection_string
+from . import _exit
+from ._common import add_connection_string, export_line
 from ._relay import add_path, relay_or_emulator
 
 NAME = "listen"
@@ -133,16 +134,18 @@ def run(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     handlers = Listening(args)
     with relay_or_emulator(args, DEFAULT_PATH) as relay:
-        listener = hybridconn.HybridConnectionListener.from_connection_string(relay.connection_string, path=relay.path,
-                                                                         **relay.options)
+        listener = hybridconn.HybridConnectionListener.from_connection_string(
+            relay.connection_string, path=relay.path, **relay.options
+        )
         listener.on_request(handlers.on_request)
         listener.on_connection(handlers.on_connection)
+        interrupted = False
         try:
             listener.open(timeout=args.timeout)
             print(f"hybridconn listen: online on {relay.description}", file=sys.stderr)
             if relay.embedded:
                 # The emulator's key is a fixed development key, so showing it is safe and useful.
-                print(f"  {ENV_CONNECTION_STRING}='{relay.connection_string}'", file=sys.stderr)
+                print(f"  {export_line(relay.connection_string)}", file=sys.stderr)
             print(
                 "  Ctrl-C to stop" + (" (or one request or connection with --once)" if args.once else ""),
                 file=sys.stderr,
@@ -150,11 +153,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             _wait(handlers.done, listener)
         except KeyboardInterrupt:
-            pass
+            interrupted = True
         finally:
             listener.close(timeout=10)
         error: Optional[BaseException] = getattr(listener, "last_error", None)
-    if not handlers.done.is_set() and error is not None and args.once:
-        print(f"hybridconn listen: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    # Stopped neither by Ctrl-C nor by --once: the listener gave up (a 404, say), and that is a failure.
+    if not handlers.done.is_set() and not interrupted and error is not None:
+        print(f"hybridconn listen: error: {_exit.cli_message(error)}", file=sys.stderr)
+        return _exit.exit_code_for(error)
+    return _exit.OK

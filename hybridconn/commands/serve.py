@@ -34,7 +34,7 @@ from ..exceptions import ConfigurationError
 from ..serving.app import check_app, load_app
 from ..serving.settings import BY_NAME, GROUPS, SETTINGS, ServeConfig
 from ..serving.sources import describe, resolve
-from ._common import ENV_CONNECTION_STRING
+from ._common import export_line
 from ._relay import Relay
 
 __all__ = ["NAME", "HELP", "add_arguments", "run", "serve", "load_app", "DEFAULT_PATH"]
@@ -108,6 +108,9 @@ def serve(config: ServeConfig, reload: Optional[Callable[[], ServeConfig]] = Non
         raise ConfigurationError("no application: give MODULE:APP (e.g. mysite.wsgi:application), "
                                  "or app/wsgi_app in the config file, or $HYBRIDCONN_APP")
     check_app(config.app)
+    from ..serving.worker import relay_options
+
+    relay_options(config)  # a bad --auth or --ca-cert stops us here, in one line, not in every worker
     if config.preload or config.check_config:
         load_app(config.app)  # gunicorn's --preload imports in the arbiter: import errors stop us here
     if config.metrics:
@@ -185,7 +188,7 @@ def _announce(config: ServeConfig, relay: Relay) -> None:
             ttl=EMULATOR_TOKEN_TTL,
         )
         out.write(f"  Try it: curl -H {shlex.quote('ServiceBusAuthorization: ' + token)} {url}\n")
-        out.write(f"  Connection string: {ENV_CONNECTION_STRING}={shlex.quote(relay.connection_string)}\n")
+        out.write(f"  Connection string: {export_line(relay.connection_string)}\n")
     else:
         # A real namespace's token is a credential: show how to make one, not one.
         out.write(f'  Try it: curl -H "ServiceBusAuthorization: $(hybridconn token {relay.path})" {url}\n')

@@ -268,6 +268,7 @@ class RelayEmulator:
 
     @property
     def secure(self) -> bool:
+        """True when it serves wss/https (``tls=``)."""
         return self._tls_option is not None
 
     @property
@@ -282,6 +283,7 @@ class RelayEmulator:
 
     @property
     def http_base(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS): where senders' HTTP requests go."""
         return f"{'https' if self.secure else 'http'}://{self._connect_host}:{self.port}"
 
     @property
@@ -325,6 +327,7 @@ class RelayEmulator:
 
     @property
     def hybrid_connections(self) -> List[str]:
+        """The names of the hybrid connections it has, in the order they were created."""
         return self._registry.entity_names()
 
     def _entity(self, name: str) -> Entity:

@@ -17,8 +17,17 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ..exceptions import ConfigurationError
 from ..protocol import MAX_LISTENERS
 
-__all__ = ["Setting", "SETTINGS", "BY_NAME", "ServeConfig", "GROUPS", "DEFAULT_ACCESS_LOGFORMAT", "ENV_PREFIX",
-           "LOG_LEVELS", "parse_bool"]
+__all__ = [
+    "Setting",
+    "SETTINGS",
+    "BY_NAME",
+    "ServeConfig",
+    "GROUPS",
+    "DEFAULT_ACCESS_LOGFORMAT",
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "parse_bool",
+]
 
 ENV_PREFIX = "HYBRIDCONN_"
 
@@ -143,6 +152,34 @@ SETTINGS: Tuple[Setting, ...] = (
         "hybrid connection name (default: the connection string's EntityPath, or hc1 on an embedded emulator)",
         flags=("--path",),
         metavar="NAME",
+    ),
+    Setting(
+        "auth",
+        "Relay",
+        _optional_text,
+        None,
+        "how the workers authenticate: connection-string (the default), or a Microsoft Entra ID credential "
+        "(default, managed-identity, azure-cli, workload-identity, environment), as for the other commands",
+        flags=("--auth",),
+        metavar="MODE",
+    ),
+    Setting(
+        "ca_cert",
+        "Relay",
+        _optional_text,
+        None,
+        "trust this CA bundle (PEM) for wss/https, e.g. the TLS emulator's certificate",
+        flags=("--ca-cert", "--cacert"),
+        metavar="FILE",
+    ),
+    Setting(
+        "insecure",
+        "Relay",
+        parse_bool,
+        False,
+        "do not verify the relay's TLS certificate (test relays only)",
+        flags=("--insecure", "-k"),
+        is_flag=True,
     ),
     Setting(
         "open_timeout",
@@ -348,6 +385,9 @@ class ServeConfig:
     app: Optional[str] = None
     connection_string: Optional[str] = field(default=None, repr=False)
     path: Optional[str] = None
+    auth: Optional[str] = None
+    ca_cert: Optional[str] = None
+    insecure: bool = False
     open_timeout: float = 30.0
     config: Optional[str] = None
     check_config: bool = False
@@ -370,8 +410,9 @@ class ServeConfig:
     sources: Dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_values(cls, values: Dict[str, Any], sources: Dict[str, str],
-                    flags: Optional[Dict[str, str]] = None) -> "ServeConfig":
+    def from_values(
+        cls, values: Dict[str, Any], sources: Dict[str, str], flags: Optional[Dict[str, str]] = None
+    ) -> "ServeConfig":
         """Check every value with its setting's parser; a bad one is a ConfigurationError naming where it
         was given: the option as typed (``flags``), the environment variable, or the config file."""
         checked: Dict[str, Any] = {}
@@ -386,4 +427,3 @@ class ServeConfig:
     def as_dict(self) -> Dict[str, Any]:
         """The settings as a plain dict (for passing to worker processes)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
-

@@ -18,6 +18,7 @@ relay settings): the arbiter stops instead of restarting it in a loop.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import random
@@ -91,11 +92,20 @@ class Stop:
         (self.now if self.graceful.is_set() else self.graceful).set()
 
 
+def relay_options(config: ServeConfig) -> Dict[str, Any]:
+    """``credential=`` for --auth and ``verify=`` for --ca-cert/--insecure, as the other commands build them."""
+    from ..commands._common import credential_options, tls_options
+
+    settings = argparse.Namespace(auth=config.auth, ca_cert=config.ca_cert, insecure=config.insecure)
+    return {**credential_options(settings), **tls_options(settings)}
+
+
 def _build(config: ServeConfig, worker_id: int) -> HybridConnectionListener:
     assert config.app is not None and config.connection_string is not None
     app = load_app(config.app)
     listener = HybridConnectionListener.from_connection_string(
-        config.connection_string, path=config.path, max_workers=config.threads, name=f"{config.path}.w{worker_id}")
+        config.connection_string, path=config.path, max_workers=config.threads, name=f"{config.path}.w{worker_id}",
+        **relay_options(config))
     serve_wsgi(app, listener)
     return listener
 

@@ -69,14 +69,14 @@ def test_senders_need_a_connection_string(
     argv: List[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("HYBRIDCONN_CONNECTION_STRING", raising=False)
-    assert main(argv) == 1
+    assert main(argv) == 2  # usage
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no connection string" in err and "HYBRIDCONN_CONNECTION_STRING" in err
 
 
-def test_no_listener_is_one_line_and_exit_1_and_debug_shows_the_traceback(relay_connection_string: str) -> None:
+def test_no_listener_is_one_line_and_exit_11_and_debug_shows_the_traceback(relay_connection_string: str) -> None:
     result = run_cli(["request", "GET", "/"], child_env(relay_connection_string))
-    assert result.returncode == 1
+    assert result.returncode == 11  # no listener online
     assert result.stdout == ""
     assert result.stderr.startswith("hybridconn request: error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
@@ -109,12 +109,51 @@ def test_request_reads_data_from_a_file_and_stdin(
 ) -> None:
     payload = b"0123456789abcdef" * 6400  # 100 kB: goes by rendezvous
     (tmp_path / "body.bin").write_bytes(payload)
-    assert main(["request", "PUT", "/file", "-d", f"@{tmp_path / 'body.bin'}", "-c", relay_connection_string]) == 0
+    assert (
+        main(["request", "PUT", "/file", "--data-binary", f"@{tmp_path / 'body.bin'}", "-c", relay_connection_string])
+        == 0
+    )
     capsys.readouterr()
     assert recorder.requests[-1].body == payload
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"from stdin")))
     assert main(["request", "POST", "/stdin", "-d", "@-", "-c", relay_connection_string]) == 0
     assert capsys.readouterr().out == "from stdin"
+
+
+@pytest.mark.parametrize(
+    "options, body, content_type",
+    [
+        (["-d", "name=Ada"], b"name=Ada", "application/x-www-form-urlencoded"),
+        (["-d", "a=1", "-d", "b=2"], b"a=1&b=2", "application/x-www-form-urlencoded"),
+        (["--data-binary", "raw\nbytes"], b"raw\nbytes", "application/octet-stream"),
+        (["--json", '{"n": 1}'], b'{"n": 1}', "application/json"),
+        (["-d", "x=1", "-H", "Content-Type: text/plain"], b"x=1", "text/plain"),
+    ],
+)
+def test_request_body_options_follow_curl(
+    recorder: Recorder,
+    relay_connection_string: str,
+    capsys: pytest.CaptureFixture[str],
+    options: List[str],
+    body: bytes,
+    content_type: str,
+) -> None:
+    assert main(["request", "POST", "/form", *options, "-c", relay_connection_string]) == 0
+    capsys.readouterr()
+    request = recorder.requests[-1]
+    assert request.body == body
+    assert request.headers["Content-Type"] == content_type
+    if "--json" in options:
+        assert request.headers["Accept"] == "application/json"
+
+
+def test_request_form_data_from_a_file_drops_line_breaks_as_curl_does(
+    recorder: Recorder, relay_connection_string: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "form.txt").write_bytes(b"name=Ada\r\n&lang=en\n")
+    assert main(["request", "POST", "/form", "-d", f"@{tmp_path / 'form.txt'}", "-c", relay_connection_string]) == 0
+    capsys.readouterr()
+    assert recorder.requests[-1].body == b"name=Ada&lang=en"
 
 
 def test_request_status_goes_to_stderr_with_verbose_and_fail_sets_the_exit_code(
@@ -133,7 +172,7 @@ def test_request_status_goes_to_stderr_with_verbose_and_fail_sets_the_exit_code(
 
 
 def test_request_rejects_a_malformed_header(relay_connection_string: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["request", "GET", "/", "-H", "no colon here", "-c", relay_connection_string]) == 1
+    assert main(["request", "GET", "/", "-H", "no colon here", "-c", relay_connection_string]) == 2
     assert "is not 'Name: value'" in capsys.readouterr().err
 
 
@@ -163,7 +202,7 @@ def test_connect_binary_mode(recorder: Recorder, relay_connection_string: str) -
 
 def test_connect_without_a_listener_fails_in_one_line(relay_connection_string: str) -> None:
     result = run_cli(["connect", "--timeout", "10"], child_env(relay_connection_string), stdin="x\n")
-    assert result.returncode == 1
+    assert result.returncode == 10  # the relay's 404: for a WebSocket, also "no listener"
     assert result.stderr.startswith("hybridconn connect: error: ") and result.stderr.count("\n") == 1
 
 
@@ -192,8 +231,7 @@ def test_listen_echo_prints_and_answers_a_request(
 
 def test_listen_on_an_embedded_emulator_serves_connect(start_process: StartProcess) -> None:
     listen = start_process(["-m", "hybridconn", "listen", "--echo", "--once"], child_env(), merge_stderr=True)
-    line = listen.wait_for("HYBRIDCONN_CONNECTION_STRING=")
-    cs = line.split("=", 1)[1].strip().strip("'")
+    cs = listen.connection_string()  # the printed line, pasted into sh
     assert "UseDevelopmentEmulator=true" in cs
     listen.wait_for("Ctrl-C to stop")
     result = run_cli(["connect"], child_env(cs), stdin="one\ntwo\n")

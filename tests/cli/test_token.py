@@ -68,7 +68,7 @@ def test_errors_are_one_line_on_stderr(
 ) -> None:
     monkeypatch.delenv("HYBRIDCONN_CONNECTION_STRING", raising=False)
     code, out, err = run_cli(capsys, *argv)
-    assert code == 1
+    assert code == 2  # usage: hybridconn.commands._exit.USAGE
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hybridconn token: error:"), err

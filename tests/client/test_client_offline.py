@@ -74,14 +74,22 @@ def test_relay_query_names_are_refused() -> None:
 def test_from_connection_string() -> None:
     cs = "Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=send;SharedAccessKey=k;EntityPath=hc1;UseDevelopmentEmulator=true"
     client = HybridConnectionClient.from_connection_string(cs, token_ttl=60, proxy="http://127.0.0.1:3128")
-    assert (client.path, client.http_url(), client.proxy) == ("hc1", "http://127.0.0.1:9350/hc1", "http://127.0.0.1:3128")
+    assert (client.path, client.http_url(), client.proxy) == (
+        "hc1",
+        "http://127.0.0.1:9350/hc1",
+        "http://127.0.0.1:3128",
+    )
     assert isinstance(client.token_provider, SharedAccessKeyTokenProvider) and client.token_provider.ttl == 60
     parsed = ConnectionString.parse(cs.replace(";EntityPath=hc1", ""))
     assert HybridConnectionClient.from_connection_string(parsed, path="other").path == "other"
     with pytest.raises(ConfigurationError):
         HybridConnectionClient.from_connection_string(cs, path="other")
-    anonymous = HybridConnectionClient.from_connection_string("Endpoint=sb://ns.example/;EntityPath=hc1")
+    anonymous = HybridConnectionClient.from_connection_string(
+        "Endpoint=sb://ns.example/;EntityPath=hc1", token_provider=None
+    )
     assert anonymous.token_provider is None
+    with pytest.raises(ConfigurationError, match="no SharedAccessKeyName and SharedAccessKey"):
+        HybridConnectionClient.from_connection_string("Endpoint=sb://ns.example/;EntityPath=hc1")
 
 
 def test_bad_options_are_configuration_errors(tmp_path: object) -> None:

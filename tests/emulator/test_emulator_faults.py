@@ -163,8 +163,8 @@ def test_cli_prints_connection_strings_and_stops_on_ctrl_c() -> None:
     )
     try:
         lines = [process.stdout.readline().strip() for _ in range(2)]  # type: ignore[union-attr]
-        assert all(line.startswith("HYBRIDCONN_CONNECTION_STRING=Endpoint=sb://127.0.0.1:") for line in lines)
-        assert lines[0].endswith("EntityPath=a;UseDevelopmentEmulator=true") and "EntityPath=b" in lines[1]
+        assert all(line.startswith("export HYBRIDCONN_CONNECTION_STRING='Endpoint=sb://127.0.0.1:") for line in lines)
+        assert lines[0].endswith("EntityPath=a;UseDevelopmentEmulator=true'") and "EntityPath=b" in lines[1]
         port = int(lines[0].split("127.0.0.1:")[1].split("/")[0])
         tok = generate_sas_token(f"http://127.0.0.1:{port}/a", DEFAULT_KEY_NAME, "k1", 60)
         ws = open_ws(f"ws://127.0.0.1:{port}/$hc/a?sb-hc-action=listen", [f"ServiceBusAuthorization: {tok}"])

@@ -47,7 +47,7 @@ def test_cli_needs_a_spec_and_a_connection_string(
 ) -> None:
     monkeypatch.delenv("HYBRIDCONN_CONNECTION_STRING", raising=False)
     assert main(["forward"]) == 2
-    assert main(["forward", "-L", "2222:hc"]) == 1
+    assert main(["forward", "-L", "2222:hc"]) == 2  # usage: hybridconn.commands._exit.USAGE
     assert "connection string" in capsys.readouterr().err
 
 

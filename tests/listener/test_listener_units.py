@@ -427,5 +427,5 @@ def test_client_connect_takes_everything_after_suffix_by_keyword() -> None:
 
     parameters = inspect.signature(HybridConnectionClient.connect).parameters
     assert [p for p in parameters if parameters[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == [
-        "self", "headers", "subprotocols", "suffix"]
+        "self", "suffix", "headers", "subprotocols"]  # the suffix first, as in request() (issue 19)
     assert all(parameters[p].kind is inspect.Parameter.KEYWORD_ONLY for p in ("query", "id", "timeout"))

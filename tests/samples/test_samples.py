@@ -6,6 +6,8 @@ import json
 import signal
 import textwrap
 
+import pytest
+
 from tests.support.processes import SAMPLES, StartProcess, child_env, run_python
 
 COVERED = {
@@ -24,24 +26,32 @@ def test_every_sample_is_covered_here() -> None:
     assert present == COVERED, "add a test for each new sample (and list it in COVERED)"
 
 
-def test_sender_http_runs_on_its_own() -> None:
-    result = run_python(["samples/sender_http.py", "Grace"], child_env())
+@pytest.mark.parametrize(
+    "sample, advice",
+    [
+        ("sender_http.py", "run samples/listener_http.py"),
+        ("sender_websocket.py", "run samples/listener_websocket.py"),
+        ("cron_job.py", "run `hybridconn listen --path reports --echo`"),
+    ],
+)
+def test_a_sender_without_a_connection_string_never_talks_to_itself(sample: str, advice: str) -> None:
+    # Issue 19, item 4: a sender that started its own stand-in listener printed success.
+    result = run_python([f"samples/{sample}"], child_env())
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "HYBRIDCONN_CONNECTION_STRING is not set" in result.stderr and advice in result.stderr
+
+
+def test_cron_job_sends_its_report_to_the_cli_listener(start_process: StartProcess) -> None:
+    listen = start_process(["-m", "hybridconn", "listen", "--path", "reports", "--echo", "--once"], child_env(),
+                           merge_stderr=True)
+    cs = listen.connection_string()
+    listen.wait_for("Ctrl-C to stop")
+    result = run_python(["samples/cron_job.py"], child_env(cs))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "200 hello Grace"
-
-
-def test_sender_websocket_runs_on_its_own() -> None:
-    result = run_python(["samples/sender_websocket.py"], child_env())
-    assert result.returncode == 0, result.stderr
-    assert "sent 'hello', got 'hello'" in result.stdout
-    assert "binary round trip: b'\\x00\\x01binary'" in result.stdout
-
-
-def test_cron_job_sends_its_report_and_exits_zero() -> None:
-    result = run_python(["samples/cron_job.py"], child_env())
-    assert result.returncode == 0, result.stderr
-    assert "stand-in listener received: {'host':" in result.stdout
-    assert "report sent: 201 stored" in result.stdout
+    assert "report sent: 200" in result.stdout
+    assert listen.finish() == 0
+    assert any("HTTP POST /reports" in line for line in listen.lines)
 
 
 def test_cron_job_exits_nonzero_when_no_listener_is_online(relay_emulator: object) -> None:

@@ -40,6 +40,13 @@ SKIP_REASON = _skip_reason()
 requires_node = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 
+def refresh() -> None:
+    """Check again, after tests.support.interop_setup installed the packages (before the modules import this)."""
+    global SKIP_REASON, requires_node
+    SKIP_REASON = _skip_reason()
+    requires_node = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

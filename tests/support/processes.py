@@ -39,6 +39,17 @@ def child_env(connection_string: Optional[str] = None) -> Dict[str, str]:
     return env
 
 
+def pasted(line: str, name: str = ENV_CS) -> str:
+    """What ``$name`` holds after the printed ``line`` (``  export NAME='...'``) is pasted into ``sh``."""
+    command = line.strip()
+    assert command.startswith(f"export {name}="), f"not a paste-ready export line: {line!r}"
+    result = subprocess.run(
+        ["sh", "-c", f'{command}\nprintf %s "${name}"'], capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+    )
+    assert result.returncode == 0 and result.stderr == "", (line, result.stderr)
+    return result.stdout
+
+
 def run_python(args: Sequence[str], env: Dict[str, str], stdin: str = "") -> "subprocess.CompletedProcess[str]":
     """``python ARGS...`` in the repository, to its end (bounded by :data:`PROCESS_TIMEOUT`)."""
     return subprocess.run(
@@ -178,9 +189,9 @@ class ChildProcess:
         pytest.fail(f"no {fragment!r} within {timeout} s: {self.describe()}")
 
     def connection_string(self) -> str:
-        """The connection string from a ``HYBRIDCONN_CONNECTION_STRING=...`` line (an embedded emulator's)."""
-        line = self.wait_for(f"{ENV_CS}=")
-        return line.split("=", 1)[1].strip().strip("'")
+        """The connection string from an ``export HYBRIDCONN_CONNECTION_STRING='...'`` line (an embedded
+        emulator's), read back through a real shell: the line must work when pasted."""
+        return pasted(self.wait_for(f"{ENV_CS}="), ENV_CS)
 
     # ------------------------------------------------------------------ input and ending
 

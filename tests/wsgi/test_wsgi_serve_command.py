@@ -68,7 +68,7 @@ def test_bad_specs_are_configuration_errors(in_tests_dir: None, spec: str, messa
 
 
 def test_cli_reports_a_bad_app_in_one_line(in_tests_dir: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "no_such_module_hybridconn_xyz:app"]) == 1
+    assert main(["serve", "no_such_module_hybridconn_xyz:app"]) == 2  # usage
     err = capsys.readouterr().err
     assert err.startswith("hybridconn serve: error: cannot import")
     assert "Traceback" not in err
@@ -76,5 +76,5 @@ def test_cli_reports_a_bad_app_in_one_line(in_tests_dir: None, capsys: pytest.Ca
 
 
 def test_cli_rejects_zero_workers(in_tests_dir: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "wsgi_flask_app:app", "--max-workers", "0"]) == 1
+    assert main(["serve", "wsgi_flask_app:app", "--max-workers", "0"]) == 2  # usage
     assert "--max-workers" in capsys.readouterr().err

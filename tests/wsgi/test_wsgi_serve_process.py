@@ -11,7 +11,7 @@ import pytest
 import requests
 
 import hybridconn
-from tests.support.processes import ChildProcess
+from tests.support.processes import ChildProcess, pasted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STARTUP_TIMEOUT = 60
@@ -76,7 +76,7 @@ def test_serve_prints_a_working_curl_command_and_stops_on_ctrl_c(
     serve_process.append(process)
     info = process.announcement()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/hc1/", info["url"])
-    assert "UseDevelopmentEmulator=true" in info["connection_string"]
+    assert "UseDevelopmentEmulator=true" in pasted(info["connection_string"])  # ready to paste into a shell
     curl = curl_to_requests(info["curl"])
     assert curl["name"] == "ServiceBusAuthorization"
     assert curl["value"].startswith("SharedAccessSignature ")
