@@ -40,7 +40,7 @@ def _load(name: str) -> Optional[object]:
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line (and exit code 2) instead of the usage text and a line."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+    def error(self, message: str) -> "NoReturn":
         self.exit(_exit.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

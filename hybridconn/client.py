@@ -301,7 +301,7 @@ def _check_connect_args(
     _check_suffix(suffix)
     if headers is not None and not isinstance(headers, Mapping):
         raise TypeError(f"headers must be a mapping of names to values, not {type(headers).__name__}")
-    for name, value in (headers or {}).items():  # type: ignore[attr-defined]
+    for name, value in (headers or {}).items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"headers must map str to str, not {type(name).__name__} to {type(value).__name__}")
     offered = [subprotocols] if isinstance(subprotocols, str) else subprotocols
