@@ -195,7 +195,11 @@ class Multiplexer:
         if lane.fd >= 0 or lane.ended:
             return
         assert self._selector is not None
-        self._selector.register(fd, selectors.EVENT_READ, lane)
+        try:
+            self._selector.register(fd, selectors.EVENT_READ, lane)
+        except (OSError, ValueError):  # a handler closed it between fileno() and here (EBADF)
+            self._end(lane)
+            return
         self._lanes[fd] = lane
         lane.fd = fd
 
