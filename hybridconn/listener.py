@@ -1,23 +1,7 @@
-"""HybridConnectionListener: the listener role, composed of small parts.
-
-The listener wires the parts in :mod:`hybridconn._listener` and owns the
-lifecycle (``open()``, ``close()``, ``state``, the ``on_*`` hooks):
-
-- :class:`~hybridconn._listener.channel.ControlChannel` keeps the control
-  channel (its reader thread, keepalive timer and reconnects) and hands each
-  message to the :class:`~hybridconn._listener.router.Router`;
-- the router sends accepts to the :class:`~hybridconn._listener.accepting.Acceptor`
-  and requests to handlers in the :class:`~hybridconn._listener.pool.WorkPool`,
-  after :class:`~hybridconn._listener.admission.Admission` has decided they may run;
-- each handler's answer is written by a :class:`~hybridconn._listener.responder.Reply`,
-  over the control channel or a socket of the
-  :class:`~hybridconn._listener.rendezvous.RendezvousPool`; every reply not yet
-  sent is registered in :class:`~hybridconn._listener.inflight.InFlight`, which
-  reports each response to ``on_response``;
-- ``drain()`` runs :class:`~hybridconn._listener.draining.Drainer`: leave the
-  relay first (requests in flight moved to their rendezvous addresses), let the
-  handlers finish, answer the rest 503, then close.
-
+"""HybridConnectionListener: the listener role, composed of the small parts in
+:mod:`hybridconn._listener` (control channel, router, admission, work pool, replies,
+rendezvous pool, in-flight registry, drainer); this module owns the lifecycle
+(``open()``, ``close()``, ``drain()``, ``state``, the ``on_*`` hooks).
 See docs/architecture.rst for the whole picture.
 """
 
@@ -65,10 +49,13 @@ class HybridConnectionListener(RelayEndpoint):
     :param max_pending: work queued beyond them before requests are answered 503 and sockets
         rejected 503 (also bounds the accept queue).
     :param max_rendezvous: request rendezvous sockets kept open at once.
-    :param ping_interval: seconds between keep-alives (``keepalive``: ``"pong"``, as Microsoft's clients,
-        or ``"ping"``), under ~4 min; ``ping_timeout``: how long one may go unacknowledged.
+    :param ping_interval: seconds between keep-alives; keep it under the relay's ~4 min idle drop.
+    :param ping_timeout: how long a keep-alive may go unacknowledged (TCP_USER_TIMEOUT, or a Pong
+        in ``"ping"`` mode) before the channel counts as dead and is replaced.
+    :param keepalive: ``"pong"`` (unsolicited Pongs, as Microsoft's clients do) or ``"ping"``.
     :param retry_on_open: keep trying in ``open()`` instead of raising on 401/403/unreachable.
-    :param backoff: reconnect delays in seconds (the last repeats), each with +-``jitter`` (a fraction).
+    :param backoff: reconnect delays in seconds (the last repeats).
+    :param jitter: each delay varies by up to this fraction either way.
     :param subprotocols: WebSocket subprotocols this application speaks, in no order. A sender
         offering only others is rejected with 400; with none configured, every socket is accepted
         without a subprotocol (whatever the sender offered).
@@ -188,24 +175,29 @@ class HybridConnectionListener(RelayEndpoint):
 
     @property
     def io_timeout(self) -> float:
+        """Seconds one socket read or write may take (from the dialer)."""
         return self.dialer.io_timeout
 
     @property
     def connect_timeout(self) -> float:
+        """Seconds one connection attempt may take (from the dialer)."""
         return self.dialer.connect_timeout
 
     @property
     def backoff(self) -> Sequence[float]:
+        """The reconnect delays in seconds; the last one repeats."""
         return self._control.backoff.schedule
 
     @property
     def jitter(self) -> float:
+        """The fraction by which each reconnect delay varies either way."""
         return self._control.backoff.jitter
 
     # ------------------------------------------------------------------ state
 
     @property
     def is_online(self) -> bool:
+        """True while the control channel is up and the relay routes to this listener."""
         return self._online.is_set()
 
     @property
@@ -284,9 +276,11 @@ class HybridConnectionListener(RelayEndpoint):
     # ------------------------------------------------------------------ the channel's life (ChannelObserver)
 
     def channel_connecting(self) -> None:
+        """The control channel is dialling (called by it; runs ``on_connecting``)."""
         self.hooks.notify("on_connecting")
 
     def channel_online(self, link: Link) -> None:
+        """The control channel is up (called by it; runs ``on_online``)."""
         with self._lock:
             if self._state in ("draining", "closing", "closed"):
                 return
@@ -297,6 +291,7 @@ class HybridConnectionListener(RelayEndpoint):
         self.hooks.notify("on_online")
 
     def channel_offline(self, error: HybridConnectionError) -> None:
+        """The control channel went down with ``error`` (called by it; runs ``on_offline``)."""
         with self._lock:
             self._online.clear()
             if self._state in ("draining", "closing", "closed"):
@@ -306,6 +301,7 @@ class HybridConnectionListener(RelayEndpoint):
         self._report_offline(error)
 
     def channel_retrying(self, error: HybridConnectionError, attempt: int) -> None:
+        """A reconnect attempt failed with ``error``; kept as ``last_error``."""
         self.last_error = error
 
     def channel_failed(self, error: HybridConnectionError) -> None:
