@@ -18,6 +18,8 @@ import requests
 import websocket
 
 from hybridconn.emulator import RelayEmulator
+from hybridconn.emulator.fidelity import Fidelity
+from tests.support.endpoints import echo_connection, echo_request, make_client, make_listener
 from tests.support.plain_clients import BackgroundCall, Control, hc_url, open_ws, refused, respond, shut, token
 
 VICTIM_ID = "victim-tracking-id"
@@ -137,3 +139,34 @@ def test_attacker_without_key_cannot_fetch_a_request_or_reuse_its_address(relay:
     finally:
         shut(rendezvous)
     assert refused(announced["address"]).status_code == 403
+
+
+def test_the_library_uses_addresses_as_given_even_on_another_host() -> None:
+    """Azure's addresses name a gateway, not the host the listener dialled: nothing may rebuild them."""
+    with RelayEmulator(hybrid_connections=["hc1"], fidelity=Fidelity(rendezvous_host="localhost")) as relay:
+        assert "localhost" not in relay.namespace
+        control = Control(relay)
+        try:
+            sender_call = _connect(relay)
+            address = control.recv_json()["accept"]["address"]
+            assert urlsplit(address).hostname == "localhost" and urlsplit(address).port == relay.port
+            assert refused(f"{address}&sb-hc-statusCode=404").status_code == 410
+            with pytest.raises(websocket.WebSocketBadStatusException):
+                sender_call.join()
+        finally:
+            control.close()
+        listener = make_listener(relay)
+        listener.on_connection(echo_connection)
+        listener.on_request(echo_request)
+        client = make_client(relay)
+        try:
+            listener.open(timeout=15)
+            with client.connect(timeout=15) as conn:
+                conn.send(b"over the gateway")
+                assert conn.recv(timeout=15) == b"over the gateway"
+            big = b"b" * 200_000  # address-only request and response: both over a rendezvous socket
+            response = client.request("POST", "/big", data=big, timeout=(10, 30))
+            assert response.status_code == 200 and response.content == b"/big|" + big
+        finally:
+            client.close()
+            listener.close(timeout=10)
