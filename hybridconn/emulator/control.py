@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from typing import Optional
+from urllib.parse import urlsplit
 
 from wsproto.events import BytesMessage, TextMessage
 
@@ -64,7 +65,7 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
         entity,
         listener_id,
         incoming.conn.new_websocket(f"control channel {listener_id}", max_message_size=CONTROL_MESSAGE_SIZE),
-        base_url=f"{ctx.ws_scheme}://{incoming.headers.get('host') or ctx.authority}",
+        base_url=_rendezvous_base(ctx, incoming.headers.get("host")),
         audiences=audiences(incoming, entity),
         expires_at=KeyRing.expiry(admitted.source.token or ""),
     )
@@ -91,6 +92,20 @@ def serve_listen(incoming: Incoming) -> Optional[Refusal]:
             if not pending.linked and not pending.answered:
                 pending.put_now(outcome)
     return None
+
+
+def _rendezvous_base(ctx: EmulatorContext, host_header: Optional[str]) -> str:
+    """``scheme://host[:port]`` of the rendezvous addresses minted for a listener's channel."""
+    authority = host_header or ctx.authority
+    alias = ctx.fidelity.rendezvous_host
+    if alias:
+        try:
+            port = urlsplit(f"//{authority}").port
+        except ValueError:  # a Host header with a junk port: keep the one we listen on
+            port = None
+        host = f"[{alias}]" if ":" in alias else alias
+        authority = f"{host}:{port}" if port else host
+    return f"{ctx.ws_scheme}://{authority}"
 
 
 def _control_loop(ctx: EmulatorContext, channel: ListenerChannel) -> bool:

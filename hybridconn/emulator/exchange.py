@@ -189,10 +189,12 @@ class PendingRequest:
         address: str,
         sender: SenderConnection,
         channel: Optional[ListenerChannel] = None,
+        secret: str = "",
     ) -> None:
         self.entity = entity
         self.id = request_id
         self.address = address
+        self.secret = secret  # the rendezvous address's key (see .keys); empty: no address to open
         self.sender = sender
         self.channel = channel
         self.linked = False

@@ -52,12 +52,17 @@ class Fidelity:
         dropped silently (no close frame); None never drops.
     :ivar restart_interval: seconds after which the service closes each control channel
         with 1011 ``NameRenewalFailed`` (None: only on demand).
+    :ivar rendezvous_host: the host name put in accept and request addresses (the
+        listener's port kept) instead of the one the listener connected to, as Azure
+        sends a gateway's own name (``g0-prod-...``); a listener must use the address
+        as given. None: the listener's own ``Host``.
     """
 
     on_ping: str = "answer"
     service_pong_interval: Optional[float] = 210.0
     idle_timeout: Optional[float] = 250.0
     restart_interval: Optional[float] = None
+    rendezvous_host: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.on_ping not in ("answer", "close"):
@@ -66,6 +71,8 @@ class Fidelity:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive (or None)")
+        if self.rendezvous_host is not None and not self.rendezvous_host.strip():
+            raise ValueError("rendezvous_host must be a host name (or None)")
 
     def replace(self, **changes: Any) -> "Fidelity":
         """A copy with ``changes`` applied."""

@@ -44,6 +44,7 @@ from .exchange import (
 )
 from .gate import admit, forwarded_headers, optional_int
 from .http_conn import ConnectionDone, HttpConnection, Incoming
+from .keys import keyed_id, mint_secret
 from .status import Refusal
 
 __all__ = ["serve_http"]
@@ -98,16 +99,18 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
         channel = ctx.registry.pick_listener(entity)
         if channel is None:
             return incoming.refusal(502, "There are no listeners connected for the endpoint", entity.name)
+        secret = mint_secret()
         address = rendezvous_address(
-            channel.base_url, entity.name, action="request", id=request_id, suffix=suffix, query=target.query
+            channel.base_url, entity.name, action="request", id=keyed_id(request_id, secret), suffix=suffix,
+            query=target.query,
         )
     else:
-        address = link.address
+        address, secret = link.address, ""  # the socket exists: its address was already used
     message = Request(
         address=address, id=request_id, method=method, request_target=target.raw_path + (f"?{query}" if query else ""),
         request_headers=forward, extra={"remoteEndpoint": {"address": conn.peer[0], "port": conn.peer[1]}},
     )
-    pending = PendingRequest(entity, request_id, address, conn, channel)
+    pending = PendingRequest(entity, request_id, address, conn, channel, secret=secret)
     ctx.registry.add_request(pending)
     try:
         if link is not None:

@@ -33,9 +33,10 @@ class PendingAccept:
 
     WAITING, CLAIMED, ACCEPTED, REJECTED, FAILED = "waiting", "claimed", "accepted", "rejected", "failed"
 
-    def __init__(self, entity: Entity, accept_id: str, deadline: float) -> None:
+    def __init__(self, entity: Entity, accept_id: str, deadline: float, secret: str) -> None:
         self.entity = entity
         self.id = accept_id
+        self.secret = secret  # the accept address's key (see .keys); never logged
         self.deadline = deadline
         self.state: str = self.WAITING
         self.listener_ws: Optional[WsChannel] = None

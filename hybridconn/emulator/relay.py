@@ -22,6 +22,7 @@ from .context import raw_headers
 from .entities import Entity, ListenerChannel
 from .gate import admit, forwarded_headers, optional_int
 from .http_conn import Incoming
+from .keys import keyed_id, mint_secret, secret_matches, split_keyed_id
 from .registry import PendingAccept
 from .status import Refusal, close_reason
 from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
@@ -65,13 +66,15 @@ def _offer(
 ) -> Union[PendingAccept, Refusal]:
     """Send the ``accept`` message and wait for the listener: the accepted connection, or a refusal."""
     ctx = incoming.ctx
-    pending = PendingAccept(
-        entity, incoming.target.param("sb-hc-id") or str(uuid.uuid4()), time.monotonic() + ctx.accept_timeout
-    )
+    # The sender's sb-hc-id is only for tracing: with Azure's role suffixes it is the public id
+    # (deduplicated by the registry); the address also holds a secret only the listener is told.
+    tracking = incoming.target.param("sb-hc-id") or str(uuid.uuid4())
+    pending = PendingAccept(entity, f"{tracking}_G0_G1", time.monotonic() + ctx.accept_timeout, mint_secret())
     key = ctx.registry.add_accept(pending)
     try:
         address = rendezvous_address(
-            channel.base_url, entity.name, action="accept", id=key, suffix=suffix, query=incoming.target.query
+            channel.base_url, entity.name, action="accept", id=keyed_id(key, pending.secret), suffix=suffix,
+            query=incoming.target.query,
         )
         peer = incoming.conn.peer
         accept = Accept(
@@ -106,11 +109,17 @@ def _offer(
 def serve_accept(incoming: Incoming) -> Optional[Refusal]:
     """``sb-hc-action=accept``: the listener accepts a waiting sender (or rejects it with ``sb-hc-statusCode``)."""
     ctx, target = incoming.ctx, incoming.target
-    key = target.param("sb-hc-id")
-    pending = ctx.registry.find_accept(key) if key else None
+    keyed = split_keyed_id(target.param("sb-hc-id"))
+    pending = ctx.registry.find_accept(keyed[0]) if keyed else None
     found = ctx.registry.resolve(target.path)
-    if pending is None or found is None or found[0] is not pending.entity:
+    if keyed is None or pending is None or found is None or found[0] is not pending.entity:
         return incoming.refusal(403, "The rendezvous address is not valid or has expired")
+    if not secret_matches(pending.secret, keyed[1]):
+        # A guessed or forged address: refused like an unknown one, and the sender keeps waiting
+        # for its real listener (failing it would let anyone cancel other people's connections).
+        log.warning("connection %s: an accept or reject with a wrong rendezvous key was refused", pending.id)
+        return incoming.refusal(403, "The rendezvous address is not valid or has expired")
+    key = pending.id
     status_text = target.param("sb-hc-statusCode", "statusCode")
     if status_text is not None:
         return _reject(incoming, pending, status_text)

@@ -36,6 +36,7 @@ from .context import EmulatorContext
 from .control import invalid_status
 from .exchange import RESPONSE_END, Linked, PendingRequest, RendezvousLink, ResponseData, ResponseStarted
 from .http_conn import Incoming
+from .keys import secret_matches, split_keyed_id
 from .status import Refusal, describe
 from .ws import ChannelEvent, CloseAnswered, ConnectionLost, PeerClosed
 
@@ -47,9 +48,13 @@ log: logging.Logger = logging.getLogger(__name__)
 def serve_rendezvous(incoming: Incoming) -> Optional[Refusal]:
     """``sb-hc-action=request``: the listener connects to a request's rendezvous address."""
     ctx = incoming.ctx
-    key = incoming.target.param("sb-hc-id")
-    pending = ctx.registry.find_request(key) if key else None
-    if pending is None or pending.answered or pending.linked or pending.done.is_set():
+    keyed = split_keyed_id(incoming.target.param("sb-hc-id"))
+    pending = ctx.registry.find_request(keyed[0]) if keyed else None
+    if keyed is None or pending is None or not pending.secret or not secret_matches(pending.secret, keyed[1]):
+        if pending is not None:
+            log.warning("request %s: a rendezvous with a wrong key was refused", pending.id)
+        return incoming.refusal(403, "The rendezvous address is not valid or has expired")
+    if pending.answered or pending.linked or pending.done.is_set():
         return incoming.refusal(403, "The rendezvous address is not valid or has expired")
     existing = pending.sender.link
     if existing is not None and existing.alive:

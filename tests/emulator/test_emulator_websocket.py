@@ -85,14 +85,15 @@ def test_accept_message_carries_headers_address_and_id(relay: RelayEmulator, con
     )
     accept = control.recv_json()["accept"]
     headers = {k.lower(): v for k, v in accept["connectHeaders"].items()}
-    assert accept["id"] == "my-id"
+    assert accept["id"] == "my-id_G0_G1"  # the sender's tracking id with Azure's role suffixes
     assert headers["x-app"] == "yes" and "sec-websocket-key" in headers
     assert headers["sec-websocket-protocol"] == "chat.v2,chat.v1"
     assert "sec-websocket-extensions" not in headers and "servicebusauthorization" not in headers
     parts = urlsplit(accept["address"])
     assert parts.path == "/$hc/hc1/room/7"
     query = dict(parse_qsl(parts.query))
-    assert query["x"] == "1" and query["sb-hc-action"] == "accept" and query["sb-hc-id"] == "my-id"
+    assert query["x"] == "1" and query["sb-hc-action"] == "accept" and query["sb-hc-id"].startswith("my-id_G0_G1_")
+    assert len(query["sb-hc-id"]) == len("my-id_G0_G1_") + 32  # and a secret the message's id does not carry
     listener = open_ws(accept["address"], subprotocols=["chat.v1"])
     sender = sender_call.join()
     try:
