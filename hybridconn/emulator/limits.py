@@ -10,6 +10,11 @@ request's slot (a body that never ends).
 - :attr:`ClientLimits.head_timeout`: seconds from a new connection (or the first byte of a
   keep-alive connection's next request) to the end of its request head (slowloris).
 - :attr:`ClientLimits.body_idle_timeout`: seconds a request body may go without a byte.
+- :attr:`ClientLimits.max_uploads_per_client`: relayed requests from one address whose body is
+  still streaming to a listener (each holds one of the listener's rendezvous sockets, 128 by
+  default); the one over it is answered ``503`` at its head, its body never read. Senders that
+  dribble a huge body a byte at a time (never idle long enough for ``body_idle_timeout``) can
+  then hold at most this many of a listener's slots, never all of them.
 """
 
 from __future__ import annotations
@@ -51,10 +56,13 @@ class ClientLimits:
     max_connections_per_client: int = field(default_factory=default_connections_per_client)
     head_timeout: float = 30.0
     body_idle_timeout: float = 30.0
+    max_uploads_per_client: int = 64
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_connections_per_client, bool) or int(self.max_connections_per_client) < 0:
-            raise ValueError("max_connections_per_client must be 0 (no cap) or a positive number")
+        for name in ("max_connections_per_client", "max_uploads_per_client"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) < 0:
+                raise ValueError(f"{name} must be 0 (no cap) or a positive number")
         for name in ("head_timeout", "body_idle_timeout"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
