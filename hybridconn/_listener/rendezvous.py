@@ -241,11 +241,7 @@ class RendezvousPool:
                 log.debug("rendezvous socket on %s ended: %s", self.name, exc)
                 return
             for event in events:
-                if self._handle(conn, event, pending) and reader.assembler.awaiting_body:
-                    # Refused at its head (a declared size over max_body): answered, now closed
-                    # (RFC 7230 section 6.6) rather than reading a body nobody wants, however slow.
-                    conn.close(1000, "request body refused", timeout=1.0)
-                    return
+                self._handle(conn, event, pending)
 
     def _idle_wait(self, conn: HybridConnection, pending: _Pending) -> Optional[float]:
         """Seconds the reader may wait before the socket counts as idle (0.0: it is now; None: never)."""
@@ -258,17 +254,16 @@ class RendezvousPool:
             quiet_since = max(conn.last_activity, pending.last_done)
         return max(0.0, quiet_since + idle_timeout - time.monotonic())
 
-    def _handle(self, conn: HybridConnection, event: Any, pending: _Pending) -> bool:
-        """Hand one event on; True when it was a request refused 413 (its body may still be arriving)."""
+    def _handle(self, conn: HybridConnection, event: Any, pending: _Pending) -> None:
         if isinstance(event, BodyChunk):
             if pending.feeding is not None:
                 pending.feeding.feed(event.data)  # waits while the handler is behind
-            return False
+            return
         if isinstance(event, BodyEnd):
             if pending.feeding is not None:
                 pending.feeding.finish()
                 pending.feeding = None
-            return False
+            return
         message = event.message
         if isinstance(event, MessageHead) and isinstance(message, Request):
             self._stream_request(conn, message, pending)
@@ -280,7 +275,7 @@ class RendezvousPool:
         elif isinstance(event, MessageReceived) and isinstance(message, Request):
             if message.is_address_only:
                 log.warning("an address-only request arrived on a rendezvous socket; ignored")
-                return False
+                return
             with self._lock:
                 pending.count += 1
             request = RendezvousRequest(conn, message, event.body or b"", lambda: self._done(conn, pending))
@@ -291,10 +286,8 @@ class RendezvousPool:
                 too_large = isinstance(event.error, BodyTooLargeError)
                 status, text = (413, "Payload Too Large") if too_large else (400, "Bad Request")
                 self._sink_or_fail().rendezvous_refusal(conn, message, status, text)
-                return too_large
         else:
             log.warning("unexpected %s on a rendezvous socket of %s", type(message).__name__, self.name)
-        return False
 
     def _stream_request(self, conn: HybridConnection, message: Request, pending: _Pending) -> None:
         """Hand ``message`` on now; its body follows through a stream this reader feeds."""

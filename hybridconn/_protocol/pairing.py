@@ -127,7 +127,6 @@ class _Pairing:
         self._pending: Optional[ControlMessage] = None
         self._size = 0
         self._overflow = False
-        self._early = False  # the overflow was reported at the head, from the declared Content-Length
         self._text: List[str] = []
         self._stray = False
 
@@ -151,15 +150,7 @@ class _Pairing:
             return events
         if getattr(message, "has_body", False):
             self._pending = message
-            declared = _declared_length(message)
-            if self.max_body is not None and declared is not None and declared > self.max_body:
-                # Said at the head, so it is refused now: waiting for a (maybe slow) body to grow
-                # past the limit would hold the socket for nothing.
-                self._overflow = self._early = True
-                text = f"declared body of {declared} bytes exceeds the limit of {self.max_body} bytes"
-                events.append(self._too_large(message, text))
-            else:
-                self._body_started(message, events)
+            self._body_started(message, events)
         else:
             events.append(MessageReceived(message))
         return events
@@ -205,7 +196,6 @@ class _Pairing:
         self._pending = None
         self._size = 0
         self._overflow = False
-        self._early = False
 
     # A body's life: started, data (non-empty pieces), overflowed (once, past max_body),
     # ended (its last frame), closed (the channel closed first) or interrupted (a text frame came).
@@ -275,15 +265,13 @@ class FrameAssembler(_Pairing):
 
     def _body_ended(self, message: ControlMessage, events: List[Any]) -> None:
         if self._overflow:
-            if not self._early:
-                events.append(self._too_large(message))
+            events.append(self._too_large(message))
         else:
             events.append(MessageReceived(message, b"".join(self._chunks)))
 
     def _body_closed(self, message: ControlMessage, events: List[Any]) -> None:
         if self._overflow:
-            if not self._early:
-                events.append(self._too_large(message, "body exceeded the limit before the close"))
+            events.append(self._too_large(message, "body exceeded the limit before the close"))
         else:
             events.append(MessageReceived(message, b"".join(self._chunks)))
 
@@ -333,18 +321,6 @@ class StreamingFrameAssembler(_Pairing):
     def _body_interrupted(self, message: ControlMessage, events: List[Any]) -> None:
         if not self._overflow:  # a body over the limit was reported (and abandoned) already
             super()._body_interrupted(message, events)
-
-
-def _declared_length(message: ControlMessage) -> Optional[int]:
-    """The body size a request's ``Content-Length`` declares (None: none, or not a plain number)."""
-    headers = getattr(message, "request_headers", None)
-    if not headers:
-        return None
-    for name, value in headers.items():
-        if name.lower() == "content-length":
-            text = str(value).strip()
-            return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
-    return None
 
 
 def _parse(text: str, events: List[AssemblerEvent]) -> Optional[ControlMessage]:

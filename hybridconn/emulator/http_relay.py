@@ -83,7 +83,11 @@ def serve_http(incoming: Incoming) -> bool:
 def _relay_counted(incoming: Incoming, request_id: str, method: str) -> Outcome:
     """:func:`_relay`, counting a request whose body streams to a listener against its client's
     ``max_uploads_per_client`` (each holds one of the listener's rendezvous sockets while it lasts)."""
-    conn = incoming.conn
+    conn, limit = incoming.conn, incoming.ctx.limits.max_request_body
+    declared = optional_int(incoming.headers.get("content-length"))
+    if limit is not None and declared is not None and declared > limit:
+        log.info("request %s: declared body of %d bytes is over the %d-byte limit; 413", request_id, declared, limit)
+        return incoming.refusal(413, f"The request body is larger than {limit} bytes")
     if not _streams_body(incoming) or (conn.link is not None and conn.link.alive):
         return _relay(incoming, request_id, method)  # no new rendezvous socket needed
     client = conn.peer[0]
