@@ -16,6 +16,8 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+import requests
+import requests.adapters
 
 from hybridconn import RelayedRequest, RelayedResponse
 from hybridconn._sas import generate_sas_token
@@ -196,3 +198,50 @@ def test_slow_senders_stress(relay: RelayEmulator) -> None:
     """The issue's numbers: 130 slow senders against the defaults (128 listener slots, 64 uploads
     per client)."""
     _slots_held(relay, 130, 128, ClientLimits().max_uploads_per_client)
+
+
+@pytest.mark.parametrize("relay_emulator_options", [{"hybrid_connections": ["hc1"],
+                                                      "limits": ClientLimits(max_uploads_per_client=1)}])
+def test_a_fast_upload_refused_at_its_head_still_reads_the_answer(relay: RelayEmulator) -> None:
+    """Answered 503 while its 10 MB body is still going out, then closed: an ordinary HTTP client
+    (requests) gets the 503, not a reset, every time."""
+    host, port = _address(relay)
+    token = _token(relay)
+    statuses: Dict[str, int] = {}
+    with make_listener(relay) as listener:
+        listener.on_request(_length)
+        listener.open()
+        holder = Attacker(relay, 50_000_000, 0)  # from 127.0.0.2: same client as below
+        try:
+            deadline = time.monotonic() + BOUND
+            while relay.running and time.monotonic() < deadline:  # until its upload holds the slot
+                if listener.stats.get("rendezvous_opened", 0) >= 1:
+                    break
+                time.sleep(0.05)
+            session = requests.Session()
+            session.mount("http://", _SourceAdapter(ATTACKER))
+            for _ in range(5):
+                try:
+                    response = session.post(f"http://{host}:{port}/hc1/fast", data=b"y" * 10_000_000,
+                                            headers={"ServiceBusAuthorization": token}, timeout=BOUND)
+                    key = str(response.status_code)
+                except requests.RequestException as exc:
+                    key = type(exc).__name__
+                statuses[key] = statuses.get(key, 0) + 1
+            session.close()
+        finally:
+            holder.sock.close()
+    print(json.dumps({"fast_10MB_uploads": statuses}))
+    assert statuses == {"503": 5}, statuses
+
+
+class _SourceAdapter(requests.adapters.HTTPAdapter):
+    """Connections from ``source`` (so the emulator counts them as the holder's client)."""
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self._source, 0)
+        super().init_poolmanager(*args, **kwargs)
