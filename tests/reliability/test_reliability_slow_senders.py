@@ -245,3 +245,11 @@ class _SourceAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["source_address"] = (self._source, 0)
         super().init_poolmanager(*args, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [{"max_uploads_per_client": -1}, {"max_uploads_per_client": True},
+                                 {"max_request_body": -1}, {"max_request_body": True}])
+def test_bad_upload_limits_are_refused_with_a_clear_error(bad: Dict[str, Any]) -> None:
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        ClientLimits(**bad)
