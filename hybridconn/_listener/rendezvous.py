@@ -357,9 +357,11 @@ def refuse_fetched(dialer: Dialer, address: str, request_id: str, status: int, t
         log.warning("could not open a rendezvous to refuse request %s: %s", request_id, exc)
         return
     try:
-        reader = MessageReader(conn)
+        # Streaming, so the answer goes out at the request's head: a refusal never waits for the
+        # refused body (a slow sender would hold one of the few overflow threads for its whole length).
+        reader = MessageReader(conn, streaming=True)
         until = Deadline(dialer.io_timeout)
-        while not any(isinstance(e, MessageReceived) for e in reader.read(until.left())):
+        while not any(isinstance(e, (MessageReceived, MessageHead)) for e in reader.read(until.left())):
             pass
         Reply(request_id, rendezvous=conn).send(error_response(status, text))
     except HybridConnectionError as exc:

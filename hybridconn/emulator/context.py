@@ -39,6 +39,7 @@ class EmulatorContext:
     hostnames: Tuple[str, ...] = ()  # other names clients address this emulator by (token audiences)
     limits: ClientLimits = field(default_factory=ClientLimits)
     clients: ClientCounter = field(default_factory=lambda: ClientCounter(0))  # per-address connection counts
+    uploads: ClientCounter = field(default_factory=lambda: ClientCounter(0))  # per-address streamed request bodies
     fidelity: Fidelity = field(default_factory=Fidelity)
     stop: threading.Event = field(default_factory=threading.Event)
     connections: Set[ServedConnection] = field(default_factory=set)

@@ -253,11 +253,20 @@ class HttpConnection:
         except h11.LocalProtocolError:
             raise ConnectionDone() from None
 
-    def finish_request_body(self, limit: int = 1 << 20) -> bool:
-        """Read and discard the rest of the request body; False if it was too long to wait for."""
+    def finish_request_body(self, limit: int = 64 * 1024, within: float = 1.0) -> bool:
+        """Read and discard the rest of the request body before a refusal; False (close instead) when
+        more than ``limit`` bytes are left or they do not all come within ``within`` seconds: a
+        refusal never waits on the body it refuses (a slow sender would hold this thread)."""
         seen = 0
+        deadline = time.monotonic() + within
         while self.h11.their_state is h11.SEND_BODY:
-            event = self.next_body_event()
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
+            try:
+                event = self.next_event(wait)
+            except ConnectionDone:
+                return False  # only the wait ran out; a dead socket fails the refusal's write
             if isinstance(event, h11.Data):
                 seen += len(event.data)
                 if seen > limit:

@@ -65,7 +65,7 @@ def serve_http(incoming: Incoming) -> bool:
     method = incoming.request.method.decode("ascii", "replace")
     status = 0
     try:
-        outcome = _relay(incoming, request_id, method)
+        outcome = _relay_counted(incoming, request_id, method)
         if isinstance(outcome, Refusal):
             status = outcome.status
             drained = conn.finish_request_body()
@@ -79,6 +79,34 @@ def serve_http(incoming: Incoming) -> bool:
                 "request %s %s %s -> %s (%.1f ms)", request_id, method, "/" + incoming.target.path.lstrip("/"),
                 status or "dropped", (time.monotonic() - started) * 1000,
             )
+
+
+def _relay_counted(incoming: Incoming, request_id: str, method: str) -> Outcome:
+    """:func:`_relay`, counting a request whose body streams to a listener against its client's
+    ``max_uploads_per_client`` (each holds one of the listener's rendezvous sockets while it lasts)."""
+    conn, limit = incoming.conn, incoming.ctx.limits.max_request_body
+    declared = optional_int(incoming.headers.get("content-length"))
+    if limit is not None and declared is not None and declared > limit:
+        log.info("request %s: declared body of %d bytes is over the %d-byte limit; 413", request_id, declared, limit)
+        return incoming.refusal(413, f"The request body is larger than {limit} bytes")
+    if not _streams_body(incoming) or (conn.link is not None and conn.link.alive):
+        return _relay(incoming, request_id, method)  # no new rendezvous socket needed
+    client = conn.peer[0]
+    if not incoming.ctx.uploads.acquire(client):
+        cap = incoming.ctx.uploads.cap
+        log.info("request %s: %s already has %d uploads in flight; refusing another", request_id, client, cap)
+        return incoming.refusal(503, f"Too many uploads from this client at once (at most {cap})")
+    try:
+        return _relay(incoming, request_id, method)
+    finally:
+        incoming.ctx.uploads.release(client)
+
+
+def _streams_body(incoming: Incoming) -> bool:
+    """True when the request's body is too large (or chunked) for the control channel."""
+    if "chunked" in incoming.headers.get("transfer-encoding", "").lower():
+        return True
+    return not fits_control_channel(optional_int(incoming.headers.get("content-length")) or 0, {})
 
 
 def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
@@ -170,28 +198,44 @@ def _read_body(conn: HttpConnection) -> bytes:
 def _send_over_link(
     conn: HttpConnection, link: RendezvousLink, pending: PendingRequest, message: Request, small: bool
 ) -> None:
+    """Send the request (and its body as it arrives) over ``link``.
+
+    The listener may answer before the body's end (413 for a declared size over its limit, 503 when
+    busy) and close the socket: that shuts our reading side (``drop_after_response``), and the
+    answer is then written to the sender instead of dropping it - the refused body is never waited for.
+    """
+    try:
+        ok = _forward_over_link(conn, link, pending, message, small)
+    except (ConnectionDone, h11.RemoteProtocolError):
+        if not conn.drop_requested.is_set():
+            raise  # the sender went away or broke its body
+        ok = True  # the listener closed the link: its answer (or the abort) is on the way
+    if not ok and not conn.drop_requested.is_set():
+        raise ConnectionDone()  # the rendezvous socket is gone: the sender's connection goes too
+
+
+def _forward_over_link(
+    conn: HttpConnection, link: RendezvousLink, pending: PendingRequest, message: Request, small: bool
+) -> bool:
     if small:
         body = _read_body(conn)
-        ok = link.send_request(pending, _announcing(message, bool(body)), body)
-    else:
-        first = conn.next_body_event()
-        if isinstance(first, h11.EndOfMessage):
-            ok = link.send_request(pending, _announcing(message, False), None)
+        return link.send_request(pending, _announcing(message, bool(body)), body)
+    first = conn.next_body_event()
+    if isinstance(first, h11.EndOfMessage):
+        return link.send_request(pending, _announcing(message, False), None)
+    ok = link.start_streamed_request(pending, _announcing(message, True))
+    event = first
+    while ok:
+        if isinstance(event, h11.Data):
+            if event.data:
+                ok = link.send_body(bytes(event.data), False)
+        elif isinstance(event, h11.EndOfMessage):
+            return link.send_body(b"", True)
         else:
-            ok = link.start_streamed_request(pending, _announcing(message, True))
-            event = first
-            while ok:
-                if isinstance(event, h11.Data):
-                    if event.data:
-                        ok = link.send_body(bytes(event.data), False)
-                elif isinstance(event, h11.EndOfMessage):
-                    ok = link.send_body(b"", True)
-                    break
-                else:
-                    raise ConnectionDone()
-                event = conn.next_body_event()
-    if not ok:
-        raise ConnectionDone()  # the rendezvous socket is gone: the sender's connection goes too
+            raise ConnectionDone()
+        if ok:
+            event = conn.next_body_event()
+    return ok
 
 
 def _answer(
@@ -244,9 +288,10 @@ def _write_response(
     headers = _response_headers(response, incoming.ctx.authority, method)
     if body is not None and not bodiless:
         headers.append(("Content-Length", str(len(body))))
-    if conn.drop_requested.is_set():
-        # The listener already dropped the rendezvous socket this connection is bound to: say so,
-        # so the sender does not send its next request on a connection about to close.
+    if conn.drop_requested.is_set() or conn.h11.their_state is not h11.DONE:
+        # The sender's body is not all read (answered early: RFC 7230 section 6.6 says close), or the
+        # listener already dropped the rendezvous socket this connection is bound to: say so, so the
+        # sender does not send its next request on a connection about to close.
         headers.append(("Connection", "close"))
     reason = printable_reason(response.status_description or standard_phrase(status))
     try:

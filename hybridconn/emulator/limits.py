@@ -10,6 +10,16 @@ request's slot (a body that never ends).
 - :attr:`ClientLimits.head_timeout`: seconds from a new connection (or the first byte of a
   keep-alive connection's next request) to the end of its request head (slowloris).
 - :attr:`ClientLimits.body_idle_timeout`: seconds a request body may go without a byte.
+- :attr:`ClientLimits.max_uploads_per_client`: relayed requests from one address whose body is
+  still streaming to a listener (each holds one of the listener's rendezvous sockets, 128 by
+  default); the one over it is answered ``503`` at its head, its body never read. Senders that
+  dribble a huge body a byte at a time (never idle long enough for ``body_idle_timeout``) can
+  then hold at most this many of a listener's slots, never all of them.
+- :attr:`ClientLimits.max_request_body`: a request declaring a larger ``Content-Length`` is
+  answered ``413`` at its head and the connection closed (RFC 7230 section 6.6), its body never
+  read. None (the default): no limit, as the service documents none. The emulator has to do this,
+  not the listener: the relay strips ``Content-Length`` from what it forwards, so a listener only
+  learns a body's size by reading it.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, Optional
 
 __all__ = ["ClientLimits", "ClientCounter", "default_connections_per_client", "refuse_busy"]
 
@@ -51,10 +61,16 @@ class ClientLimits:
     max_connections_per_client: int = field(default_factory=default_connections_per_client)
     head_timeout: float = 30.0
     body_idle_timeout: float = 30.0
+    max_uploads_per_client: int = 64
+    max_request_body: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_connections_per_client, bool) or int(self.max_connections_per_client) < 0:
-            raise ValueError("max_connections_per_client must be 0 (no cap) or a positive number")
+        for name in ("max_connections_per_client", "max_uploads_per_client"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) < 0:
+                raise ValueError(f"{name} must be 0 (no cap) or a positive number")
+        if self.max_request_body is not None and (isinstance(self.max_request_body, bool) or self.max_request_body < 0):
+            raise ValueError("max_request_body must be None (no limit) or a number of bytes")
         for name in ("head_timeout", "body_idle_timeout"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")

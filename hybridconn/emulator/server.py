@@ -159,6 +159,7 @@ class RelayEmulator:
                 limits=self.limits,
                 hostnames=self._token_hostnames(),
                 clients=ClientCounter(self.limits.max_connections_per_client),
+                uploads=ClientCounter(self.limits.max_uploads_per_client),
                 fidelity=self.fidelity,
             )
             self._accept_loop = self._new_accept_loop(self._ctx, server)
