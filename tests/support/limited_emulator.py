@@ -2,8 +2,8 @@
 
 ``python -m tests.support.limited_emulator NOFILE CAP``: lowers ``RLIMIT_NOFILE`` to ``NOFILE``,
 starts a :class:`~hybridconn.emulator.RelayEmulator` whose per-client connection cap is ``CAP``
-(0: none, -1: the default), prints ``export HYBRIDCONN_CONNECTION_STRING='...'``, then answers each ``status`` line on stdin
-with ``STATUS running=<bool> refused=<n>`` until stdin closes.
+(0: none, -1: the default), prints ``export HYBRIDCONN_CONNECTION_STRING='...'``, then answers
+each ``status`` line on stdin with ``STATUS running=<bool> refused=<n>`` until stdin closes.
 """
 
 from __future__ import annotations
