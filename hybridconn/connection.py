@@ -1,15 +1,14 @@
 """HybridConnection: one relayed, duplex WebSocket.
 
-The sender's socket and the listener's accepted socket are the same type (a
-multiplexed listener's is :class:`hybridconn._listener.polled.PolledConnection`).
-websocket-client only performs the handshake; after it the connection frames
-its own traffic on the raw socket with :mod:`hybridconn._frames`, adding:
+The sender's and the listener's socket are the same type (a multiplexed listener's is
+:class:`hybridconn._listener.polled.PolledConnection`). websocket-client only performs the
+handshake; then the connection frames its traffic itself with :mod:`hybridconn._frames`, adding:
 
 - thread-safe sends under one send lock; a unit send (JSON text frame + body) nothing interleaves;
-- ``recv(timeout)`` that waits with ``poll`` (never changing the socket timeout
-  under a concurrent sender) and reads all that has arrived at once;
+- ``recv(timeout)`` that waits with ``poll`` (the socket timeout untouched) and reads all that came;
 - text validated by Python's own UTF-8 codec, masks applied in C;
-- after a peer's close frame, the close is echoed and the socket shut down at once.
+- after a peer's close frame, the close is echoed and the socket shut down at once, unless
+  :attr:`HybridConnection.defer_close_answer` keeps it open for sending (the far half of a half-close).
 """
 
 from __future__ import annotations
@@ -57,15 +56,8 @@ class HybridConnection:
     """
 
     def __init__(
-        self,
-        ws: websocket.WebSocket,
-        *,
-        id: str = "",
-        headers: Optional[Dict[str, str]] = None,
-        path: str = "",
-        query: str = "",
-        subprotocol: Optional[str] = None,
-        io_timeout: float = 60.0,
+        self, ws: websocket.WebSocket, *, id: str = "", headers: Optional[Dict[str, str]] = None, path: str = "",
+        query: str = "", subprotocol: Optional[str] = None, io_timeout: float = 60.0,
         max_message_size: Optional[int] = None,
     ) -> None:
         self._ws = ws
@@ -83,6 +75,10 @@ class HybridConnection:
         self._state_lock = threading.Lock()
         self._closed = threading.Event()
         self._close_sent = False
+        #: On the peer's close, keep sending: :meth:`recv` raises :class:`ConnectionClosed` from then
+        #: on, and our :meth:`shutdown_send` or :meth:`close` answers it (ends the handshake).
+        self.defer_close_answer = False
+        self._peer_close: Optional[Tuple[int, str]] = None  # the peer's close, not answered yet
         self.close_code: Optional[int] = None
         self.close_reason: str = ""
         self.last_activity: float = time.monotonic()
@@ -112,10 +108,7 @@ class HybridConnection:
 
     def send(self, message: Message, timeout: Optional[float] = None) -> None:
         """Send one text (``str``) or binary (``bytes``) message. Thread-safe.
-
-        :param timeout: longest wait for the send lock while another send is in
-            progress (:class:`RelayTimeoutError` after it); None waits as long as it takes.
-        """
+        :param timeout: longest wait for the send lock (:class:`RelayTimeoutError` after it; None: no limit)."""
         if isinstance(message, str):
             wire = pack_frame(OP_TEXT, message.encode("utf-8"), masked=True)
         elif isinstance(message, (bytes, bytearray, memoryview)):
@@ -126,12 +119,8 @@ class HybridConnection:
             self._write(wire)
 
     def send_unit(self, text: str, body: Union[None, bytes, Iterable[bytes]] = None) -> None:
-        """Send a JSON text frame and, if given, its body as one binary message, as a unit.
-
-        A ``bytes`` body goes as a single frame; an iterable of chunks goes as
-        fragments ending with FIN. No other send on this connection can come
-        between the text frame and the last body frame.
-        """
+        """Send a JSON text frame and, if given, its body as one binary message, as a unit: a ``bytes``
+        body as one frame, chunks as fragments ending with FIN; no other send comes between them."""
         head = pack_frame(OP_TEXT, text.encode("utf-8"), masked=True)
         if isinstance(body, (bytes, bytearray, memoryview)):
             head = b"".join((head, pack_frame(OP_BINARY, body, masked=True)))  # one write for both
@@ -161,17 +150,11 @@ class HybridConnection:
 
     def ping(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
         """Send a WebSocket ping (``payload``: at most 125 bytes, else ``ValueError``).
-
-        :param timeout: longest wait for the send lock (another send in progress);
-            :class:`RelayTimeoutError` when it passes. None waits as long as it takes.
-        """
+        :param timeout: longest wait for the send lock (:class:`RelayTimeoutError` after it; None: no limit)."""
         self._send_control(OP_PING, payload, timeout)
 
     def pong(self, payload: bytes = b"", timeout: Optional[float] = None) -> None:
-        """Send an unsolicited WebSocket pong: a keep-alive that asks the peer for nothing.
-
-        ``payload`` and ``timeout`` as for :meth:`ping`.
-        """
+        """Send an unsolicited WebSocket pong, a keep-alive (``payload``, ``timeout``: as for :meth:`ping`)."""
         self._send_control(OP_PONG, payload, timeout)
 
     def _send_control(self, opcode: int, payload: bytes, timeout: Optional[float]) -> None:
@@ -209,17 +192,15 @@ class HybridConnection:
 
         :raises RelayTimeoutError: nothing arrived within ``timeout`` seconds.
         :raises ConnectionClosed: the connection is (or became) closed.
-        :raises ProtocolError: the peer sent invalid UTF-8 in a text message
-            (the connection is closed with 1007).
+        :raises ProtocolError: the peer sent invalid UTF-8 in a text message (closed with 1007).
         """
         return cast(Message, self._read_locked(self._message_from, timeout))  # mypy infers Sequence[object]
 
     def recv_frame(self, timeout: Optional[float] = None) -> Tuple[int, bytes, bool]:
-        """The next data frame as ``(opcode, payload, fin)``, fragments not joined.
+        """The next data frame as ``(opcode, payload, fin)``, fragments not joined, text undecoded.
 
         For readers that need frame boundaries (the control channel's body
-        frames). Pings are answered; pongs and closes are handled as in
-        :meth:`recv`. Text payloads are returned undecoded.
+        frames); controls are handled as in :meth:`recv`.
         """
         return self._read_locked(tuple, timeout)  # type: ignore[return-value]  # a plain tuple of the Frame
 
@@ -262,7 +243,7 @@ class HybridConnection:
     def _buffered_frame(self, pong_timeout: Optional[float]) -> Optional[Frame]:
         """The next data frame among the bytes received, or None; controls handled on the way."""
         while True:
-            if self.closed:
+            if self.closed or self._peer_close is not None:
                 raise ConnectionClosed(self.close_code, self.close_reason)
             try:
                 frame = self._parser.next_frame()
@@ -283,11 +264,8 @@ class HybridConnection:
             # a pong: unsolicited pongs are a keep-alive; nothing to do
 
     def _receive(self, deadline: Deadline, timeout: Optional[float]) -> None:
-        """Wait for bytes until ``deadline`` and feed what arrived to the parser.
-
-        Inside a frame the peer must deliver something every ``io_timeout``
-        seconds, whatever the caller's timeout (a stalled frame is a lost connection).
-        """
+        """Wait for bytes until ``deadline`` and feed them to the parser; inside a frame the
+        peer must deliver something every ``io_timeout`` s whatever the timeout (else: lost)."""
         sock = self._sock
         if sock is None:
             self._mark_closed(_ABNORMAL, "socket is gone")
@@ -333,28 +311,48 @@ class HybridConnection:
             first = not self._close_sent and not self.closed
             if first:
                 self._close_sent = True
-                self.close_code, self.close_reason = code, reason
+                if self._peer_close is None:  # else the peer's code stays the connection's
+                    self.close_code, self.close_reason = code, reason
         if first:
             self._try_send_close(code, reason, timeout=min(timeout, 2.0))
-            self._await_peer_close(deadline)
+            if self._peer_close is None:
+                self._await_peer_close(deadline)
         self._closed.set()
         self._shutdown_socket()
 
     def shutdown_send(self, code: int = 1000, reason: str = "", timeout: float = 2.0) -> None:
         """Half-close: send a close frame now, but keep receiving until the peer's close.
 
-        Later sends raise :class:`ConnectionClosed`; :meth:`recv` keeps returning
-        the peer's messages until its close frame arrives (that close is not
-        echoed, it answers ours). Call :meth:`close` afterwards to release the
-        socket. This is how azbridge signals EOF on one direction of a stream.
+        Later sends raise :class:`ConnectionClosed`; :meth:`recv` returns the peer's messages until
+        its close frame arrives (not echoed: it answers ours). Call :meth:`close` afterwards to
+        release the socket. This is how azbridge signals EOF on one direction of a stream.
+        After a deferred peer close (:attr:`defer_close_answer`) this is the answer: the connection closes.
         """
         close_payload(code, reason)
         with self._state_lock:
             if self._close_sent or self.closed:
                 return
             self._close_sent = True
-            self.close_code, self.close_reason = code, reason
+            if self._peer_close is None:
+                self.close_code, self.close_reason = code, reason
         self._try_send_close(code, reason, timeout=timeout)
+        if self._peer_close is not None:
+            self._mark_closed(*self._peer_close)
+            self._shutdown_socket()
+
+    def await_transport_end(self, timeout: float) -> bool:
+        """After a deferred peer close, watch the socket up to ``timeout`` s; True once the connection
+        ended. Nothing valid may follow the peer's close (what comes is dropped); EOF: the peer gave up."""
+        if self._recv_lock.acquire(timeout=max(timeout, 0.0)):
+            try:
+                sock = self._sock
+                if not self.closed and sock is not None and recv_some(sock, timeout, READ_SIZE) == b"":
+                    self._lost(None)
+            except ConnectionClosed:
+                pass
+            finally:
+                self._recv_lock.release()
+        return self.closed
 
     def _await_peer_close(self, deadline: Deadline) -> None:
         # If no thread is reading, read the peer's answer ourselves; otherwise the reader will.
@@ -384,9 +382,12 @@ class HybridConnection:
             raise self._broken(exc) from exc
         with self._state_lock:
             echo = not self._close_sent
-            self._close_sent = True
             if echo:  # the peer closed first: its code is the connection's
                 self.close_code, self.close_reason = (1005 if code is None else code), reason
+                if self.defer_close_answer:
+                    self._peer_close = (self.close_code, reason)
+                    return  # we keep sending; shutdown_send() or close() answers
+            self._close_sent = True
         if echo:
             self._try_send_close(1000 if code is None else code, "")
         self._mark_closed(1005 if code is None else code, reason)
@@ -399,11 +400,8 @@ class HybridConnection:
             self._closed.set()
 
     def _fail(self, code: int, reason: str, locked: bool = False) -> None:
-        """Fail the connection: send a close frame if we can, then drop the socket.
-
-        Used where waiting for the peer's close would deadlock (we hold the
-        receive lock, or the send lock when ``locked``).
-        """
+        """Fail the connection: send a close frame if we can, then drop the socket; for where waiting
+        for the peer's close would deadlock (we hold the receive lock, or the send lock when ``locked``)."""
         with self._state_lock:
             first = not self._close_sent and not self.closed
             self._close_sent = True
@@ -416,7 +414,7 @@ class HybridConnection:
         self._shutdown_socket()
 
     def abort(self) -> None:
-        """Drop the connection at once without a close handshake (wakes blocked readers)."""
+        """Drop the connection at once, no close handshake (wakes blocked readers)."""
         self._mark_closed(_ABNORMAL, "aborted")
         self._shutdown_socket()
 

@@ -4,7 +4,9 @@ The sender's upgrade is held until a listener connects to the rendezvous
 address of the ``accept`` message. Then each side's connection thread pumps
 its own socket into the other: text stays text, binary stays binary, message
 boundaries are kept, and a close started by either peer reaches the other
-with its code and reason (the answering close is never relayed).
+with its code and reason; the handshake completes only when the other peer
+answers, and that answer is relayed back, so data sent after a close still
+arrives (a half-close). A socket lost without a close drops the other side.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def serve_connect(incoming: Incoming) -> Optional[Refusal]:
     except BaseException:
         pending.sender_ready.set()  # sender_ws stays None: the listener side is closed
         raise
+    sender_ws.relay_close = True
     pending.sender_ws = sender_ws
     pending.sender_ready.set()
     log.info("connection %s accepted on %s (listener %s)", pending.id, entity.name, channel.listener_id)
@@ -138,6 +141,7 @@ def serve_accept(incoming: Incoming) -> Optional[Refusal]:
         listener_ws.send_close(1001, close_reason("The sender client shut down the connection"))
         pump(listener_ws, None, "")
         return None
+    listener_ws.relay_close = True
     pump(listener_ws, pending.sender_ws, "The listener shut down the connection")
     return None
 
@@ -157,7 +161,16 @@ def _reject(incoming: Incoming, pending: PendingAccept, status_text: str) -> Ref
 
 
 def pump(src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:
-    """Forward ``src``'s frames into ``dst`` until ``src`` closes; relay a close the peer started."""
+    """Forward ``src``'s frames into ``dst`` until ``src`` closes; closes are relayed end to end.
+
+    A close ``src``'s peer started goes on to ``dst`` and ``src`` keeps
+    sending (``relay_close``) until ``dst``'s peer answers: that answer reaches
+    ``src`` as ``dst``'s :class:`CloseAnswered`, relayed by the other pump. A
+    socket lost without a close frame drops ``dst`` too (its peer sees a
+    transport error, not a clean close); a peer that broke the protocol is
+    reported to ``dst`` with 1001.
+    """
+    closing = False  # src's peer closed first and its close went on to dst
     while True:
         for event in src.read_events(None):
             if isinstance(event, (TextMessage, BytesMessage)):
@@ -166,10 +179,17 @@ def pump(src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:
             elif isinstance(event, PeerClosed):
                 if dst is not None:
                     dst.send_close(event.code, event.reason)
-                return
+                if dst is None or not src.relay_close:
+                    return
+                closing = True
             elif isinstance(event, CloseAnswered):
+                if dst is not None:  # dst's peer closed first: this is its answer
+                    dst.send_close(event.code, event.reason)
                 return
             elif isinstance(event, ConnectionLost):
-                if dst is not None:
-                    dst.send_close(1001, close_reason(lost_reason))
+                if dst is not None and not closing:
+                    if event.code is None:
+                        dst.abort()
+                    else:
+                        dst.send_close(1001, close_reason(lost_reason))
                 return

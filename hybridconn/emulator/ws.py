@@ -32,7 +32,10 @@ Pongs do not (the service's 210 s Pongs did not keep #33's listener alive). A cl
 one of three terminal events:
 
 * :class:`PeerClosed` - the peer started the close; it has been answered and
-  the socket shut down at once.
+  the socket shut down at once, unless :attr:`WsChannel.relay_close` is set:
+  then nothing is answered, the channel keeps sending, and the answer is the
+  :meth:`WsChannel.send_close` that relays the other side's close (the service
+  passes closes on "without any intervention or interpretation").
 * :class:`CloseAnswered` - the peer answered a close we sent; never relay it.
 * :class:`ConnectionLost` - EOF, reset, a frame that broke the protocol (the
   peer got a 1002/1007 close), or no answer to our close in time.
@@ -65,6 +68,9 @@ log: logging.Logger = logging.getLogger(__name__)
 
 #: Seconds we wait for the peer to answer a close frame before dropping the socket.
 CLOSE_ANSWER_TIMEOUT = 5.0
+#: With :attr:`WsChannel.relay_close`: seconds the peer may be silent after a relayed close before
+#: the socket is dropped (it may still be sending, e.g. the answer to a half-closed request).
+RELAYED_CLOSE_IDLE = 60.0
 READ_SIZE = 65536
 _MAX_READ = 1024 * 1024
 
@@ -126,6 +132,9 @@ class WsChannel:
         self.pong_interval: Optional[float] = None
         #: Drop the connection (no close frame) when the peer sends a Ping.
         self.close_on_ping = False
+        #: Relay closes end to end: a peer's close is not answered here (see :class:`PeerClosed`).
+        self.relay_close = False
+        self._peer_closed = False  # the peer's close arrived and is not answered yet (relay_close)
         self._last_traffic = time.monotonic()
         self._last_pong = time.monotonic()
         self.feed(trailing_data)
@@ -229,7 +238,12 @@ class WsChannel:
             except ValueError:
                 return False
             self._close_sent = True
-            self._close_deadline = time.monotonic() + CLOSE_ANSWER_TIMEOUT
+            if self._peer_closed:  # this answers the peer's close: the handshake is complete
+                written = self._write_locked(wire)
+                self.abort()
+                return written
+            wait = RELAYED_CLOSE_IDLE if self.relay_close else CLOSE_ANSWER_TIMEOUT
+            self._close_deadline = time.monotonic() + wait
             return self._write_locked(wire)
 
     def _answer_locked(self, opcode: int, payload: bytes) -> None:
@@ -268,6 +282,8 @@ class WsChannel:
         if not data:
             return self._terminate([ConnectionLost("connection lost")])
         self._last_traffic = time.monotonic()
+        if self.relay_close and self._close_deadline is not None:  # a half-closed peer still sending
+            self._close_deadline = self._last_traffic + RELAYED_CLOSE_IDLE
         self._parser.feed(data)
         return self._collect() + self._run_timers()
 
@@ -307,6 +323,8 @@ class WsChannel:
                 if frame is None:
                     return out
                 opcode = frame.opcode
+                if self._peer_closed:
+                    continue  # nothing may follow a close frame: ignore it
                 if opcode < OP_CLOSE:
                     text, data, finished = self._messages.piece(frame)
                     out.append(TextMessage(data=cast(str, data), message_finished=finished) if text
@@ -319,7 +337,10 @@ class WsChannel:
                     with self.send_lock:
                         self._answer_locked(OP_PONG, frame.payload)
                 elif opcode == OP_CLOSE:
-                    out.append(self._on_close(frame))
+                    event = self._on_close(frame)
+                    out.append(event)
+                    if self._peer_closed:
+                        return out  # held open for the other side's data and close
                     return self._terminate(out)
                 # OP_PONG: unsolicited pongs are a keep-alive; nothing to do
         except FrameError as exc:
@@ -330,7 +351,9 @@ class WsChannel:
         code, reason = parse_close(frame.payload)  # FrameError for a broken close frame
         with self.send_lock:
             answered = self._close_sent
-            if not answered and not self._down.is_set():
+            if not answered and self.relay_close and not self._down.is_set():
+                self._peer_closed = True
+            elif not answered and not self._down.is_set():
                 self._answer_locked(OP_CLOSE, close_payload(code, reason))  # echo code and reason
         return CloseAnswered(code, reason) if answered else PeerClosed(code, reason)
 

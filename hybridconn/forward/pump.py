@@ -20,14 +20,14 @@ frames, so what we can do is decided by :class:`~hybridconn.HybridConnection`:
   and keep forwarding the other direction until the peer's close arrives.
   With azbridge on the other end this is a true half-close (it shuts down
   its target's sending side and keeps sending the answer).
-- **The peer's Close arrives first**: ``HybridConnection`` echoes it at once
-  and shuts the WebSocket down (it cannot stay open for sending). We then
-  shut down our TCP socket both ways: the TCP peer gets EOF, and anything it
-  sends afterwards can no longer be delivered (it may see a reset). So with
-  hybridconn on the receiving end of a close, a half-closed TCP exchange
-  (``shutdown(SHUT_WR)`` then wait for the answer) loses the answer if it
-  comes after the EOF. Protocols that close only when done (SSH, databases,
-  RDP, HTTP) are unaffected.
+- **The peer's Close arrives first**: the bridge sets
+  ``HybridConnection.defer_close_answer``, so the close is not echoed and the
+  WebSocket stays open for sending. We shut down our TCP socket's sending
+  side only (the TCP peer gets EOF) and keep forwarding what it still sends;
+  its EOF becomes our close, which answers the peer's and ends the
+  handshake. The relay passes closes on end to end, so a half-closed TCP
+  exchange (``shutdown(SHUT_WR)`` then read the answer) loses nothing, with
+  hybridconn or azbridge on either end.
 
 Errors (a reset, a dead relay) end both directions: the WebSocket is closed or
 aborted and the TCP socket shut down, which the far end sees as EOF, as with
@@ -66,6 +66,7 @@ class StreamBridge:
     def __init__(self, sock: socket.socket, conn: HybridConnection, name: str) -> None:
         self.sock = sock
         self.conn = conn
+        conn.defer_close_answer = True  # a close from the peer is a half-close: keep sending
         self.name = name
         self.bytes_up: int = 0  # socket -> WebSocket
         self.bytes_down: int = 0  # WebSocket -> socket
@@ -169,9 +170,19 @@ class StreamBridge:
         return True
 
     def _on_ws_closed(self, exc: ConnectionClosed) -> None:
-        # Either the answer to our own half-close, or the peer closed first:
-        # then HybridConnection has echoed the close and shut the WebSocket
-        # down, so nothing from the socket can be delivered any more. EOF both
+        if not self.conn.closed:
+            # The peer closed first (a half-close): EOF to the TCP peer; the upstream
+            # pump forwards the rest of its data, and its EOF answers the close.
+            log.debug("%s: the peer half-closed (%s); EOF to the socket", self.name, exc)
+            _shutdown(self.sock, socket.SHUT_WR)
+            # Watch the WebSocket meanwhile: if the peer gives up waiting for our
+            # answer (drops the socket), the socket -> WebSocket direction must end too.
+            while not self._aborted.is_set() and not self.conn.await_transport_end(1.0):
+                pass
+            if self._upstream is not None and self._upstream.is_alive():
+                _shutdown(self.sock, socket.SHUT_RDWR)
+            return
+        # The answer to our own half-close, or the link died: EOF both
         # ways (this also wakes the upstream pump if it is still reading).
         log.debug("%s: WebSocket closed (%s)", self.name, exc)
         _shutdown(self.sock, socket.SHUT_RDWR)

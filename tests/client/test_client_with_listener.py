@@ -48,3 +48,47 @@ def test_http_and_websocket_through_our_listener(relay_and_listener: RelayEmulat
             assert conn.recv(timeout=10) == "ping"
             conn.send(payload)
             assert conn.recv(timeout=10) == payload
+
+
+def _listener_with(relay: RelayEmulator, handler):  # type: ignore[no-untyped-def]
+    listener = hybridconn.HybridConnectionListener.from_connection_string(relay.connection_string("hc1"))
+    listener.on_connection(handler)
+    listener.open(timeout=10)
+    return listener
+
+
+def test_a_listener_socket_lost_without_a_close_is_a_transport_error_for_the_sender() -> None:
+    with RelayEmulator(hybrid_connections=["hc1"]) as relay:
+        listener = _listener_with(relay, lambda conn: (conn.recv(timeout=10), conn.abort()))
+        try:
+            with hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string("hc1")) as client:
+                with client.connect(timeout=10) as conn:
+                    conn.send("go")
+                    with pytest.raises(hybridconn.ConnectionClosed) as caught:
+                        conn.recv(timeout=10)
+                    assert caught.value.code == 1006 and not caught.value.clean  # not a relayed 1001
+        finally:
+            listener.close(timeout=10)
+
+
+def test_half_close_data_sent_after_the_senders_close_still_arrives() -> None:
+    def answer_after_close(conn: hybridconn.HybridConnection) -> None:
+        conn.defer_close_answer = True
+        received = [m for m in conn]  # until the sender's close
+        conn.send(b"".join(received))  # sent after that close: must still reach the sender
+        conn.close(4000, "bye")
+
+    with RelayEmulator(hybrid_connections=["hc1"]) as relay:
+        listener = _listener_with(relay, answer_after_close)
+        try:
+            with hybridconn.HybridConnectionClient.from_connection_string(relay.connection_string("hc1")) as client:
+                with client.connect(timeout=10) as conn:
+                    payload = os.urandom(200_000)
+                    conn.send(payload)
+                    conn.shutdown_send(1000, "done sending")
+                    assert conn.recv(timeout=10) == payload
+                    with pytest.raises(hybridconn.ConnectionClosed):
+                        conn.recv(timeout=10)
+                    assert conn.closed and conn.close_code == 1000
+        finally:
+            listener.close(timeout=10)

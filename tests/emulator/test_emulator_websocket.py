@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import Counter
 from urllib.parse import parse_qsl, urlsplit
@@ -60,17 +61,43 @@ def test_accept_relays_frames_both_ways(relay: RelayEmulator, control: Control) 
 
 
 @pytest.mark.parametrize("closer", ["sender", "listener"])
-def test_close_code_and_reason_are_relayed(relay: RelayEmulator, control: Control, closer: str) -> None:
+def test_close_is_relayed_end_to_end_and_data_after_it_arrives(
+    relay: RelayEmulator, control: Control, closer: str
+) -> None:
+    """The relay does not answer a close itself: the other peer gets it, may still send, and its answer returns."""
     sender, listener, _ = _pair(relay, control)
     try:
         first, other = (sender, listener) if closer == "sender" else (listener, sender)
         first.send_close(4001, b"app done")
-        opcode, payload = other.recv_data(control_frame=True)
-        assert opcode == websocket.ABNF.OPCODE_CLOSE
-        assert payload[:2] == (4001).to_bytes(2, "big") and payload[2:] == b"app done"
-        other.send_close(4001, b"app done")  # the answer completes the handshake on that hop only
-        opcode, payload = first.recv_data(control_frame=True)
-        assert opcode == websocket.ABNF.OPCODE_CLOSE and payload[:2] == (4001).to_bytes(2, "big")
+        frame = other.recv_frame()  # recv_frame: websocket-client does not answer the close by itself
+        assert frame.opcode == websocket.ABNF.OPCODE_CLOSE
+        assert frame.data[:2] == (4001).to_bytes(2, "big") and frame.data[2:] == b"app done"
+        big = bytes(range(256)) * 1024
+        other.send_binary(b"sent after the close")
+        other.send_binary(big)
+        other.send_close(4002, b"the answer")
+        got = [first.recv_frame()]
+        while got[-1].opcode != websocket.ABNF.OPCODE_CLOSE:
+            got.append(first.recv_frame())  # a long message is relayed in pieces as it arrives
+        assert b"".join(f.data for f in got[:-1]) == b"sent after the close" + big
+        assert got[-1].data[:2] == (4002).to_bytes(2, "big") and got[-1].data[2:] == b"the answer"
+        first.sock.settimeout(10)
+        assert first.sock.recv(10) == b""  # handshake complete: the relay closes the TCP connection
+    finally:
+        shut(sender)
+        shut(listener)
+
+
+@pytest.mark.parametrize("dying", ["sender", "listener"])
+def test_a_socket_lost_without_a_close_is_a_transport_error_for_the_other(
+    relay: RelayEmulator, control: Control, dying: str
+) -> None:
+    sender, listener, _ = _pair(relay, control)
+    try:
+        gone, other = (sender, listener) if dying == "sender" else (listener, sender)
+        gone.sock.shutdown(socket.SHUT_RDWR)  # no close frame
+        other.sock.settimeout(10)
+        assert other.sock.recv(10) == b""  # dropped too: no clean close frame first
     finally:
         shut(sender)
         shut(listener)

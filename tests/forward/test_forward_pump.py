@@ -91,13 +91,30 @@ def test_socket_data_becomes_bounded_non_empty_messages_and_eof_a_close_1000(rig
     assert rig.bridge.bytes_up == len(payload)
 
 
-def test_messages_reach_the_socket_and_peer_close_is_eof(rig: Rig) -> None:
+def test_messages_reach_the_socket_and_peer_close_is_a_half_close(rig: Rig) -> None:
+    """The peer's close is EOF one way; what the app sends after it still arrives, then its EOF answers."""
     rig.start(initial=b"early:")
     rig.far.send(b"binary,")
     rig.far.send("text")
-    rig.far.close(1000)
+    rig.far.shutdown_send(1000)
     assert rig.app_read_all() == b"early:binary,text"
+    rig.app.sendall(b"the answer, after the close")
+    rig.app.shutdown(socket.SHUT_WR)
+    messages, closed = rig.far_messages()
+    assert b"".join(messages) == b"the answer, after the close"
+    assert closed.code == 1000
     assert rig.bridge.wait(10)
+    assert rig.near.closed
+
+
+def test_a_peer_that_drops_after_its_close_ends_both_directions(rig: Rig) -> None:
+    rig.start()
+    rig.far.shutdown_send(1000)
+    assert rig.app.recv(10) == b""  # EOF one way; the app would still be sending
+    rig.far.abort()  # the peer gave up waiting for our answer
+    assert rig.bridge.wait(10)
+    assert rig.app_read_all() == b""
+    assert rig.near.closed and rig.near.close_code == 1000
 
 
 def test_an_empty_message_is_eof_one_way_only(rig: Rig) -> None:
