@@ -165,8 +165,10 @@ def test_emulator_stopped_and_restarted_3_times_on_the_same_port(record_property
 def test_half_open_control_channel_detected_3_times(record_property: Any) -> None:
     ping_interval, ping_timeout = 0.5, 1.0
     with RelayEmulator(response_timeout=10) as relay:
+        # keepalive="ping": the emulator's kernel still ACKs a stalled channel, so only an unanswered
+        # Ping finds it (a dead network path is tests/netpath's, found by TCP_USER_TIMEOUT in either mode).
         listener = make_listener(relay, backoff=(0, 0.2), jitter=JITTER, ping_interval=ping_interval,
-                                 ping_timeout=ping_timeout)
+                                 ping_timeout=ping_timeout, keepalive="ping")
         listener.on_request = echo_request
         status = StatusLog(listener)
         client = make_client(relay)

@@ -3,7 +3,7 @@
 ``python -m tests.support.big_emulator [STACK_KIB]`` raises RLIMIT_NOFILE to its hard limit,
 sets the stack size of every thread it will start (the emulator runs two threads per relayed
 WebSocket: the default 8 MiB of reserved stack each is what made 5,000 connections costly),
-prints the ``HYBRIDCONN_CONNECTION_STRING=`` line for ``hc1``, and answers each ``stats`` line
+prints the paste-ready ``export HYBRIDCONN_CONNECTION_STRING='...'`` line for ``hc1``, and answers each ``stats`` line
 on stdin with ``STATS threads=N rss=BYTES cpu=SECONDS``. EOF on stdin stops it.
 
 A process of its own because one relayed WebSocket holds four sockets (the sender's, two in the
@@ -38,7 +38,7 @@ def main(argv: list) -> int:
     relay = RelayEmulator(port=0, hybrid_connections=["hc1"], accept_timeout=120, response_timeout=120)
     relay.start()
     try:
-        print(f"{ENV_CS}={relay.connection_string('hc1')}", flush=True)
+        print(f"export {ENV_CS}='{relay.connection_string('hc1')}'", flush=True)
         for line in sys.stdin:
             if line.strip() == "stats":
                 print(f"STATS threads={threading.active_count()} rss={rss_bytes()} cpu={time.process_time():.3f}",
