@@ -233,9 +233,10 @@ class RendezvousPool:
                     conn.close(1000, "idle", timeout=1.0)
                     return
                 continue
-            except ConnectionClosed:
-                for event in reader.finish():  # a streamed body may end with the close
-                    self._handle(conn, event, pending)
+            except ConnectionClosed as exc:
+                if exc.code == 1000:  # a clean close may end a body; a lost socket truncates it
+                    for event in reader.finish():
+                        self._handle(conn, event, pending)
                 return
             except HybridConnectionError as exc:  # a protocol error ends this socket
                 log.debug("rendezvous socket on %s ended: %s", self.name, exc)
