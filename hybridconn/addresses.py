@@ -151,7 +151,8 @@ def query_text(query: QueryArg) -> str:
     if query is None or query == "":
         return ""
     if isinstance(query, str):
-        text = quote(query[1:] if query.startswith("?") else query, safe=_QUERY_SAFE)
+        # Kept whole: a query may itself begin with "?" (a URL ending "/x??" sends the query "?").
+        text = quote(query, safe=_QUERY_SAFE)
         for item in text.split("&"):
             if _is_relay_item(item):
                 raise ConfigurationError(

@@ -44,7 +44,7 @@ def echo_query(relay: Any) -> Iterator[HybridConnectionListener]:
 
 
 @pytest.mark.parametrize("query", ["flag", "20", "a=1;b=2", "&&&", "a=1&a=2&", "&foo=bar", "sb-hc-undefined",
-                                   "CustomValue", "custom&value", "%B8", "k=%E2%82%AC"])
+                                   "CustomValue", "custom&value", "%B8", "k=%E2%82%AC", "?", "?a=1", "a?b"])
 def test_the_issues_queries_arrive_as_sent(relay: Any, echo_query: HybridConnectionListener, query: str) -> None:
     with make_client(relay) as client:
         response = client.request("GET", f"/x?{query}", timeout=15)
