@@ -106,6 +106,8 @@ def start_process() -> Iterator[StartProcess]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_leaks: skip the leak check (for tests of the checker itself)")
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: the controlling process has prepared the interop peers
     # Before any interop module is imported: tests.support.node_peers decides to skip at import time.
     report = interop_setup.prepare(config.args, Path(str(config.invocation_params.dir)))
     if report:
@@ -118,7 +120,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     report = config.stash.get(_INTEROP_REPORT, None)
     if report:
         terminalreporter.write_line(report)
-    line = interop_setup.not_run_line(config.stash.get(_INTEROP_ITEMS, 0))
+    # In one process the collected interop items are counted; under pytest-xdist the controller
+    # collects nothing, so the skipped interop reports the workers sent back are counted.
+    skipped = [skip for skip in terminalreporter.stats.get("skipped", [])
+               if str(getattr(skip, "nodeid", "")).startswith("tests/interop/")]
+    line = interop_setup.not_run_line(config.stash.get(_INTEROP_ITEMS, 0) or len(skipped))
     if line:
         terminalreporter.write_sep("!", line, red=True, bold=True)
 

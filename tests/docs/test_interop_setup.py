@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import interop_setup
 from tests.support.processes import PROCESS_TIMEOUT, REPO
 
@@ -20,13 +22,14 @@ def test_selection_follows_the_command_line() -> None:
     assert not interop_setup.selected(["tests/unit", "-p", "no:randomly"], REPO)
 
 
-def test_a_run_without_node_says_loudly_that_interop_did_not_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["0", "2"])  # in one process and under pytest-xdist
+def test_a_run_without_node_says_loudly_that_interop_did_not_run(tmp_path: Path, processes: str) -> None:
     bin_dir = tmp_path / "bin"  # a PATH with this Python and nothing else: no node, no npm
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
     env = dict(os.environ, PATH=str(bin_dir))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "tests/interop/test_interop_tokens.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-n", processes, "tests/interop/test_interop_tokens.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
     )
     assert result.returncode == 0, result.stdout + result.stderr

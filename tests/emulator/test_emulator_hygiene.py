@@ -57,6 +57,7 @@ def _frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> 
         (_frame(0x2, b"unmasked", mask=False), 1002),  # clients must mask
         (_frame(0x3, b"reserved opcode"), 1002),
     ],
+    ids=["invalid-utf8", "unmasked", "reserved-opcode"],  # the masks are random: ids must not show them
 )
 def test_broken_frames_close_the_control_channel(relay: RelayEmulator, bad: bytes, code: int) -> None:
     healthy = Control(relay, query="sb-hc-id=healthy")

@@ -162,7 +162,7 @@ def test_runtime_dependencies_and_test_extra() -> None:
     assert set(deps) == {"websocket-client", "requests", "h11", "wsproto"}
     assert deps["h11"].startswith("h11>=0.16")
     extras = " ".join(project["optional-dependencies"]["test"])
-    for name in ("pytest", "responses", "pytest-timeout", "hypothesis", "build", "coverage"):
+    for name in ("pytest", "responses", "pytest-timeout", "pytest-xdist", "hypothesis", "build", "coverage"):
         assert name in extras
 
 
