@@ -19,9 +19,9 @@ ENV_AUTH = "HYBRIDCONN_AUTH"
 AUTH_MODES = ("connection-string", *CREDENTIAL_KINDS)
 
 
-def add_connection_string(parser: argparse.ArgumentParser, tls: bool = True) -> None:
+def add_connection_string(parser: argparse.ArgumentParser, tls: bool = True, insecure: bool = True) -> None:
     """``--connection-string``/``-c``, ``--auth`` for how to authenticate with it, and (``tls``)
-    ``--ca-cert``/``--insecure`` for how to trust the relay."""
+    ``--ca-cert`` and (``insecure``) ``--insecure`` for how to trust the relay."""
     parser.add_argument(
         "--connection-string",
         "-c",
@@ -47,6 +47,8 @@ def add_connection_string(parser: argparse.ArgumentParser, tls: bool = True) -> 
         metavar="FILE",
         help=f"trust this CA bundle (PEM) for wss/https, e.g. the TLS emulator's certificate (default: ${ENV_CA_CERT})",
     )
+    if not insecure:
+        return
     parser.add_argument(
         "--insecure", "-k", action="store_true", help="do not verify the relay's TLS certificate (test relays only)"
     )
@@ -92,7 +94,7 @@ def listen_error(exc: OSError, host: str, port: int, option: str = "--port") -> 
     return OSError(code, f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
 
 
-def tls_options(args: argparse.Namespace) -> Dict[str, Any]:
+def tls_options(args: argparse.Namespace, insecure: bool = True) -> Dict[str, Any]:
     """``{"verify": ...}`` for --ca-cert (or $HYBRIDCONN_CA_CERT) or --insecure, else ``{}`` (system trust).
 
     :raises ConfigurationError: both --ca-cert and --insecure, or a CA bundle that does not exist.
@@ -100,7 +102,7 @@ def tls_options(args: argparse.Namespace) -> Dict[str, Any]:
     from ..exceptions import ConfigurationError
 
     ca_cert = getattr(args, "ca_cert", None)
-    insecure = bool(getattr(args, "insecure", False))
+    insecure = insecure and bool(getattr(args, "insecure", False))  # False: the command's --insecure is not the relay's
     if ca_cert and insecure:
         raise ConfigurationError("--ca-cert and --insecure contradict each other: pass one")
     if insecure:

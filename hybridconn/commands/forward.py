@@ -24,7 +24,8 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..exceptions import ConfigurationError
-from ._common import ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options
+from ._common import (ENV_CONNECTION_STRING, add_connection_string, connection_string_from, credential_options,
+                      tls_options)
 
 NAME = "forward"
 HELP = "forward TCP ports and HTTP over hybrid connections (azbridge-compatible -L/-R/-H)"
@@ -34,7 +35,7 @@ RemoteSpec = Tuple[str, Optional[str], str, int]  # hybrid connection, port name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_connection_string(parser, tls=False)  # forward's --insecure is about its -H web servers
+    add_connection_string(parser, insecure=False)  # forward's --insecure is about its -H web servers
     parser.add_argument(
         "-L",
         dest="local",
@@ -146,7 +147,7 @@ def _parse_http(specs: List[str]) -> Dict[str, Any]:
 def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
                    remotes: Dict[str, Dict[str, Tuple[str, int]]], webs: Dict[str, Any], started: List[Any]) -> None:
     from ..forward import RemoteForwarder
-    from ..forward.http_proxy import HttpForwarder
+    from ..listener import HybridConnectionListener
 
     options = dict(options)
     udp_remotes = options.pop("udp")
@@ -169,9 +170,11 @@ def _start_remotes(args: argparse.Namespace, cs: str, options: Dict[str, Any],
         if web is not None:
             print(f"forwarding HTTP {hybrid_connection} -> {web.origin}{web.base_path}", flush=True)
     for web in webs.values():
-        proxy = HttpForwarder.from_connection_string(
-            cs, web, verify=not args.insecure, connect_timeout=args.connect_timeout, **options,
-        )
+        # Its own listener, built here: ``verify`` in options is the relay's (--ca-cert), while
+        # HttpForwarder's own ``verify`` is the web server's (--insecure).
+        listener = HybridConnectionListener.from_connection_string(
+            cs, path=web.relay, stream_request_bodies=True, **options)
+        proxy = _http_forwarder(listener, web, args)
         started.append(proxy)
         proxy.start(timeout=args.connect_timeout)
         print(f"forwarding HTTP {proxy.relay_url} -> {web.origin}{web.base_path}", flush=True)
@@ -233,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     connection_string = getattr(args, "connection_string", None) or from_file or connection_string_from(args)
     if not connection_string:
         raise ConfigurationError(f"a connection string is needed: --connection-string or ${ENV_CONNECTION_STRING}")
-    options = credential_options(args)
+    options = {**credential_options(args), **tls_options(args, insecure=False)}
     locals_: List[Tuple[LocalSpec, bool]] = []
     for spec, udp in (split_udp(s, "-L") for s in args.local):
         locals_.append((parse_local(spec), udp))

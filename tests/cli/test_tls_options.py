@@ -12,6 +12,8 @@ import hybridconn
 from hybridconn.commands import _exit
 from hybridconn.emulator import RelayEmulator
 from tests.support.processes import StartProcess, child_env, run_cli
+from tests.support.sockets import free_port
+from tests.support.tcp_echo import EchoServer, echo_roundtrip
 
 
 @pytest.fixture
@@ -105,3 +107,23 @@ def test_serve_refuses_a_bad_auth_or_ca_cert_before_starting_workers() -> None:
     assert bad_auth.returncode == _exit.USAGE and "--auth is 'nope': choose one of" in bad_auth.stderr, bad_auth.stderr
     bad_ca = run_cli(["serve", "tests.serve.serve_app", "--ca-cert", "/no/such.pem"], child_env(cs))
     assert bad_ca.returncode == _exit.USAGE and "no such CA bundle" in bad_ca.stderr, bad_ca.stderr
+
+
+def test_forward_trusts_the_relay_by_ca_cert_and_keeps_insecure_for_its_web_servers(
+        start_process: StartProcess) -> None:
+    # forward's --insecure is azbridge's (an https web server behind -H); --ca-cert is the relay's, as elsewhere.
+    with RelayEmulator(hybrid_connections=["fwd"], tls="self-signed") as relay, EchoServer() as echo:
+        assert relay.certificate_path
+        env = child_env(relay.connection_string("fwd"))
+        env.pop("HYBRIDCONN_CA_CERT", None)
+        port = free_port()
+        forward = start_process(["-m", "hybridconn", "forward", "-R", f"fwd:127.0.0.1:{echo.port}",
+                                 "-L", f"127.0.0.1:{port}:fwd", "--ca-cert", relay.certificate_path], env)
+        forward.wait_for(f"forwarding 127.0.0.1:{port}")
+        sent, received, count = echo_roundtrip(("127.0.0.1", port), 100_000, seed=5)
+        assert count == 100_000 and sent == received
+        assert forward.interrupt() == 0
+        without = run_cli(["forward", "-R", f"fwd:127.0.0.1:{echo.port}"], env)
+        assert without.returncode == _exit.TLS and "--ca-cert" in without.stderr, without.stderr
+    untrusted = run_cli(["forward", "-R", "fwd:127.0.0.1:9", "--ca-cert", "/no/such.pem"], env)
+    assert untrusted.returncode == _exit.USAGE and "no such CA bundle" in untrusted.stderr, untrusted.stderr

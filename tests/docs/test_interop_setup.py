@@ -29,7 +29,8 @@ def test_a_run_without_node_says_loudly_that_interop_did_not_run(tmp_path: Path,
     (bin_dir / "python").symlink_to(sys.executable)
     env = dict(os.environ, PATH=str(bin_dir))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-n", processes, "tests/interop/test_interop_tokens.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-n", processes,
+         "tests/interop/test_interop_tokens.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
