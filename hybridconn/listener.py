@@ -407,8 +407,12 @@ class HybridConnectionListener(RelayEndpoint):
         # our own threads, once every socket is closed or aborted, may take a moment past it.
         handlers_until, refusals_until, peers_until = until.fraction(0.6), until.fraction(0.8), until.fraction(0.9)
         threads_until = until.extended(0.5)
+        # Queued work never runs once closing: its 503s go out while the running handlers finish,
+        # not in what is left after them (on a loaded machine that was too little, and they got 502).
+        refusing = self._admission.refuse_queued(refusals_until, wait=False)
         self._pool.wait_idle(handlers_until, kinds=("http",))
-        self._admission.refuse_queued(refusals_until)  # the rest is for closing sockets
+        if refusing is not None:
+            refusals_until.join(refusing)  # the rest is for closing sockets
         (self.dialer.handshakes or HandshakeSet()).abort_all()  # a handshake in progress would hold a thread
         self._control.close(peers_until)
         multiplexer_stopped = self._multiplexer.close(peers_until)  # no reads under the closes below

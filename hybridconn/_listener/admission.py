@@ -128,14 +128,16 @@ class Admission:
 
     # ------------------------------------------------------------------ closing
 
-    def refuse_queued(self, until: Deadline) -> None:
-        """Answer 503 to the work still queued, in a thread of its own joined until ``until``.
+    def refuse_queued(self, until: Deadline, wait: bool = True) -> Optional[threading.Thread]:
+        """Answer 503 to the work still queued, in a thread of its own that gives up at ``until``.
 
-        A hung network must not hold close(); closing the channel afterwards ends a send stuck in it.
+        ``wait``: join it until ``until``; else the caller joins the thread returned (None: nothing
+        was queued). A hung network must not hold close(); closing the channel afterwards ends a
+        send stuck in it.
         """
         refusals = self._pool.drop_queued()
         if not refusals:
-            return
+            return None
         log.warning("listener %s closing: answering 503 to %d queued requests or connections", self.name,
                     len(refusals))
 
@@ -152,7 +154,9 @@ class Admission:
 
         thread = threading.Thread(target=refuse_all, name=f"hybridconn-refuse-{self.name}", daemon=True)
         thread.start()
-        until.join(thread)
+        if wait:
+            until.join(thread)
+        return thread
 
     def close(self, until: Deadline) -> bool:
         """Stop the overflow pool; True when its threads ended in time."""
