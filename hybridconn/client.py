@@ -161,7 +161,10 @@ class HybridConnectionClient(RelayEndpoint):
             one closes it with 1009 and raises ``ConnectionClosed``. None: no limit.
         :raises AuthenticationError: 401.
         :raises AuthorizationError: 403.
-        :raises EndpointNotFoundError: 404, no such hybrid connection or no listener.
+        :raises EndpointNotFoundError: 404, no such hybrid connection.
+        :raises ListenerUnavailableError: no listener online: 502/503, or 404 "There are no
+            listeners connected" as Azure answers, raised as ``NoListenerConnectedError``
+            (also an ``EndpointNotFoundError``).
         :raises ConnectionRejectedError: the listener rejected the connection.
         :raises RelayTimeoutError: the handshake did not complete in time.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
@@ -230,7 +233,8 @@ class HybridConnectionClient(RelayEndpoint):
 
         :raises AuthenticationError, AuthorizationError, EndpointNotFoundError:
             the relay's 401/403/404.
-        :raises ListenerUnavailableError: 502/503, no listener is online.
+        :raises ListenerUnavailableError: 502/503 (or ``NoListenerConnectedError``, a 404 saying
+            no listener is connected or qualifies), no listener is online.
         :raises RelayTimeoutError: the relay's 504, or no answer within ``timeout``.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
         """

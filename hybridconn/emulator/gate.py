@@ -9,14 +9,22 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
 from .access import Denied, TokenSource, find_token
-from .entities import Entity
+from .entities import Entity, ListenerChannel
 from .http_conn import Incoming
-from .status import Refusal, describe
+from .status import NO_LISTENER_MEETS, NO_LISTENERS, Refusal, describe
 
-__all__ = ["Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
+__all__ = [
+    "Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int",
+    "listener_filter", "pick_for",
+]
+
+#: The sender's headers naming the listeners it will (not) be routed to: comma-separated listener
+#: ids (azure-relay-dotnet HybridRequestTests.cs sends each listener's TrackingContext.ActivityId).
+ALLOWED_LISTENERS = "microsoft-relay-allowedlisteners"
+DISALLOWED_LISTENERS = "microsoft-relay-disallowedlisteners"
 
 log: logging.Logger = logging.getLogger(__name__)
 
@@ -121,3 +129,41 @@ def optional_int(text: Optional[str]) -> Optional[int]:
         return int(str(text).strip()) if text is not None else None
     except ValueError:
         return None
+
+
+def _ids(value: Optional[str]) -> Optional[FrozenSet[str]]:
+    if value is None:
+        return None
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def listener_filter(incoming: Incoming) -> Optional[Callable[[ListenerChannel], bool]]:
+    """The sender's AllowedListeners/DisallowedListeners as a test on a listener, or None (any).
+
+    A listener is named by the ``sb-hc-id`` it connected with (its tracking id, matched
+    case-insensitively; Azure-style ``_G..`` suffixes after the first ``_`` are ignored).
+    """
+    allowed = _ids(incoming.headers.get(ALLOWED_LISTENERS))
+    disallowed = _ids(incoming.headers.get(DISALLOWED_LISTENERS))
+    if allowed is None and disallowed is None:
+        return None
+
+    def qualifies(channel: ListenerChannel) -> bool:
+        lowered = channel.listener_id.lower()
+        names = {lowered, lowered.split("_", 1)[0]}
+        if allowed is not None and not names & allowed:
+            return False
+        return not (disallowed is not None and names & disallowed)
+
+    return qualifies
+
+
+def pick_for(incoming: Incoming, entity: Entity, no_listener_status: int) -> Union[ListenerChannel, Refusal]:
+    """A listener for this sender (its AllowedListeners/DisallowedListeners applied), or the refusal."""
+    only = listener_filter(incoming)
+    channel = incoming.ctx.registry.pick_listener(entity, only=only)
+    if channel is not None:
+        return channel
+    if only is not None and incoming.ctx.registry.pick_listener(entity) is not None:
+        return incoming.refusal(404, NO_LISTENER_MEETS, entity.name)
+    return incoming.refusal(no_listener_status, NO_LISTENERS, entity.name)

@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Collection, Dict, List, Optional, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 from ..addresses import check_entity_path
 from ..protocol import MAX_LISTENERS
@@ -186,10 +186,16 @@ class Registry:
         with self.cond:
             return sum(1 for c in entity.listeners.values() if not c.stalled.is_set())
 
-    def pick_listener(self, entity: Entity, exclude: Collection[ListenerChannel] = ()) -> Optional[ListenerChannel]:
-        """A random listener (not one of ``exclude``); a stalled (half-open) one only when no other is left."""
+    def pick_listener(
+        self,
+        entity: Entity,
+        exclude: Collection[ListenerChannel] = (),
+        only: Optional[Callable[[ListenerChannel], bool]] = None,
+    ) -> Optional[ListenerChannel]:
+        """A random listener (not one of ``exclude``, one ``only`` accepts); a stalled (half-open) one
+        only when no other is left."""
         with self.cond:
-            channels = [c for c in entity.listeners.values() if c not in exclude]
+            channels = [c for c in entity.listeners.values() if c not in exclude and (only is None or only(c))]
         if not channels:
             return None
         healthy = [c for c in channels if not c.stalled.is_set()]

@@ -22,11 +22,11 @@ from ..addresses import rendezvous_address
 from ..protocol import Accept, parse_subprotocols, serialize_message, standard_phrase
 from .context import raw_headers
 from .entities import Entity, ListenerChannel
-from .gate import admit, forwarded_headers, optional_int
+from .gate import admit, forwarded_headers, optional_int, pick_for
 from .http_conn import Incoming
 from .keys import keyed_id, mint_secret, secret_matches, split_keyed_id
 from .registry import PendingAccept
-from .status import Refusal, close_reason
+from .status import NO_LISTENERS, Refusal, close_reason
 from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
 
 __all__ = ["serve_connect", "serve_accept", "pump"]
@@ -40,9 +40,9 @@ def serve_connect(incoming: Incoming) -> Optional[Refusal]:
     if isinstance(admitted, Refusal):
         return admitted
     entity = admitted.entity
-    channel = incoming.ctx.registry.pick_listener(entity)
-    if channel is None:
-        return incoming.refusal(404, "There are no listeners connected for the endpoint", entity.name)
+    channel = pick_for(incoming, entity, incoming.ctx.fidelity.no_listener_connect_status)
+    if isinstance(channel, Refusal):
+        return channel
     connect_headers = forwarded_headers(
         raw_headers(incoming.request.headers.raw_items()), admitted.source, drop=("Sec-WebSocket-Extensions",)
     )
@@ -87,7 +87,7 @@ def _offer(
             extra={"remoteEndpoint": {"address": peer[0], "port": peer[1]}},
         )
         if not channel.send(serialize_message(accept)):
-            return incoming.refusal(404, "There are no listeners connected for the endpoint", entity.name)
+            return incoming.refusal(incoming.ctx.fidelity.no_listener_connect_status, NO_LISTENERS, entity.name)
         state = pending.wait()
     finally:
         ctx.registry.pop_accept(key)
