@@ -49,7 +49,8 @@ class HybridConnectionListener(RelayEndpoint):
     :param max_pending: work queued beyond them before requests are answered 503 and sockets
         rejected 503 (also bounds the accept queue).
     :param max_rendezvous: request rendezvous sockets kept open at once.
-    :param ping_interval: seconds between keep-alives; keep it under the relay's ~4 min idle drop.
+    :param ping_interval: seconds between keep-alives, on the control channel and every accepted socket;
+        keep it under the relay's ~4 min idle drop.
     :param ping_timeout: how long a keep-alive may go unacknowledged (TCP_USER_TIMEOUT, or a Pong
         in ``"ping"`` mode) before the channel counts as dead and is replaced.
     :param keepalive: ``"pong"`` (unsolicited Pongs, as Microsoft's clients do) or ``"ping"``.
@@ -160,7 +161,8 @@ class HybridConnectionListener(RelayEndpoint):
         self._multiplexer = Multiplexer(self.name, self._pool, self.hooks, self._rendezvous, runners=max_workers)
         self._acceptor = Acceptor(self.path, self.dialer, self.hooks, self._rendezvous, self._admission,
                                   queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters,
-                                  max_message_size=max_message_size, multiplexer=self._multiplexer)
+                                  max_message_size=max_message_size, multiplexer=self._multiplexer,
+                                  keepalive_interval=ping_interval, name=self.name)
         router = Router(self.path, self.dialer, self.hooks, self._admission, self._acceptor, self._rendezvous,
                         self._counters, max_request_body, self._inflight)
         self._rendezvous.sink = router

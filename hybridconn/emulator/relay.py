@@ -55,6 +55,8 @@ def serve_connect(incoming: Incoming) -> Optional[Refusal]:
         pending.sender_ready.set()  # sender_ws stays None: the listener side is closed
         raise
     sender_ws.relay_close = True
+    # The sender's side sits behind the same load balancer: idle for as long, it is dropped too.
+    sender_ws.idle_timeout = incoming.ctx.fidelity.idle_timeout
     pending.sender_ws = sender_ws
     pending.sender_ready.set()
     log.info("connection %s accepted on %s (listener %s)", pending.id, entity.name, channel.listener_id)
