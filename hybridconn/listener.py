@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Callable, Dict, Optional, Sequence, Union
 
 from ._deadline import Deadline
@@ -49,8 +50,7 @@ class HybridConnectionListener(RelayEndpoint):
     :param max_pending: work queued beyond them before requests are answered 503 and sockets
         rejected 503 (also bounds the accept queue).
     :param max_rendezvous: request rendezvous sockets kept open at once.
-    :param ping_interval: seconds between keep-alives, on the control channel and every accepted socket;
-        keep it under the relay's ~4 min idle drop.
+    :param ping_interval: seconds between keep-alives (control channel, accepted sockets); keep it under ~4 min.
     :param ping_timeout: how long a keep-alive may go unacknowledged (TCP_USER_TIMEOUT, or a Pong
         in ``"ping"`` mode) before the channel counts as dead and is replaced.
     :param keepalive: ``"pong"`` (unsolicited Pongs, as Microsoft's clients do) or ``"ping"``.
@@ -170,6 +170,8 @@ class HybridConnectionListener(RelayEndpoint):
                                        token_audience(self.namespace, self.path), self.dialer, Backoff(backoff, jitter),
                                        ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router,
                                        observer=self, keepalive=keepalive)
+        #: Its control channels' ``sb-hc-id``, which senders' ``Microsoft-Relay-AllowedListeners`` name; settable.
+        self.listener_id: str = str(uuid.uuid4())
         self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
                                 self._rendezvous)
 
