@@ -117,6 +117,8 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
     entity, suffix = admitted.entity, admitted.suffix
     raw = raw_headers(incoming.request.headers.raw_items())
     forward = strip_hop_headers(forwarded_headers(raw, admitted.source, drop=("Expect",)))
+    if ctx.fidelity.request_host == "forward":  # the reading of Microsoft's example and samples
+        forward.update((name, value) for name, value in raw.items() if name.lower() == "host")
     query = strip_relay_query(target.query)
     conn.continue_if_expected()
     chunked = "chunked" in incoming.headers.get("transfer-encoding", "").lower()
