@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
+from .._sas import normalize_audience, parse_sas_token
+from ..exceptions import HybridConnectionError
 from .access import Denied, TokenSource, find_token
 from .entities import Entity, ListenerChannel
 from .http_conn import Incoming
@@ -58,7 +60,7 @@ def admit(incoming: Incoming, right: str) -> Union[Admitted, Refusal]:
 
 def resolve_entity(incoming: Incoming) -> Union[Tuple[Entity, str], Refusal]:
     """(entity, suffix) of the request's path, or a 404 refusal."""
-    found = incoming.ctx.registry.resolve(incoming.target.path)
+    found = incoming.ctx.registry.resolve(incoming.target.path, incoming.ctx.fidelity.case_sensitive_names)
     if found is None:
         name = incoming.target.path.split("/", 1)[0]
         return incoming.refusal(404, "Endpoint does not exist", name)  # the service's text (RunTimeTests.cs)
@@ -103,6 +105,9 @@ def authorize(
     if anonymous_ok:
         return TokenSource(None, None) if source.where == "authorization-header" else source
     verdict = incoming.ctx.keyring.check(source.token, audiences(incoming, entity), right)
+    if incoming.ctx.fidelity.case_sensitive_names and not isinstance(verdict, Denied) and source.token:
+        if not sas_names_exactly(source.token, entity.name):
+            verdict = Denied(401, "token audience does not match the resource (names are case-sensitive)")
     if isinstance(verdict, Denied):
         log.info(
             "refused %s on %s from %s: %d %s",
@@ -167,3 +172,17 @@ def pick_for(incoming: Incoming, entity: Entity, no_listener_status: int) -> Uni
     if only is not None and incoming.ctx.registry.pick_listener(entity) is not None:
         return incoming.refusal(404, NO_LISTENER_MEETS, entity.name)
     return incoming.refusal(no_listener_status, NO_LISTENERS, entity.name)
+
+
+def sas_names_exactly(token: str, entity_name: str) -> bool:
+    """False when ``token`` is a SAS token whose resource names the hybrid connection in another case.
+
+    The SAS check compares paths case-insensitively (Azure's resource names are); with
+    ``Fidelity(case_sensitive_names=True)`` routing is case-exact, and so must the token be.
+    Other tokens (Entra ID's name no hybrid connection) pass.
+    """
+    try:
+        path = normalize_audience(parse_sas_token(token).resource)[1].strip("/")
+    except (HybridConnectionError, ValueError, KeyError):
+        return True
+    return path == "" or entity_name == path or entity_name.startswith(path + "/")

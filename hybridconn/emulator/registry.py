@@ -119,13 +119,22 @@ class Registry:
             except KeyError:
                 raise KeyError(f"no hybrid connection named {name!r}") from None
 
-    def resolve(self, path: str) -> Optional[Tuple[Entity, str]]:
-        """(entity, suffix) for a decoded path such as ``hc1/a/b``: the longest registered name wins."""
+    def resolve(self, path: str, case_sensitive: bool = True) -> Optional[Tuple[Entity, str]]:
+        """(entity, suffix) for a decoded path such as ``hc1/a/b``: the longest registered name wins
+        (an exact-case match first; with ``case_sensitive=False`` names also match in any case)."""
         path = path.lstrip("/")
+        found = self._resolve(path, lambda text: text)
+        if found is None and not case_sensitive:
+            found = self._resolve(path, str.casefold)
+        return found
+
+    def _resolve(self, path: str, fold: Callable[[str], str]) -> Optional[Tuple[Entity, str]]:
+        folded = fold(path)
         with self.cond:
             best: Optional[Entity] = None
             for name, entity in self.entities.items():
-                if path == name or path.startswith(name + "/"):
+                name = fold(name)
+                if folded == name or folded.startswith(name + "/"):
                     if best is None or len(name) > len(best.name):
                         best = entity
         if best is None:

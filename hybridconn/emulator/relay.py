@@ -116,7 +116,7 @@ def serve_accept(incoming: Incoming) -> Optional[Refusal]:
     ctx, target = incoming.ctx, incoming.target
     keyed = split_keyed_id(target.param("sb-hc-id"))
     pending = ctx.registry.find_accept(keyed[0]) if keyed else None
-    found = ctx.registry.resolve(target.path)
+    found = ctx.registry.resolve(target.path, ctx.fidelity.case_sensitive_names)
     if keyed is None or pending is None or found is None or found[0] is not pending.entity:
         return incoming.refusal(403, "The rendezvous address is not valid or has expired")
     if not secret_matches(pending.secret, keyed[1]):
