@@ -78,3 +78,19 @@ def test_404_texts_tell_no_listener_from_no_hybrid_connection(reason: str, expec
 def test_the_cli_exits_no_listener_in_every_variant(relay: Any, command: Any) -> None:
     result = run_cli(command, child_env(relay.connection_string("hc1")))
     assert result.returncode == _exit.NO_LISTENER, result.stderr
+
+
+def test_the_emulator_command_takes_every_new_fidelity_option() -> None:
+    import argparse
+
+    from hybridconn.commands import emulator as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--profile", "default", "--no-listener-status", "503", "--no-listener-connect-status",
+                              "502", "--request-host", "forward", "--case-sensitive-names"])
+    assert command.fidelity_from(args) == Fidelity(no_listener_status=503, no_listener_connect_status=502,
+                                                   request_host="forward", case_sensitive_names=True)
+    args = parser.parse_args(["--profile", "pessimistic", "--no-case-sensitive-names"])
+    assert command.fidelity_from(args).case_sensitive_names is False
+    assert command.fidelity_from(parser.parse_args(["--profile", "default"])) == Fidelity()
