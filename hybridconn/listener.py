@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from typing import Callable, Dict, Optional, Sequence, Union
 
 from ._deadline import Deadline
@@ -170,8 +169,9 @@ class HybridConnectionListener(RelayEndpoint):
                                        token_audience(self.namespace, self.path), self.dialer, Backoff(backoff, jitter),
                                        ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router,
                                        observer=self, keepalive=keepalive)
-        #: Its control channels' ``sb-hc-id``, which senders' ``Microsoft-Relay-AllowedListeners`` name; settable.
-        self.listener_id: str = str(uuid.uuid4())
+        #: Set it (before open()) to connect every control channel with this ``sb-hc-id``, which senders'
+        #: ``Microsoft-Relay-AllowedListeners``/``DisallowedListeners`` name; None: a new id each time.
+        self.listener_id: Optional[str] = None
         self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
                                 self._rendezvous)
 

@@ -1,12 +1,13 @@
 """``Microsoft-Relay-AllowedListeners`` / ``DisallowedListeners`` route a sender among listeners, as
 azure-relay-dotnet HybridRequestTests.cs (AllowedListeners, DisallowedListeners) shows: each header is
-a comma-separated list of listener ids (a listener's ``sb-hc-id``; ``listener.listener_id`` here), and
+a comma-separated list of listener ids (a listener's ``sb-hc-id``: ``listener.listener_id``, set), and
 404 "None of the connected listeners meet the AllowedListeners/DisallowedListeners criteria" when none
 qualifies."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from typing import Any, Iterator, List
 
 import pytest
@@ -19,7 +20,7 @@ from hybridconn import (
     RelayedRequest,
     RelayedResponse,
 )
-from tests.support.endpoints import make_client, make_listener
+from tests.support.endpoints import StatusLog, make_client, make_listener
 
 ALLOWED = "Microsoft-Relay-AllowedListeners"
 DISALLOWED = "Microsoft-Relay-DisallowedListeners"
@@ -45,6 +46,7 @@ def three(relay: Any) -> Iterator[List[HybridConnectionListener]]:
     with contextlib.ExitStack() as stack:
         for i in range(3):
             listener = make_listener(relay)
+            listener.listener_id = str(uuid.uuid4())
             listener.on_request = _named(i)
             listener.on_connection = _ws_named(i)
             stack.enter_context(listener)
@@ -54,11 +56,34 @@ def three(relay: Any) -> Iterator[List[HybridConnectionListener]]:
 
 
 def _ids(listeners: List[HybridConnectionListener]) -> str:
-    return ",".join(listener.listener_id for listener in listeners)
+    return ",".join(_id(listener) for listener in listeners)
 
 
-def test_every_listener_keeps_one_id_and_ids_differ(three: List[HybridConnectionListener]) -> None:
-    assert len({listener.listener_id for listener in three}) == 3
+def _id(listener: HybridConnectionListener) -> str:
+    assert listener.listener_id is not None
+    return listener.listener_id
+
+
+def test_a_listener_id_is_kept_across_reconnects_and_fresh_ids_without_one(relay: Any) -> None:
+    named, unnamed = make_listener(relay, backoff=(0,)), make_listener(relay, backoff=(0,))
+    named.listener_id = "4f56f839-4267-4e78-99b4-06a83b18c8b4"
+    for listener in (named, unnamed):
+        listener.on_request = _named(0)
+    events = StatusLog(named)
+    with named:
+        named.open(timeout=15)
+        assert events.online.acquire(timeout=5)
+        first = relay.listener_ids("hc1")
+        relay.drop_control_channels("hc1")
+        assert events.online.acquire(timeout=15)
+        assert relay.wait_for_listeners("hc1", 1, timeout=15)
+        assert relay.listener_ids("hc1") == first
+        with make_client(relay) as client:  # back online, under the same id
+            response = client.request("GET", "/", headers={ALLOWED: named.listener_id}, timeout=15)
+            assert response.text == "listener0"
+        assert first == [named.listener_id]
+    assert unnamed.listener_id is None  # the default: a fresh sb-hc-id per control channel
+    unnamed.close(timeout=5)
 
 
 def test_allowed_listeners_route_requests_and_connects_to_the_named_one(
@@ -66,16 +91,16 @@ def test_allowed_listeners_route_requests_and_connects_to_the_named_one(
     with make_client(relay) as client:
         for i, listener in enumerate(three):
             for _ in range(4):  # never one of the others (a random pick would be 1 in 3)
-                response = client.request("GET", "/", headers={ALLOWED: listener.listener_id}, timeout=15)
+                response = client.request("GET", "/", headers={ALLOWED: _id(listener)}, timeout=15)
                 assert response.text == f"listener{i}"
-                conn = client.connect(headers={ALLOWED: listener.listener_id.upper()}, timeout=15)
+                conn = client.connect(headers={ALLOWED: _id(listener).upper()}, timeout=15)
                 try:
                     assert conn.recv(timeout=15) == f"listener{i}"
                 finally:
                     conn.close(timeout=5)
         two = {f"listener{i}" for i in range(2)}
         for _ in range(6):
-            response = client.request("GET", "/", headers={ALLOWED: " , ".join(x.listener_id for x in three[:2])},
+            response = client.request("GET", "/", headers={ALLOWED: " , ".join(_id(x) for x in three[:2])},
                                       timeout=15)
             assert response.text in two
 
@@ -88,14 +113,14 @@ def test_disallowed_listeners_keep_a_request_away(relay: Any, three: List[Hybrid
                 response = client.request("GET", "/", headers={DISALLOWED: _ids(others)}, timeout=15)
                 assert response.text == f"listener{i}"
         for _ in range(6):
-            response = client.request("GET", "/", headers={DISALLOWED: three[0].listener_id}, timeout=15)
+            response = client.request("GET", "/", headers={DISALLOWED: _id(three[0])}, timeout=15)
             assert response.text != "listener0"
 
 
 @pytest.mark.parametrize("headers_for", [
     lambda three: {ALLOWED: "00000000-0000-0000-0000-000000000000"},
     lambda three: {DISALLOWED: _ids(three)},
-    lambda three: {ALLOWED: three[0].listener_id, DISALLOWED: three[0].listener_id},
+    lambda three: {ALLOWED: _id(three[0]), DISALLOWED: _id(three[0])},
 ], ids=["unknown-allowed", "all-disallowed", "allowed-and-disallowed"])
 def test_no_qualifying_listener_is_404_with_the_service_text(
         relay: Any, three: List[HybridConnectionListener], headers_for: Any) -> None:
@@ -117,5 +142,5 @@ def test_a_chosen_listener_id_is_used(relay: Any) -> None:
     listener.on_request = _named(7)
     with listener, make_client(relay) as client:
         listener.open(timeout=15)
-        response = client.request("GET", "/", headers={ALLOWED: listener.listener_id}, timeout=15)
+        response = client.request("GET", "/", headers={ALLOWED: _id(listener)}, timeout=15)
         assert response.text == "listener7"
