@@ -1,9 +1,7 @@
-"""HybridConnectionListener: the listener role, composed of the small parts in
-:mod:`hybridconn._listener` (control channel, router, admission, work pool, replies,
-rendezvous pool, in-flight registry, drainer); this module owns the lifecycle
-(``open()``, ``close()``, ``drain()``, ``state``, the ``on_*`` hooks).
-See docs/architecture.rst for the whole picture.
-"""
+"""HybridConnectionListener: the listener role, composed of the small parts in :mod:`hybridconn._listener`
+(control channel, router, admission, work pool, replies, rendezvous pool, in-flight registry, drainer); this
+module owns the lifecycle (``open()``, ``close()``, ``drain()``, ``state``, the ``on_*`` hooks). See
+docs/architecture.rst for the whole picture."""
 
 from __future__ import annotations
 
@@ -169,11 +167,9 @@ class HybridConnectionListener(RelayEndpoint):
                                        token_audience(self.namespace, self.path), self.dialer, Backoff(backoff, jitter),
                                        ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router,
                                        observer=self, keepalive=keepalive)
-        #: Set it (before open()) to connect every control channel with this ``sb-hc-id``, which senders'
-        #: ``Microsoft-Relay-AllowedListeners``/``DisallowedListeners`` name; None: a new id each time.
+        #: Set (before open()): every control channel's ``sb-hc-id``, as senders' AllowedListeners name it.
         self.listener_id: Optional[str] = None
-        self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
-                                self._rendezvous)
+        self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission, self._rendezvous)
 
     # ------------------------------------------------------------------ options, as given
 
