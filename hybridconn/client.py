@@ -40,6 +40,7 @@ from ._http import (
     translate_requests_error,
 )
 from ._endpoint import RelayEndpoint
+from ._keepalive import PongTimer, check_keepalive
 from ._transport import Dialer, Verify, check_verify
 from .addresses import Namespace, QueryArg, redact_url
 from .auth import SasAuth, TokenProvider, TokenProviderLike, as_token_provider
@@ -115,6 +116,7 @@ class HybridConnectionClient(RelayEndpoint):
         self._user_session = session
         self._session: Optional[requests.Session] = None
         self._lock = threading.Lock()
+        self._keepalive: Optional[PongTimer] = None  # one timer thread for every connection's keep-alive
 
     # ------------------------------------------------------------------ addresses
 
@@ -145,6 +147,7 @@ class HybridConnectionClient(RelayEndpoint):
         id: Optional[str] = None,
         timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
+        keepalive: Optional[float] = None,
     ) -> HybridConnection:
         """Open a relayed WebSocket to a listener: ``client.connect("/chat", headers={...})``.
 
@@ -159,9 +162,15 @@ class HybridConnectionClient(RelayEndpoint):
         :param timeout: seconds to wait for the relay and the listener to complete the handshake.
         :param max_message_size: longest message this connection takes (default 16 MiB); a longer
             one closes it with 1009 and raises ``ConnectionClosed``. None: no limit.
+        :param keepalive: seconds between unsolicited Pongs sent on the connection while it is
+            open, so an idle one survives the relay's idle drop (about 4 min, azure-relay #33);
+            None: none. One thread per client serves them all, until :meth:`close`.
         :raises AuthenticationError: 401.
         :raises AuthorizationError: 403.
-        :raises EndpointNotFoundError: 404, no such hybrid connection or no listener.
+        :raises EndpointNotFoundError: 404, no such hybrid connection.
+        :raises ListenerUnavailableError: no listener online: 502/503, or 404 "There are no
+            listeners connected" as Azure answers, raised as ``NoListenerConnectedError``
+            (also an ``EndpointNotFoundError``).
         :raises ConnectionRejectedError: the listener rejected the connection.
         :raises RelayTimeoutError: the handshake did not complete in time.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
@@ -169,6 +178,7 @@ class HybridConnectionClient(RelayEndpoint):
         :raises TypeError: an argument of the wrong type (say, headers passed where the suffix goes).
         """
         _check_connect_args(suffix, headers, subprotocols, id, timeout)
+        keepalive = check_keepalive(keepalive)
         connection_id = id or str(uuid.uuid4())
         suffix_path, text = _split_suffix(suffix, query)
         query_token, auth_header = self.dialer.place_token(self._token())
@@ -196,7 +206,7 @@ class HybridConnectionClient(RelayEndpoint):
             raise error from exc.__cause__
         subprotocol = _negotiated_subprotocol(ws, offered)
         log.debug("connected to %s (id %s)", redact_url(url.split("?", 1)[0]), connection_id)
-        return HybridConnection(
+        conn = HybridConnection(
             ws,
             id=connection_id,
             subprotocol=subprotocol,
@@ -204,6 +214,12 @@ class HybridConnectionClient(RelayEndpoint):
             query=text,
             max_message_size=max_message_size,
         )
+        if keepalive is not None:
+            with self._lock:
+                if self._keepalive is None:
+                    self._keepalive = PongTimer(f"hybridconn-client-keepalive-{self.path}")
+                self._keepalive.add(conn, keepalive)
+        return conn
 
     # ------------------------------------------------------------------ HTTP
 
@@ -230,7 +246,8 @@ class HybridConnectionClient(RelayEndpoint):
 
         :raises AuthenticationError, AuthorizationError, EndpointNotFoundError:
             the relay's 401/403/404.
-        :raises ListenerUnavailableError: 502/503, no listener is online.
+        :raises ListenerUnavailableError: 502/503 (or ``NoListenerConnectedError``, a 404 saying
+            no listener is connected or qualifies), no listener is online.
         :raises RelayTimeoutError: the relay's 504, or no answer within ``timeout``.
         :raises RelayConnectionError: the relay (or proxy) was unreachable, or TLS failed.
         """
@@ -261,9 +278,13 @@ class HybridConnectionClient(RelayEndpoint):
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close the HTTP session (unless the caller supplied it). Safe to call twice."""
+        """Close the HTTP session (unless the caller supplied it) and stop the connections'
+        keep-alive (the connections stay open). Safe to call twice."""
         with self._lock:
             session, self._session = self._session, None
+            keepalive, self._keepalive = self._keepalive, None
+        if keepalive is not None:
+            keepalive.close()
         if session is not None and session is not self._user_session:
             session.close()
 

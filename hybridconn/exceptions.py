@@ -23,6 +23,7 @@ __all__ = [
     "AuthorizationError",
     "EndpointNotFoundError",
     "ListenerUnavailableError",
+    "NoListenerConnectedError",
     "ConnectionRejectedError",
     "ConnectionClosed",
     "ProtocolError",
@@ -96,13 +97,28 @@ class AuthorizationError(HandshakeError):
 
 
 class EndpointNotFoundError(HandshakeError):
-    """404: the hybrid connection does not exist, or (for connect) has no listener."""
+    """404: the hybrid connection does not exist (or, as :class:`NoListenerConnectedError`, has no listener)."""
 
     summary = "endpoint not found"
 
 
 class ListenerUnavailableError(HandshakeError):
     """502/503: no listener is online to take the request."""
+
+    summary = "no listener available"
+
+
+class NoListenerConnectedError(ListenerUnavailableError, EndpointNotFoundError):
+    """404 "There are no listeners connected for the endpoint": no listener (none qualifies).
+
+    Azure answers a WebSocket connect with no listener online with 404 and this text (the
+    Power Automate docs call it ``NoListenerConnected``), and a sender whose
+    ``Microsoft-Relay-AllowedListeners``/``DisallowedListeners`` headers leave no listener
+    with 404 "None of the connected listeners meet the ... criteria". Both a
+    :class:`ListenerUnavailableError` (no listener) and, for code written against the
+    404, an :class:`EndpointNotFoundError`; a missing hybrid connection is a plain
+    :class:`EndpointNotFoundError`.
+    """
 
     summary = "no listener available"
 
@@ -175,7 +191,20 @@ def error_for_status(
         error.tracking_id = tid  # type: ignore[attr-defined]
         return error
     cls = _STATUS_ERRORS.get(status_code, HandshakeError)
+    if status_code == 404 and is_no_listener_text(reason):
+        cls = NoListenerConnectedError
     return cls(status_code, reason, tracking_id)
+
+
+#: Lower-case fragments of the service's 404 texts that mean "no listener", not "no such hybrid
+#: connection" (whose text is "Endpoint does not exist", azure-relay-dotnet RunTimeTests.cs).
+_NO_LISTENER_TEXTS = ("no listeners connected", "none of the connected listeners")
+
+
+def is_no_listener_text(reason: str) -> bool:
+    """True when a 404's description says no listener is connected (or none qualifies)."""
+    lowered = " ".join(reason.lower().split())
+    return any(text in lowered for text in _NO_LISTENER_TEXTS)
 
 
 def _scrub(text: str) -> str:

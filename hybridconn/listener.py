@@ -1,9 +1,7 @@
-"""HybridConnectionListener: the listener role, composed of the small parts in
-:mod:`hybridconn._listener` (control channel, router, admission, work pool, replies,
-rendezvous pool, in-flight registry, drainer); this module owns the lifecycle
-(``open()``, ``close()``, ``drain()``, ``state``, the ``on_*`` hooks).
-See docs/architecture.rst for the whole picture.
-"""
+"""HybridConnectionListener: the listener role, composed of the small parts in :mod:`hybridconn._listener`
+(control channel, router, admission, work pool, replies, rendezvous pool, in-flight registry, drainer); this
+module owns the lifecycle (``open()``, ``close()``, ``drain()``, ``state``, the ``on_*`` hooks). See
+docs/architecture.rst for the whole picture."""
 
 from __future__ import annotations
 
@@ -49,7 +47,7 @@ class HybridConnectionListener(RelayEndpoint):
     :param max_pending: work queued beyond them before requests are answered 503 and sockets
         rejected 503 (also bounds the accept queue).
     :param max_rendezvous: request rendezvous sockets kept open at once.
-    :param ping_interval: seconds between keep-alives; keep it under the relay's ~4 min idle drop.
+    :param ping_interval: seconds between keep-alives (control channel, accepted sockets); keep it under ~4 min.
     :param ping_timeout: how long a keep-alive may go unacknowledged (TCP_USER_TIMEOUT, or a Pong
         in ``"ping"`` mode) before the channel counts as dead and is replaced.
     :param keepalive: ``"pong"`` (unsolicited Pongs, as Microsoft's clients do) or ``"ping"``.
@@ -160,7 +158,8 @@ class HybridConnectionListener(RelayEndpoint):
         self._multiplexer = Multiplexer(self.name, self._pool, self.hooks, self._rendezvous, runners=max_workers)
         self._acceptor = Acceptor(self.path, self.dialer, self.hooks, self._rendezvous, self._admission,
                                   queue_size=max_pending, subprotocols=subprotocols or (), counters=self._counters,
-                                  max_message_size=max_message_size, multiplexer=self._multiplexer)
+                                  max_message_size=max_message_size, multiplexer=self._multiplexer,
+                                  keepalive_interval=ping_interval, name=self.name)
         router = Router(self.path, self.dialer, self.hooks, self._admission, self._acceptor, self._rendezvous,
                         self._counters, max_request_body, self._inflight)
         self._rendezvous.sink = router
@@ -168,8 +167,9 @@ class HybridConnectionListener(RelayEndpoint):
                                        token_audience(self.namespace, self.path), self.dialer, Backoff(backoff, jitter),
                                        ping_interval=ping_interval, ping_timeout=ping_timeout, sink=router,
                                        observer=self, keepalive=keepalive)
-        self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission,
-                                self._rendezvous)
+        #: Set (before open()): every control channel's ``sb-hc-id``, as senders' AllowedListeners name it.
+        self.listener_id: Optional[str] = None
+        self._drainer = Drainer(self.name, self._control, self._inflight, self._pool, self._admission, self._rendezvous)
 
     # ------------------------------------------------------------------ options, as given
 

@@ -2,9 +2,8 @@
 
 :func:`serve_wsgi` registers an ``on_request`` handler that turns each
 :class:`~hybridconn.relayed.RelayedRequest` into a PEP 3333 environ and the
-application's answer into a :class:`~hybridconn.relayed.RelayedResponse`.
-The two halves are pure functions, :func:`build_environ` and
-:func:`call_wsgi`, so they can be used and tested without sockets.
+application's answer into a :class:`~hybridconn.relayed.RelayedResponse`. The two halves
+are pure functions, :func:`build_environ` and :func:`call_wsgi` (usable without sockets).
 
 The hybrid connection's name is the mount point: a request to
 ``https://ns/hc1/users/7?x=1`` reaches the app with ``SCRIPT_NAME="/hc1"``,
@@ -188,6 +187,7 @@ def build_environ(
             continue
         key = _header_key(name)
         environ[key] = environ[key] + "," + text if key in environ else text
+    environ.setdefault("HTTP_HOST", ns.authority)  # the relay may strip the sender's Host (or forward it)
     return environ
 
 

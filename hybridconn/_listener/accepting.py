@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Deque, Mapping, Optional, Protocol, Seque
 
 from .._deadline import Deadline
 from .._headermap import HeaderMap
+from .._keepalive import PongTimer
 from .._transport import Dialer
 from ..addresses import parse_address, redact_url, reject_url
 from ..connection import MAX_MESSAGE_SIZE, HybridConnection
@@ -175,13 +176,19 @@ class Acceptor:
     :param hooks: the listener's callbacks (``on_accept``, ``on_connection``), read live.
     :param sockets: tracks accepted sockets until they close or ``accept_connection()`` takes them.
     :param admission: says whether the listener is closing (an accept then rejects 503).
+    :param keepalive_interval: seconds between the unsolicited Pongs sent on every accepted socket
+        (``on_connection``, multiplexed or pulled), so an idle one survives the relay's idle drop;
+        None: none. One timer thread serves them all.
     """
 
     def __init__(self, path: str, dialer: Dialer, hooks: Hooks, sockets: SocketTracker, admission: Admission, *,
                  queue_size: int, subprotocols: Sequence[str], counters: Counters,
                  max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
-                 multiplexer: Optional["Multiplexer"] = None) -> None:
+                 multiplexer: Optional["Multiplexer"] = None, keepalive_interval: Optional[float] = None,
+                 name: str = "") -> None:
         self.path = path
+        self.keepalive_interval = keepalive_interval
+        self.keepalive = PongTimer(f"hybridconn-listener-keepalive-{name or path}")
         self.max_message_size = max_message_size
         self._dialer = dialer
         self._hooks = hooks
@@ -250,6 +257,7 @@ class Acceptor:
         conn = self._accept(message, multiplexes)
         if conn is None or not self._sockets.track(conn):
             return False
+        self.keepalive.add(conn, self.keepalive_interval)
         if multiplexes and isinstance(conn, PolledConnection):
             if self._multiplexer is None or not self._multiplexer.add(conn):
                 conn.close(1001, "listener closing", timeout=1.0)
@@ -298,7 +306,8 @@ class Acceptor:
         return conn
 
     def close(self, until: Deadline) -> None:
-        """Close the sockets nobody took, within ``until`` (the rest are aborted)."""
+        """Stop the keep-alive; close the sockets nobody took, within ``until`` (the rest are aborted)."""
+        self.keepalive.close(timeout=min(1.0, until.left()))
         for conn in self.queue.close():
             left = until.left()
             if left <= 0.05:

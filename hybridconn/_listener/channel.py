@@ -127,7 +127,9 @@ class ControlChannel:
             except Exception as exc:  # noqa: BLE001 - a provider may fail in any way
                 raise AuthenticationError(None, f"the token provider failed: {type(exc).__name__}") from exc
         obtained_at = time.time()
-        conn_id = str(uuid.uuid4())  # sb-hc-id: one per connection, for tracing
+        # sb-hc-id: the listener's listener_id when set, the same on every connection (as .NET's
+        # TrackingContext id), so senders' AllowedListeners can name it; else a fresh one, for tracing.
+        conn_id = str(getattr(self._observer, "listener_id", None) or uuid.uuid4())
         query_token, headers = self._dialer.place_token(token)
         url = listen_url(self.namespace, self.path, id=conn_id, token=query_token)
         ws = self._dialer.open(url, what="listen", headers=headers, timeout=timeout)

@@ -64,8 +64,8 @@ EXIT_CODES: Tuple[Tuple[int, str, str], ...] = (
     (USAGE, "USAGE", "bad command line, option value, connection string or setting"),
     (CONNECT, "CONNECT", "the relay or proxy could not be reached"),
     (PROTOCOL, "PROTOCOL", "a malformed or unexpected reply"),
-    (NOT_FOUND, "NOT_FOUND", "no such hybrid connection, or no listener for a WebSocket (404)"),
-    (NO_LISTENER, "NO_LISTENER", "no listener online (502/503)"),
+    (NOT_FOUND, "NOT_FOUND", "no such hybrid connection (404)"),
+    (NO_LISTENER, "NO_LISTENER", "no listener online (502/503, or 404 no listeners connected)"),
     (REJECTED, "REJECTED", "the listener rejected the WebSocket"),
     (HTTP_ERROR, "HTTP_ERROR", "request --fail: HTTP status >= 400"),
     (TIMEOUT, "TIMEOUT", "timed out"),
@@ -100,10 +100,10 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an error that ended a command."""
     if isinstance(exc, (AuthenticationError, AuthorizationError)):
         return AUTH
+    if isinstance(exc, ListenerUnavailableError):  # before 404: NoListenerConnectedError is both
+        return NO_LISTENER
     if isinstance(exc, EndpointNotFoundError):
         return NOT_FOUND
-    if isinstance(exc, ListenerUnavailableError):
-        return NO_LISTENER
     if isinstance(exc, ConnectionRejectedError):
         return REJECTED
     if isinstance(exc, ConfigurationError):

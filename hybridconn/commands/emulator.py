@@ -104,6 +104,32 @@ def _add_fidelity_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="close control channels with 1011 NameRenewalFailed this often (default: never)",
     )
+    group.add_argument(
+        "--no-listener-status",
+        type=int,
+        choices=(502, 503),
+        default=None,
+        help="the HTTP status of a request no listener can take (default 502)",
+    )
+    group.add_argument(
+        "--no-listener-connect-status",
+        type=int,
+        choices=(404, 502),
+        default=None,
+        help="the status of a WebSocket connect no listener can take (default 404, as Azure)",
+    )
+    group.add_argument(
+        "--request-host",
+        choices=("strip", "forward"),
+        default=None,
+        help="strip the sender's Host from relayed requests (default, as the article) or forward it",
+    )
+    group.add_argument(
+        "--case-sensitive-names",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="match hybrid connection names case-sensitively (default: not, as Azure resource names)",
+    )
 
 
 def fidelity_from(args: argparse.Namespace) -> Fidelity:
@@ -112,6 +138,9 @@ def fidelity_from(args: argparse.Namespace) -> Fidelity:
     changes: Dict[str, Any] = {}
     if args.on_ping:
         changes["on_ping"] = args.on_ping
+    for name in ("no_listener_status", "no_listener_connect_status", "request_host", "case_sensitive_names"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
     for name in ("idle_timeout", "service_pong_interval", "restart_interval"):
         value = getattr(args, name)
         if value is not None:

@@ -21,6 +21,14 @@ The evidence behind each default:
   24 h with 1011 ``NameRenewalFailed`` (relay-exceptions article); tests trigger
   it on demand (:meth:`~.server.RelayEmulator.restart_control_channels`) or set
   a short interval.
+* ``no_listener_status=502`` / ``no_listener_connect_status=404``: the article
+  says 502 (its table "503"); Azure's WebSocket answer is ``404 There are no
+  listeners connected for the endpoint`` (seen in Arc and AKS logs). Unknown for
+  HTTP: both offered; the client raises ``ListenerUnavailableError`` for each.
+* ``request_host="strip"``: the article lists ``Host`` among the headers the
+  service strips; Microsoft's own example and samples suggest it is forwarded.
+* ``case_sensitive_names=False``: Azure resource names are case-insensitive;
+  unknown for the data plane. Routing and token audiences always agree.
 """
 
 from __future__ import annotations
@@ -56,6 +64,15 @@ class Fidelity:
         listener's port kept) instead of the one the listener connected to, as Azure
         sends a gateway's own name (``g0-prod-...``); a listener must use the address
         as given. None: the listener's own ``Host``.
+    :ivar no_listener_status: the HTTP status of a relayed request no listener can take
+        (502 or 503).
+    :ivar no_listener_connect_status: the status of a WebSocket connect no listener can
+        take (404 or 502), always with the text "There are no listeners connected for
+        the endpoint".
+    :ivar request_host: ``"strip"`` the sender's ``Host`` from ``requestHeaders`` (the
+        article) or ``"forward"`` it.
+    :ivar case_sensitive_names: match hybrid connection names (routing and token
+        audiences alike) case-sensitively; default not, as Azure resource names.
     """
 
     on_ping: str = "answer"
@@ -63,6 +80,10 @@ class Fidelity:
     idle_timeout: Optional[float] = 250.0
     restart_interval: Optional[float] = None
     rendezvous_host: Optional[str] = None
+    no_listener_status: int = 502
+    no_listener_connect_status: int = 404
+    request_host: str = "strip"
+    case_sensitive_names: bool = False
 
     def __post_init__(self) -> None:
         if self.on_ping not in ("answer", "close"):
@@ -71,6 +92,12 @@ class Fidelity:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive (or None)")
+        if self.no_listener_status not in (502, 503):
+            raise ValueError("no_listener_status must be 502 or 503")
+        if self.no_listener_connect_status not in (404, 502):
+            raise ValueError("no_listener_connect_status must be 404 or 502")
+        if self.request_host not in ("strip", "forward"):
+            raise ValueError("request_host must be 'strip' or 'forward'")
         if self.rendezvous_host is not None and not self.rendezvous_host.strip():
             raise ValueError("rendezvous_host must be a host name (or None)")
 
@@ -82,7 +109,8 @@ class Fidelity:
 PROFILES: Dict[str, Fidelity] = {
     "default": Fidelity(),
     # Every unknown read the hard way, every known timer shortened so a test run meets it.
-    "pessimistic": Fidelity(on_ping="close", service_pong_interval=3.0, idle_timeout=8.0, restart_interval=6.0),
+    "pessimistic": Fidelity(on_ping="close", service_pong_interval=3.0, idle_timeout=8.0, restart_interval=6.0,
+                            no_listener_status=503, request_host="forward", case_sensitive_names=True),
 }
 
 

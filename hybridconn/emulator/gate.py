@@ -9,14 +9,24 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
+from .._sas import normalize_audience, parse_sas_token
+from ..exceptions import HybridConnectionError
 from .access import Denied, TokenSource, find_token
-from .entities import Entity
+from .entities import Entity, ListenerChannel
 from .http_conn import Incoming
-from .status import Refusal, describe
+from .status import NO_LISTENER_MEETS, NO_LISTENERS, Refusal, describe
 
-__all__ = ["Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int"]
+__all__ = [
+    "Admitted", "admit", "resolve_entity", "authorize", "audiences", "forwarded_headers", "optional_int",
+    "listener_filter", "pick_for",
+]
+
+#: The sender's headers naming the listeners it will (not) be routed to: comma-separated listener
+#: ids (azure-relay-dotnet HybridRequestTests.cs sends each listener's TrackingContext.ActivityId).
+ALLOWED_LISTENERS = "microsoft-relay-allowedlisteners"
+DISALLOWED_LISTENERS = "microsoft-relay-disallowedlisteners"
 
 log: logging.Logger = logging.getLogger(__name__)
 
@@ -50,7 +60,7 @@ def admit(incoming: Incoming, right: str) -> Union[Admitted, Refusal]:
 
 def resolve_entity(incoming: Incoming) -> Union[Tuple[Entity, str], Refusal]:
     """(entity, suffix) of the request's path, or a 404 refusal."""
-    found = incoming.ctx.registry.resolve(incoming.target.path)
+    found = incoming.ctx.registry.resolve(incoming.target.path, incoming.ctx.fidelity.case_sensitive_names)
     if found is None:
         name = incoming.target.path.split("/", 1)[0]
         return incoming.refusal(404, "Endpoint does not exist", name)  # the service's text (RunTimeTests.cs)
@@ -95,6 +105,9 @@ def authorize(
     if anonymous_ok:
         return TokenSource(None, None) if source.where == "authorization-header" else source
     verdict = incoming.ctx.keyring.check(source.token, audiences(incoming, entity), right)
+    if incoming.ctx.fidelity.case_sensitive_names and not isinstance(verdict, Denied) and source.token:
+        if not sas_names_exactly(source.token, entity.name):
+            verdict = Denied(401, "token audience does not match the resource (names are case-sensitive)")
     if isinstance(verdict, Denied):
         log.info(
             "refused %s on %s from %s: %d %s",
@@ -121,3 +134,55 @@ def optional_int(text: Optional[str]) -> Optional[int]:
         return int(str(text).strip()) if text is not None else None
     except ValueError:
         return None
+
+
+def _ids(value: Optional[str]) -> Optional[FrozenSet[str]]:
+    if value is None:
+        return None
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def listener_filter(incoming: Incoming) -> Optional[Callable[[ListenerChannel], bool]]:
+    """The sender's AllowedListeners/DisallowedListeners as a test on a listener, or None (any).
+
+    A listener is named by the ``sb-hc-id`` it connected with (its tracking id, matched
+    case-insensitively; Azure-style ``_G..`` suffixes after the first ``_`` are ignored).
+    """
+    allowed = _ids(incoming.headers.get(ALLOWED_LISTENERS))
+    disallowed = _ids(incoming.headers.get(DISALLOWED_LISTENERS))
+    if allowed is None and disallowed is None:
+        return None
+
+    def qualifies(channel: ListenerChannel) -> bool:
+        lowered = channel.listener_id.lower()
+        names = {lowered, lowered.split("_", 1)[0]}
+        if allowed is not None and not names & allowed:
+            return False
+        return not (disallowed is not None and names & disallowed)
+
+    return qualifies
+
+
+def pick_for(incoming: Incoming, entity: Entity, no_listener_status: int) -> Union[ListenerChannel, Refusal]:
+    """A listener for this sender (its AllowedListeners/DisallowedListeners applied), or the refusal."""
+    only = listener_filter(incoming)
+    channel = incoming.ctx.registry.pick_listener(entity, only=only)
+    if channel is not None:
+        return channel
+    if only is not None and incoming.ctx.registry.pick_listener(entity) is not None:
+        return incoming.refusal(404, NO_LISTENER_MEETS, entity.name)
+    return incoming.refusal(no_listener_status, NO_LISTENERS, entity.name)
+
+
+def sas_names_exactly(token: str, entity_name: str) -> bool:
+    """False when ``token`` is a SAS token whose resource names the hybrid connection in another case.
+
+    The SAS check compares paths case-insensitively (Azure's resource names are); with
+    ``Fidelity(case_sensitive_names=True)`` routing is case-exact, and so must the token be.
+    Other tokens (Entra ID's name no hybrid connection) pass.
+    """
+    try:
+        path = normalize_audience(parse_sas_token(token).resource)[1].strip("/")
+    except (HybridConnectionError, ValueError, KeyError):
+        return True
+    return path == "" or entity_name == path or entity_name.startswith(path + "/")

@@ -42,7 +42,7 @@ from .exchange import (
     ResponseReady,
     ResponseStarted,
 )
-from .gate import admit, forwarded_headers, optional_int
+from .gate import admit, forwarded_headers, listener_filter, optional_int, pick_for
 from .http_conn import ConnectionDone, HttpConnection, Incoming
 from .keys import keyed_id, mint_secret
 from .status import Refusal
@@ -117,6 +117,8 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
     entity, suffix = admitted.entity, admitted.suffix
     raw = raw_headers(incoming.request.headers.raw_items())
     forward = strip_hop_headers(forwarded_headers(raw, admitted.source, drop=("Expect",)))
+    if ctx.fidelity.request_host == "forward":  # the reading of Microsoft's example and samples
+        forward.update((name, value) for name, value in raw.items() if name.lower() == "host")
     query = strip_relay_query(target.query)
     conn.continue_if_expected()
     chunked = "chunked" in incoming.headers.get("transfer-encoding", "").lower()
@@ -124,9 +126,10 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
     link = conn.link if conn.link is not None and conn.link.alive else None
     channel = None
     if link is None:
-        channel = ctx.registry.pick_listener(entity)
-        if channel is None:
-            return incoming.refusal(502, "There are no listeners connected for the endpoint", entity.name)
+        picked = pick_for(incoming, entity, ctx.fidelity.no_listener_status)
+        if isinstance(picked, Refusal):
+            return picked
+        channel = picked
         secret = mint_secret()
         address = rendezvous_address(
             channel.base_url, entity.name, action="request", id=keyed_id(request_id, secret), suffix=suffix,
@@ -156,7 +159,7 @@ def _relay(incoming: Incoming, request_id: str, method: str) -> Outcome:
             # The channel closed between choosing it and sending: nobody saw the request, so
             # another listener may take it.
             tried.append(channel)
-            channel = ctx.registry.pick_listener(entity, exclude=tried)
+            channel = ctx.registry.pick_listener(entity, exclude=tried, only=listener_filter(incoming))
             if channel is None:
                 return incoming.refusal(502, "The listener's control channel closed", entity.name)
             pending.channel = channel

@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Collection, Dict, List, Optional, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 from ..addresses import check_entity_path
 from ..protocol import MAX_LISTENERS
@@ -119,13 +119,22 @@ class Registry:
             except KeyError:
                 raise KeyError(f"no hybrid connection named {name!r}") from None
 
-    def resolve(self, path: str) -> Optional[Tuple[Entity, str]]:
-        """(entity, suffix) for a decoded path such as ``hc1/a/b``: the longest registered name wins."""
+    def resolve(self, path: str, case_sensitive: bool = True) -> Optional[Tuple[Entity, str]]:
+        """(entity, suffix) for a decoded path such as ``hc1/a/b``: the longest registered name wins
+        (an exact-case match first; with ``case_sensitive=False`` names also match in any case)."""
         path = path.lstrip("/")
+        found = self._resolve(path, lambda text: text)
+        if found is None and not case_sensitive:
+            found = self._resolve(path, str.casefold)
+        return found
+
+    def _resolve(self, path: str, fold: Callable[[str], str]) -> Optional[Tuple[Entity, str]]:
+        folded = fold(path)
         with self.cond:
             best: Optional[Entity] = None
             for name, entity in self.entities.items():
-                if path == name or path.startswith(name + "/"):
+                name = fold(name)
+                if folded == name or folded.startswith(name + "/"):
                     if best is None or len(name) > len(best.name):
                         best = entity
         if best is None:
@@ -186,10 +195,16 @@ class Registry:
         with self.cond:
             return sum(1 for c in entity.listeners.values() if not c.stalled.is_set())
 
-    def pick_listener(self, entity: Entity, exclude: Collection[ListenerChannel] = ()) -> Optional[ListenerChannel]:
-        """A random listener (not one of ``exclude``); a stalled (half-open) one only when no other is left."""
+    def pick_listener(
+        self,
+        entity: Entity,
+        exclude: Collection[ListenerChannel] = (),
+        only: Optional[Callable[[ListenerChannel], bool]] = None,
+    ) -> Optional[ListenerChannel]:
+        """A random listener (not one of ``exclude``, one ``only`` accepts); a stalled (half-open) one
+        only when no other is left."""
         with self.cond:
-            channels = [c for c in entity.listeners.values() if c not in exclude]
+            channels = [c for c in entity.listeners.values() if c not in exclude and (only is None or only(c))]
         if not channels:
             return None
         healthy = [c for c in channels if not c.stalled.is_set()]

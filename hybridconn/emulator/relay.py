@@ -22,11 +22,11 @@ from ..addresses import rendezvous_address
 from ..protocol import Accept, parse_subprotocols, serialize_message, standard_phrase
 from .context import raw_headers
 from .entities import Entity, ListenerChannel
-from .gate import admit, forwarded_headers, optional_int
+from .gate import admit, forwarded_headers, optional_int, pick_for
 from .http_conn import Incoming
 from .keys import keyed_id, mint_secret, secret_matches, split_keyed_id
 from .registry import PendingAccept
-from .status import Refusal, close_reason
+from .status import NO_LISTENERS, Refusal, close_reason
 from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
 
 __all__ = ["serve_connect", "serve_accept", "pump"]
@@ -40,9 +40,9 @@ def serve_connect(incoming: Incoming) -> Optional[Refusal]:
     if isinstance(admitted, Refusal):
         return admitted
     entity = admitted.entity
-    channel = incoming.ctx.registry.pick_listener(entity)
-    if channel is None:
-        return incoming.refusal(404, "There are no listeners connected for the endpoint", entity.name)
+    channel = pick_for(incoming, entity, incoming.ctx.fidelity.no_listener_connect_status)
+    if isinstance(channel, Refusal):
+        return channel
     connect_headers = forwarded_headers(
         raw_headers(incoming.request.headers.raw_items()), admitted.source, drop=("Sec-WebSocket-Extensions",)
     )
@@ -55,6 +55,8 @@ def serve_connect(incoming: Incoming) -> Optional[Refusal]:
         pending.sender_ready.set()  # sender_ws stays None: the listener side is closed
         raise
     sender_ws.relay_close = True
+    # The sender's side sits behind the same load balancer: idle for as long, it is dropped too.
+    sender_ws.idle_timeout = incoming.ctx.fidelity.idle_timeout
     pending.sender_ws = sender_ws
     pending.sender_ready.set()
     log.info("connection %s accepted on %s (listener %s)", pending.id, entity.name, channel.listener_id)
@@ -87,7 +89,7 @@ def _offer(
             extra={"remoteEndpoint": {"address": peer[0], "port": peer[1]}},
         )
         if not channel.send(serialize_message(accept)):
-            return incoming.refusal(404, "There are no listeners connected for the endpoint", entity.name)
+            return incoming.refusal(incoming.ctx.fidelity.no_listener_connect_status, NO_LISTENERS, entity.name)
         state = pending.wait()
     finally:
         ctx.registry.pop_accept(key)
@@ -114,7 +116,7 @@ def serve_accept(incoming: Incoming) -> Optional[Refusal]:
     ctx, target = incoming.ctx, incoming.target
     keyed = split_keyed_id(target.param("sb-hc-id"))
     pending = ctx.registry.find_accept(keyed[0]) if keyed else None
-    found = ctx.registry.resolve(target.path)
+    found = ctx.registry.resolve(target.path, ctx.fidelity.case_sensitive_names)
     if keyed is None or pending is None or found is None or found[0] is not pending.entity:
         return incoming.refusal(403, "The rendezvous address is not valid or has expired")
     if not secret_matches(pending.secret, keyed[1]):

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-__all__ = ["Refusal", "describe", "new_tracking_id", "close_reason", "error_body", "error_code"]
+__all__ = [
+    "Refusal", "describe", "new_tracking_id", "close_reason", "error_body", "error_code",
+    "NO_LISTENERS", "NO_LISTENER_MEETS",
+]
+
+#: Azure's text when no listener is connected (``404 There are no listeners connected for the endpoint``
+#: in Azure Arc and AKS logs; the Power Automate docs show it under the code ``NoListenerConnected``).
+NO_LISTENERS = "There are no listeners connected for the endpoint"
+#: Azure's 404 text when no connected listener passes the sender's AllowedListeners/DisallowedListeners
+#: headers (azure-relay-dotnet HybridRequestTests.cs, AllowedListeners/DisallowedListeners).
+NO_LISTENER_MEETS = "None of the connected listeners meet the AllowedListeners/DisallowedListeners criteria"
 
 #: The service's error codes where they are known (``TokenMissingOrInvalid``: the 401 quoted in
 #: azure-relay-dotnet #141; ``GatewayTimeout``: the 504 body in #141 and azure-relay #55); others

@@ -202,7 +202,9 @@ def test_connect_binary_mode(recorder: Recorder, relay_connection_string: str) -
 
 def test_connect_without_a_listener_fails_in_one_line(relay_connection_string: str) -> None:
     result = run_cli(["connect", "--timeout", "10"], child_env(relay_connection_string), stdin="x\n")
-    assert result.returncode == 10  # the relay's 404: for a WebSocket, also "no listener"
+    # The relay's 404 "There are no listeners connected": NoListenerConnectedError, exit 11 NO_LISTENER
+    # (10 NOT_FOUND is only for a missing hybrid connection; issue 14).
+    assert result.returncode == 11
     assert result.stderr.startswith("hybridconn connect: error: ") and result.stderr.count("\n") == 1
 
 

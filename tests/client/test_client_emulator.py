@@ -176,6 +176,8 @@ def test_no_listener(client: HybridConnectionClient) -> None:
         client.request("GET", "/x")
     for error in (ws_error.value, http_error.value):
         assert error.tracking_id  # type: ignore[attr-defined]
+    # The WebSocket's 404 "There are no listeners connected" is a "no listener" error too (issue 14).
+    assert isinstance(ws_error.value, ListenerUnavailableError)
 
 
 def test_unknown_hybrid_connection(relay: RelayEmulator) -> None:
@@ -185,6 +187,8 @@ def test_unknown_hybrid_connection(relay: RelayEmulator) -> None:
         with pytest.raises(EndpointNotFoundError) as http_error:
             client.request("GET")
     assert ws_error.value.status_code == http_error.value.status_code == 404
+    assert not isinstance(ws_error.value, ListenerUnavailableError)
+    assert not isinstance(http_error.value, ListenerUnavailableError)
 
 
 def test_wrong_key_is_an_authentication_error(relay: RelayEmulator, listener: TinyListener) -> None:
