@@ -152,16 +152,18 @@ RequestEvent = Union[Linked, ResponseReady, ResponseStarted, ResponseData, Respo
 class _DoneFlag:
     """Set once the sender stops taking events; wakes a producer blocked on a full queue."""
 
-    __slots__ = ("_room", "_set")
+    __slots__ = ("_pending", "_set")
 
-    def __init__(self, room: threading.Condition) -> None:
-        self._room = room
+    def __init__(self, pending: "PendingRequest") -> None:
+        self._pending = pending
         self._set = False
 
     def set(self) -> None:
-        with self._room:
+        pending = self._pending
+        with pending._lock:
             self._set = True
-            self._room.notify_all()
+            if pending._room is not None:
+                pending._room.notify_all()
 
     def is_set(self) -> bool:
         return self._set
@@ -174,8 +176,8 @@ class PendingRequest:
     and a second lock, held while nobody waits, that a producer releases to wake the waiting
     sender (one wake-up per event, nothing allocated per wait). A ``threading.Condition`` cost a
     new lock and its Python bookkeeping on every wait and notify, about 13 % of the emulator's
-    CPU per relayed request (py-spy). The condition over the same lock (``_room``) is only for
-    producers waiting for room in a full queue, which only a streamed body does.
+    CPU per relayed request (py-spy). A condition over the same lock (``_room``) is made only when
+    a producer must wait for room in a full queue, which only a streamed body does.
 
     :ivar channel: the control channel the request was sent on (None when it went
         over the sender connection's rendezvous socket).
@@ -207,9 +209,9 @@ class PendingRequest:
         self._wake = threading.Lock()  # released (under _lock) to wake the sender waiting in get()
         self._wake.acquire()
         self._waiting = False  # the sender waits on _wake; guarded by _lock
-        self._room = threading.Condition(self._lock)
+        self._room: Optional[threading.Condition] = None  # producers waiting for room (made on first need)
         self._events: "collections.deque[RequestEvent]" = collections.deque()
-        self.done: _DoneFlag = _DoneFlag(self._room)
+        self.done: _DoneFlag = _DoneFlag(self)
 
     def _queued(self, event: RequestEvent) -> None:
         """Append ``event`` and wake the sender if it waits; ``_lock`` held."""
@@ -226,6 +228,8 @@ class PendingRequest:
                     return False
                 if len(self._events) < self.MAX_QUEUED:
                     break
+                if self._room is None:
+                    self._room = threading.Condition(self._lock)
                 self._room.wait(1.0)  # ``stop`` is not our condition's: look at it every second
             self._queued(event)
             return True
@@ -244,7 +248,7 @@ class PendingRequest:
             with self._lock:
                 if self._events:
                     event = self._events.popleft()
-                    if len(self._events) == self.MAX_QUEUED - 1:
+                    if self._room is not None and len(self._events) == self.MAX_QUEUED - 1:
                         self._room.notify_all()  # a producer may be waiting for room
                     return event
                 remaining = deadline - time.monotonic()
