@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -365,6 +366,9 @@ def main() -> int:
                         help="the hybridconn listener serves WebSockets with on_message (one reader thread)")
     parser.add_argument("--json", default=None, help="results file (default bench/results-quick|full.json)")
     args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # the "many" rows hold 5,000 sockets in this process
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     cases = build_cases()
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
