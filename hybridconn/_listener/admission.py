@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Protocol
 
 from .._deadline import Deadline
-from .dialing import DialQueue
+from .dialing import ACCEPT_DIALS, DialQueue
 from .pool import WorkPool
 from .stats import Counters
 
@@ -62,7 +62,7 @@ class Admission:
         self.name = name
         self._pool = pool
         self._overflow = WorkPool(name, 2, 32, role="overflow")
-        self._dials = DialQueue(pool, runners=min(8, pool.capacity))
+        self._dials = DialQueue(pool, runners=min(ACCEPT_DIALS, pool.max_workers))
         self._counters = counters
         #: Set once the listener has begun closing.
         self.closing_event = threading.Event()

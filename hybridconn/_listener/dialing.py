@@ -7,7 +7,7 @@ a burst of senders - 400 connecting at once, measured - filled the handler pool'
 refusals overflowed their own small pool, so some senders were never answered and got the
 relay's 504 after its accept timeout. Here the accepts wait in a deque bounded by
 :data:`ACCEPT_BACKLOG` (each is a few hundred bytes), and at most :data:`ACCEPT_DIALS` pool
-tasks dial them, :data:`ACCEPTS_PER_TURN` at a time before a task gives its pool thread back
+tasks (and never more than ``max_workers``) dial them, :data:`ACCEPTS_PER_TURN` at a time before a task gives its pool thread back
 (``on_message`` handlers and HTTP requests queued behind it get their turn). No thread is
 added: the dials run on the listener's own pool threads.
 """
@@ -25,8 +25,9 @@ __all__ = ["DialQueue", "ACCEPT_DIALS", "ACCEPT_BACKLOG", "ACCEPTS_PER_TURN"]
 
 log = logging.getLogger(__name__)
 
-#: Pool tasks dialing multiplexed accepts at once (at most ``max_workers``).
-ACCEPT_DIALS = 8
+#: Pool tasks dialing multiplexed accepts at once (at most ``max_workers``): as many as dialed
+#: before (one pool task per accept), so a burst is not dialed more slowly than it was.
+ACCEPT_DIALS = 16
 #: Multiplexed accepts waiting for a dial before more are refused 503.
 ACCEPT_BACKLOG = 16_384
 #: Accepts one task dials before it resubmits itself.

@@ -87,6 +87,11 @@ class WorkPool:
         self._stopping = False  # threads exit instead of going idle
 
     @property
+    def max_workers(self) -> int:
+        """Threads at most."""
+        return self._max_workers
+
+    @property
     def in_flight(self) -> int:
         """Work queued or running."""
         with self._lock:
