@@ -7,9 +7,9 @@ a burst of senders - 400 connecting at once, measured - filled the handler pool'
 refusals overflowed their own small pool, so some senders were never answered and got the
 relay's 504 after its accept timeout. Here the accepts wait in a deque bounded by
 :data:`ACCEPT_BACKLOG` (each is a few hundred bytes), and at most :data:`ACCEPT_DIALS` pool
-tasks (and never more than ``max_workers``) dial them, :data:`ACCEPTS_PER_TURN` at a time before a task gives its pool thread back
-(``on_message`` handlers and HTTP requests queued behind it get their turn). No thread is
-added: the dials run on the listener's own pool threads.
+tasks (never more than ``max_workers``) dial them, :data:`ACCEPTS_PER_TURN` at a time before a
+task gives its pool thread back (``on_message`` handlers and HTTP requests queued behind it get
+their turn). No thread is added: the dials run on the listener's own pool threads.
 """
 
 from __future__ import annotations
