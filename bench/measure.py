@@ -1,4 +1,5 @@
-"""Measurement loops for bench/run.py: HTTP requests, WebSocket echo, bulk, accepts, idle memory.
+"""Measurement loops for bench/run.py: HTTP requests, WebSocket echo, bulk, accepts, idle memory,
+thousands of WebSockets at once.
 
 Every loop runs a fixed count (after a warm-up) with a wall-clock cap, and
 returns a plain dict: ``ops``, ``elapsed`` (s), ``rate`` (ops/s), ``bytes``,
@@ -313,6 +314,56 @@ def idle_memory(system: System, count: int, cap: float = 180.0) -> Dict[str, Any
                 pass
     return {"ops": count, "rss_before_kb": before, "rss_after_kb": after,
             "kb_per_conn": (after - before) / count, "threads_per_conn": (threads_after - threads_before) / count}
+
+
+def many_ws(system: System, count: int, openers: int = 16, cap: float = 600.0) -> Dict[str, Any]:
+    """``count`` relayed WebSockets open at once, each echoing 64 B byte-exact, then one more echo round.
+
+    ``rate``: connections opened per second (``openers`` threads, each connection proven by its
+    first echo). Also the listener process's threads and RSS growth per connection with all of
+    them open and idle (``threads``, ``kb_per_conn``).
+    """
+    assert system.ws_connect is not None and system.memory_proc is not None
+    proc = system.memory_proc
+    warm = system.ws_connect("echo")
+    warm.send(b"warm")
+    warm.recv(timeout=30)
+    warm.close(timeout=5)
+    time.sleep(1.0)
+    before = proc.rss_kb()
+    held: List[Any] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + cap
+
+    def open_some(i: int) -> None:
+        for n in range(i, count, openers):
+            ws = system.ws_connect("echo")
+            with lock:
+                held.append(ws)
+            payload = n.to_bytes(8, "big") * 8
+            ws.send(payload)
+            if ws.recv(timeout=120) != payload:
+                raise RuntimeError(f"{system.name}: connection {n} echoed the wrong bytes")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.name}: opening {count} connections took over {cap} s")
+
+    try:
+        elapsed = _threads(openers, open_some, cap)
+        time.sleep(1.0)
+        after, threads = proc.rss_kb(), proc.threads()
+        for n, ws in enumerate(held):  # a second round on every connection, all open at once
+            ws.send(bytes([n % 256]) * 64)
+        for n, ws in enumerate(held):
+            if ws.recv(timeout=120) != bytes([n % 256]) * 64:
+                raise RuntimeError(f"{system.name}: connection {n} echoed the wrong bytes")
+    finally:
+        for ws in held:
+            try:
+                ws.close(timeout=2)
+            except Exception:  # noqa: BLE001 - tearing down; keep closing the rest
+                pass
+    return {"ops": count, "elapsed": elapsed, "rate": count / elapsed, "threads": threads,
+            "rss_before_kb": before, "rss_after_kb": after, "kb_per_conn": (after - before) / count}
 
 
 def percentile(values: Sequence[float], q: float) -> float:

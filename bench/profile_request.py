@@ -3,7 +3,8 @@
     .venv/bin/python bench/profile_request.py                 # CPU per request, 1 and 16 senders
     .venv/bin/python bench/profile_request.py --profile out   # also py-spy flame data (out-listener.txt ...)
 
-The emulator (``python -m hybridconn emulator``) and a sender process (``http.client``
+The emulator (bench/roles.py's, as bench/run.py runs it: no per-request log line; or
+``python -m hybridconn emulator`` with ``--cli-emulator``) and a sender process (``http.client``
 keep-alive, one thread per connection) are children; the listener runs here. CPU is process
 time (``/proc/<pid>/stat`` for the emulator, ``os.times()`` here) over a fixed count of
 requests, so it is comparable across runs on a busy machine where wall-clock rates are not.
@@ -15,11 +16,12 @@ stacks, one line per stack.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from hybridconn import HybridConnectionListener, RelayedResponse
 from hybridconn.addresses import token_audience
@@ -44,10 +46,16 @@ print("done", flush=True)
 """
 
 
-def proc_cpu(pid: int) -> float:
+def proc_times(pid: int) -> Tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid``."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def proc_cpu(pid: int) -> float:
+    return sum(proc_times(pid))
 
 
 def own_cpu() -> float:
@@ -78,8 +86,9 @@ def measure(cs: str, emulator_pid: int, count: int, senders: int, profile: Optio
                         "--format",
                         "raw",
                         "--rate",
-                        "250",
+                        "1000",
                         "--gil",
+                        "--nonblocking",
                         "--output",
                         f"{profile}-{role}-{senders}.txt",
                     ],
@@ -88,17 +97,19 @@ def measure(cs: str, emulator_pid: int, count: int, senders: int, profile: Optio
                 )
             )
         time.sleep(1.0)
-    lst0, emu0, t0 = own_cpu(), proc_cpu(emulator_pid), time.perf_counter()
+    lst0, emu0, t0 = own_cpu(), proc_times(emulator_pid), time.perf_counter()
     sender.stdin.write("go\n")
     sender.stdin.flush()
     assert sender.stdout.readline().strip() == "done"
-    lst1, emu1, t1 = own_cpu(), proc_cpu(emulator_pid), time.perf_counter()
+    lst1, emu1, t1 = own_cpu(), proc_times(emulator_pid), time.perf_counter()
     sender.wait(30)
     for spy in spies:
         spy.send_signal(2)
         spy.wait(30)
     return (f"{senders:>2} senders x {count // senders}: listener {(lst1 - lst0) * 1e6 / count:6.1f} us/req, "
-            f"emulator {(emu1 - emu0) * 1e6 / count:6.1f} us/req, {count / (t1 - t0):7.0f} req/s (wall, noisy)")
+            f"emulator {(sum(emu1) - sum(emu0)) * 1e6 / count:6.1f} us/req "
+            f"({(emu1[0] - emu0[0]) * 1e6 / count:.0f} user + {(emu1[1] - emu0[1]) * 1e6 / count:.0f} sys), "
+            f"{count / (t1 - t0):7.0f} req/s (wall, noisy)")
 
 
 def main() -> int:
@@ -106,19 +117,33 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--senders", default="1,16")
     parser.add_argument("--profile", default=None, help="py-spy output prefix")
+    parser.add_argument("--cli-emulator", action="store_true",
+                        help="measure `python -m hybridconn emulator` (it logs a line per request) instead of "
+                             "bench/roles.py's emulator (no per-request log: what bench/run.py measures)")
     args = parser.parse_args()
-    emulator = subprocess.Popen([sys.executable, "-m", "hybridconn", "emulator", "--port", "0"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if args.cli_emulator:
+        command = [sys.executable, "-m", "hybridconn", "emulator", "--port", "0"]
+    else:
+        command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "roles.py"), "emulator"]
+    emulator = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
     try:
         assert emulator.stdout is not None
-        cs = emulator.stdout.readline().split("=", 1)[1].strip()
+        first = emulator.stdout.readline()
+        if args.cli_emulator:
+            cs = first.split("=", 1)[1].strip().strip("'")  # export HYBRIDCONN_CONNECTION_STRING='...'
+        else:
+            cs = json.loads(first)["cs"]["py"]
         listener = HybridConnectionListener.from_connection_string(cs, max_workers=16)
         listener.on_request = lambda request: RelayedResponse(body=b"hello, world!")
         with listener:
             for senders in (int(s) for s in args.senders.split(",")):
                 print(measure(cs, emulator.pid, args.count, senders, args.profile), flush=True)
     finally:
-        emulator.terminate()
+        if emulator.stdin is not None:
+            emulator.stdin.close()  # roles.py stops at EOF
+        if args.cli_emulator:
+            emulator.terminate()
         emulator.wait(30)
     return 0
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import app  # noqa: E402
 
-HYBRID_CONNECTIONS = ("py", "nodehttp", "nodews")
+HYBRID_CONNECTIONS = ("py", "nodehttp", "nodews", "pymux")  # pymux: the multiplexed listener of the "many" rows
 
 
 def _raise_fd_limit() -> None:
@@ -40,8 +40,13 @@ def _wait_for_eof() -> None:
 
 
 def run_emulator(args: argparse.Namespace) -> None:
+    import threading
+
     from hybridconn.emulator import RelayEmulator
 
+    # Two threads per relayed WebSocket: 256 KiB stacks (as tests/support/big_emulator.py) let the
+    # "many" rows hold 5,000 of them without reserving 80 GB of address space.
+    threading.stack_size(256 * 1024)
     with RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=HYBRID_CONNECTIONS) as relay:
         _ready({"port": relay.port, "cs": {name: relay.connection_string(name) for name in HYBRID_CONNECTIONS}})
         _wait_for_eof()

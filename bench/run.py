@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,8 +91,46 @@ def build_cases() -> List[Case]:
              lambda s, q: measure.accepts(s, 150 if q else 600), absolute=">= 300/s", single=True),
         Case("idle-memory", "Idle memory, 1000 conns", "ws", "KB/conn",
              lambda s, q: measure.idle_memory(s, 1000), absolute="<= 25 KB", latency=False, once=True),
+        Case("emulator-cpu-1", "Emulator CPU per HTTP GET 13 B, 1 sender", "emucpu", "us/req",
+             lambda s, q: _emulator_cpu(s, 1, 500 if q else 3000), absolute="<= 250 us", latency=False),
+        Case("emulator-cpu-16", "Emulator CPU per HTTP GET 13 B, 16 senders", "emucpu", "us/req",
+             lambda s, q: _emulator_cpu(s, 16, 960 if q else 4800), absolute="<= 250 us", latency=False),
     ]
+    for key, label, unit, target in MANY_ROWS:
+        cases.append(Case(key, label, "many", unit, lambda s, q, key=key: _many(s, q, key), absolute=target,
+                          latency=False, once=True))
     return cases
+
+
+#: The rows of one run of measure.many_ws (multiplexed listener, max_workers=16): key, label, unit, target.
+MANY_ROWS = (
+    ("many-ws", "5,000 multiplexed WS at once (1,000 --quick), opened", "conn/s", "all byte-exact"),
+    ("many-ws-threads", "Listener threads with them all open", "threads", "<= 22"),
+    ("many-ws-memory", "Listener RSS per open multiplexed WS", "KB/conn", "<= 10 KB"),
+)
+MANY_COUNT = {True: 1000, False: 5000}  # --quick: 1,000; else 5,000
+_many_results: Dict[bool, Dict[str, Any]] = {}
+
+
+def _many(system: System, quick: bool, key: str) -> Dict[str, Any]:
+    """One measure.many_ws run serves all three MANY_ROWS (the first asks, the others reuse it)."""
+    if quick not in _many_results:
+        _many_results[quick] = measure.many_ws(system, MANY_COUNT[quick])
+    result = dict(_many_results[quick])
+    if key == "many-ws-threads":
+        result["rate"] = float(result["threads"])
+    elif key == "many-ws-memory":
+        result["rate"] = result["kb_per_conn"]
+    return result
+
+
+def _emulator_cpu(system: System, senders: int, count: int) -> Dict[str, Any]:
+    """Emulator CPU (process time, /proc) per small relayed request, bench/profile_request.py's measure."""
+    emulator = system.procs["emulator"]
+    cpu0 = emulator.cpu()
+    result = measure.http_requests(system, "small", senders, count)
+    result["rate"] = (emulator.cpu() - cpu0) * 1e6 / result["ops"]
+    return result
 
 
 def _mbps(result: Dict[str, Any]) -> Dict[str, Any]:
@@ -126,10 +165,18 @@ class Bench:
         cs = emulator.info["cs"]
         listener = self._add(python_role("listener", "listener", "--cs", cs["py"], *self.listener_args))
         plain = self._add(python_role("plain", "plain"))
-        self.systems: Dict[str, Dict[str, System]] = {"http": {}, "ws": {}}
+        self.systems: Dict[str, Dict[str, System]] = {"http": {}, "ws": {}, "many": {}, "emucpu": {}}
         py_client = self._client(cs["py"])
         self.systems["http"]["hybridconn"] = self._relayed_http("hybridconn", emulator, cs["py"],
                                                                 {"emulator": emulator, "listener": listener})
+        self.systems["emucpu"]["hybridconn"] = self.systems["http"]["hybridconn"]
+        # The "many" rows: a multiplexed listener (on_message, 16 threads) on a hybrid connection of its own.
+        mux = self._add(python_role("listener-mux", "listener", "--cs", cs["pymux"], "--multiplexed",
+                                    "--max-workers", "16"))
+        mux_client = self._client(cs["pymux"])
+        self.systems["many"]["hybridconn"] = System(
+            "hybridconn", ws_connect=lambda route: mux_client.connect(suffix=route, timeout=120),
+            procs={"emulator": emulator, "listener": mux}, memory_proc=mux)
         self.systems["ws"]["hybridconn"] = System(
             "hybridconn", ws_connect=lambda route: py_client.connect(suffix=route, timeout=30),
             procs={"emulator": emulator, "listener": listener}, memory_proc=listener)
@@ -224,6 +271,12 @@ def verdicts(case: Case, res: Dict[str, Any]) -> Dict[str, Any]:
     if case.key == "idle-memory" and ours["median"] > 25:
         v["ok"] = False
         v["notes"].append("over 25 KB per connection")
+    for prefix, limit, what in (("emulator-cpu", 250, "over 250 us per request"),
+                                ("many-ws-threads", 22, "over 22 threads"),
+                                ("many-ws-memory", 10, "over 10 KB per connection")):
+        if case.key.startswith(prefix) and ours["median"] > limit:
+            v["ok"] = False
+            v["notes"].append(what)
     if case.single and ours.get("p99_us") and ours["p99_us"] >= STALL_US:
         v["ok"] = False
         v["notes"].append("p99 >= 40 ms: a stall")
@@ -313,6 +366,9 @@ def main() -> int:
                         help="the hybridconn listener serves WebSockets with on_message (one reader thread)")
     parser.add_argument("--json", default=None, help="results file (default bench/results-quick|full.json)")
     args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # the "many" rows hold 5,000 sockets in this process
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     cases = build_cases()
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]

@@ -28,7 +28,7 @@ from ._frames import (
     close_payload, fragment_frames, pack_frame, parse_close,
 )
 from ._messages import MessageAssembler
-from ._wait import recv_some
+from ._wait import recv_some, send_all
 from .protocol import CONTROL_MESSAGE_SIZE, FRAGMENT_SIZE, MAX_MESSAGE_SIZE
 from .exceptions import ConnectionClosed, ProtocolError, RelayTimeoutError
 
@@ -167,7 +167,7 @@ class HybridConnection:
         sock = self._sock
         if sock is None:
             raise OSError("the connection has no socket")
-        sock.sendall(wire)
+        send_all(sock, wire)
 
     def _write(self, wire: bytes) -> None:
         """:meth:`_sendall`, a failure being the end of the connection (:class:`ConnectionClosed`)."""

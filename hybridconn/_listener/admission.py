@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Callable, List, Optional, Protocol
 
 from .._deadline import Deadline
+from .dialing import ACCEPT_DIALS, DialQueue
 from .pool import WorkPool
 from .stats import Counters
 
@@ -61,6 +62,7 @@ class Admission:
         self.name = name
         self._pool = pool
         self._overflow = WorkPool(name, 2, 32, role="overflow")
+        self._dials = DialQueue(pool, runners=min(ACCEPT_DIALS, pool.max_workers))
         self._counters = counters
         #: Set once the listener has begun closing.
         self.closing_event = threading.Event()
@@ -91,15 +93,22 @@ class Admission:
         elif not start():
             self.refuse_later(BUSY, refuse, "an address-only request")
 
-    def accept(self, serve: Callable[[bool], None], reject: Refuse, places: Optional[AcceptPlaces]) -> None:
+    def accept(self, serve: Callable[[bool], None], reject: Refuse, places: Optional[AcceptPlaces],
+               multiplexed: bool = False) -> None:
         """Run ``serve(reserved)`` for a WebSocket accept, or reject it later.
 
         ``places``: the pull queue when accepted sockets wait for ``accept_connection()``;
         a place is promised before the handshake, so the queue's bound stays exact.
+        ``multiplexed``: the accept only dials (the socket goes to the multiplexer), so it waits in
+        the :class:`~.dialing.DialQueue` instead of the handler pool's backlog.
         """
         refusal, reserved = None, False
         if self.closing:
             refusal = CLOSING
+        elif multiplexed:
+            if not self._dials.push(lambda: serve(False), lambda: reject(CLOSING)):
+                self.refuse_later(BUSY, reject, "a WebSocket")
+            return
         elif places is not None:
             reserved = places.reserve()
             refusal = None if reserved else TOO_MANY_UNACCEPTED
@@ -135,7 +144,7 @@ class Admission:
         was queued). A hung network must not hold close(); closing the channel afterwards ends a
         send stuck in it.
         """
-        refusals = self._pool.drop_queued()
+        refusals: List[Callable[[], object]] = [*self._pool.drop_queued(), *self._dials.drop()]
         if not refusals:
             return None
         log.warning("listener %s closing: answering 503 to %d queued requests or connections", self.name,

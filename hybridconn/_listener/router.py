@@ -80,7 +80,7 @@ class Router:
         acceptor = self._acceptor
         self._admission.accept(lambda reserved: acceptor.serve(message, reserved),
                                lambda refusal: acceptor.reject(message, refusal),
-                               acceptor.queue if acceptor.pulls else None)
+                               acceptor.queue if acceptor.pulls else None, multiplexed=acceptor.multiplexes)
 
     def _refuse_fetch(self, message: Request, refusal: Refusal) -> None:
         refuse_fetched(self._dialer, message.address, message.id, refusal.status, refusal.text)

@@ -20,7 +20,7 @@ import h11
 from wsproto.utilities import generate_accept_token
 
 from .._redact import redact
-from .._wait import recv_some
+from .._wait import recv_some, send_all
 from ..protocol import HEADER_METADATA_LIMIT, printable_reason
 from .context import EmulatorContext, Target
 from .exchange import RendezvousLink
@@ -228,7 +228,7 @@ class HttpConnection:
     def send(self, *events: h11.Event) -> None:
         wire = b"".join(self.h11.send(event) or b"" for event in events)
         try:
-            self.sock.sendall(wire)
+            send_all(self.sock, wire)
         except (OSError, ValueError) as exc:
             raise ConnectionDone() from exc
 

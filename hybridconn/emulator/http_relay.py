@@ -304,12 +304,13 @@ def _write_response(
         if body is None:
             pending.done.set()  # the reader stops queueing; the rest of the body is dropped
         return incoming.refusal(500, f"The listener sent an invalid response head: {exc}", pending.entity.name)
-    conn.send(head)
-    if body is not None:
+    if body is not None:  # one write for the whole response
         if body and not bodiless:
-            conn.send(h11.Data(data=body))
-        conn.send(h11.EndOfMessage())
+            conn.send(head, h11.Data(data=body), h11.EndOfMessage())
+        else:
+            conn.send(head, h11.EndOfMessage())
         return status
+    conn.send(head)
     _stream_body(conn, pending, incoming.ctx.response_timeout, bodiless)
     return status
 

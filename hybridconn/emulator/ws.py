@@ -57,7 +57,7 @@ from .._frames import (
     pack_frame, parse_close,
 )
 from .._messages import MessageAssembler
-from .._wait import recv_some
+from .._wait import recv_some, send_all
 
 __all__ = [
     "WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent", "TextMessage",
@@ -172,7 +172,7 @@ class WsChannel:
         if self._silenced:
             return True
         try:
-            self.sock.sendall(wire)
+            send_all(self.sock, wire)
             return True
         except (OSError, ValueError):
             self.abort()

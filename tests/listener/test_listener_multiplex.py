@@ -213,3 +213,33 @@ def test_close_with_multiplexed_sockets_open_stops_the_reader(make_listener: Mak
     for ws in sockets:
         assert read_close(ws)[0] == 1001
         ws.close()
+
+
+def test_a_burst_of_accepts_past_the_pool_backlog_is_queued_not_refused(make_listener: Make, sender: Sender) -> None:
+    # 2 handler threads + 2 queued: one pool task per accept refused the 5th sender at once (503).
+    # Multiplexed accepts wait in the DialQueue instead, and every sender is served.
+    listener = make_listener(open=False, max_workers=2, max_pending=2)
+    listener.on_message = echo
+    listener.open(timeout=15)
+    count = 40
+    barrier = threading.Barrier(count)
+    results: "queue.Queue[object]" = queue.Queue()
+
+    def connect_and_echo(n: int) -> None:
+        try:
+            barrier.wait(WAIT)
+            ws = sender.connect()
+            ws.send(f"m{n}")
+            results.put(ws.recv() == f"m{n}")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results.put(exc)
+
+    threads = [threading.Thread(target=connect_and_echo, args=(n,), name=f"test-burst-{n}") for n in range(count)]
+    for thread in threads:
+        thread.start()
+    outcomes = [results.get(timeout=WAIT * 2) for _ in range(count)]
+    for thread in threads:
+        thread.join(WAIT)
+    assert outcomes == [True] * count, [o for o in outcomes if o is not True][:3]
+    assert listener.stats["busy"] == 0
+    assert wait_until(lambda: listener.stats["multiplexed"] == count, timeout=WAIT)
