@@ -31,8 +31,10 @@ def _recovery_bound(backoff: Sequence[float]) -> float:
 
 
 def _non_pool_threads() -> List[str]:
-    # Handler pool threads stay parked up to max_workers; everything else must come and go with its socket.
-    return [n for n in hybridconn_threads() if not n.startswith("hybridconn-handler-")]
+    # Handler pool threads stay parked up to max_workers, and the listener's one Pong timer for its
+    # relayed sockets lives from the first socket to close(); everything else comes and goes with its socket.
+    return [n for n in hybridconn_threads()
+            if not n.startswith(("hybridconn-handler-", "hybridconn-listener-keepalive-"))]
 
 
 # ------------------------------------------------------------------------------------------------
