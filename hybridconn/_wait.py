@@ -4,10 +4,12 @@
 (:class:`hybridconn.connection.HybridConnection` and the emulator's
 ``WsChannel``): their frame parsers take whatever it returns.
 
-On a plain (non-TLS) socket :func:`recv_some` makes one ``poll`` and one ``read``: ``socket.recv``
-on a socket with a timeout polls again before it reads, and ``sendall`` polls before it writes,
-so a relayed request cost the emulator 8 polls where 2 do. :func:`send_all` writes first and
-only waits (through ``sendall``, within the socket's timeout) for what did not fit.
+Reads and writes go through the socket object, never ``os.read``/``os.write`` on its
+``fileno()``: another thread may close the socket between the two calls (the GIL can switch
+there), and its descriptor number may at once belong to a new socket, whose peer would then get
+our bytes (seen under load: an emulator frame arrived as the request line of the listener's next
+accept handshake). ``socket.recv``/``sendall`` read the descriptor inside the call. The extra
+``poll`` they make on a socket with a timeout cost no measurable CPU (note-20b).
 
 ``select.select`` refuses descriptors at or above FD_SETSIZE (1024 on Linux):
 a listener or emulator holding about 500 relayed connections (two sockets
@@ -19,7 +21,6 @@ by descriptor value, so it stays the fallback there.
 from __future__ import annotations
 
 import math
-import os
 import select
 import socket
 import ssl
@@ -29,12 +30,6 @@ __all__ = ["wait_readable", "recv_some", "send_all"]
 
 _HAS_POLL = hasattr(select, "poll")
 _READ_EVENTS = (select.POLLIN | select.POLLPRI) if _HAS_POLL else 0
-
-
-def _plain(sock: socket.socket) -> bool:
-    """True for a plain socket whose descriptor may be read and written directly (not TLS, not a
-    subclass that changes ``recv``/``send``, and only where ``poll`` exists: POSIX)."""
-    return _HAS_POLL and type(sock) is socket.socket
 
 
 def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
@@ -58,15 +53,6 @@ def recv_some(sock: socket.socket, timeout: Optional[float], size: int = 65536) 
     TLS sockets with decrypted bytes already buffered are read at once (poll
     cannot see those bytes).
     """
-    if _plain(sock):
-        try:
-            if not wait_readable(sock, timeout):
-                return None
-            return os.read(sock.fileno(), size)  # readable: no second poll (socket.recv would poll)
-        except BlockingIOError:
-            pass  # a spurious wake-up: wait again below, within the socket's own timeout
-        except (OSError, ValueError):
-            return b""
     pending = getattr(sock, "pending", None)
     if not (pending is not None and pending()):
         try:
@@ -83,18 +69,9 @@ def recv_some(sock: socket.socket, timeout: Optional[float], size: int = 65536) 
 
 
 def send_all(sock: socket.socket, data: bytes) -> None:
-    """``sock.sendall(data)``, without the wait before the first write on a plain socket.
+    """``sock.sendall(data)`` (one name for both WebSocket ends' writes; see the module docstring).
 
     Raises what ``sendall`` raises (``OSError``, ``socket.timeout`` once the socket's timeout
     passes with the peer not reading).
     """
-    if data and _plain(sock):
-        try:
-            sent = os.write(sock.fileno(), data)
-        except BlockingIOError:
-            sent = 0  # the send buffer is full: sendall waits for room
-        if sent == len(data):
-            return
-        sock.sendall(memoryview(data)[sent:])
-        return
     sock.sendall(data)
