@@ -342,13 +342,19 @@ class _Route:
             if opened is None:
                 return
             tunnel, remainder = opened
-            with self._lock:
-                queued, self._queue = list(self._queue), deque()
-                self.tunnel = tunnel
-                if self.over:
-                    tunnel.stop()
-            for payload in queued:
-                tunnel.send(payload)
+            # Datagrams that came while the tunnel opened go first. New ones keep joining the queue
+            # until it is empty; only then does send() use the tunnel directly (setting it before
+            # the flush let a new datagram overtake the queued ones).
+            while True:
+                with self._lock:
+                    queued, self._queue = list(self._queue), deque()
+                    if not queued:
+                        self.tunnel = tunnel
+                        if self.over:
+                            tunnel.stop()
+                        break
+                for payload in queued:
+                    tunnel.send(payload)
             tunnel.run(remainder)
             self.dropped += tunnel.dropped
         except Exception:  # noqa: BLE001 - a route must never kill the forwarder quietly
