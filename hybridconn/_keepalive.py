@@ -4,7 +4,7 @@ Azure drops a connection that carries nothing for about four minutes (azure-rela
 telling either end. Microsoft's clients keep their sockets alive with unsolicited Pongs (.NET's
 ``KeepAliveInterval``; hyco-https ``pong()`` every ``keepAliveTimeout``): a Pong asks the peer
 for nothing and every RFC 6455 peer ignores it, where a Ping got listeners disconnected
-(azure-relay-dotnet #103). The forwarder's tunnels do the same (:mod:`hybridconn.forward.keepalive`).
+(azure-relay-dotnet #103). The forwarder's tunnels use it too (:mod:`hybridconn.forward.keepalive`).
 
 One :class:`PongTimer` (one named thread, started with the first connection, stopped by
 :meth:`PongTimer.close`) serves every socket of its listener or client, each at its own
@@ -68,6 +68,14 @@ class PongTimer:
                 self._thread.start()
             self._cond.notify()
         return True
+
+    def discard(self, conn: HybridConnection) -> None:
+        """Stop keeping ``conn`` alive (a closed one leaves by itself)."""
+        with self._cond:
+            kept = [item for item in self._heap if item[3] is not conn]
+            if len(kept) != len(self._heap):
+                heapq.heapify(kept)
+                self._heap = kept
 
     @property
     def watched(self) -> int:
