@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from ._protocol.status import standard_phrase
 from ._redact import install_redaction, redact_url
 from .auth import AUTH_HEADER
 from .exceptions import (
@@ -273,7 +274,7 @@ def translate_ws_error(exc: BaseException, url: str = "", what: str = "connect")
     if isinstance(exc, HybridConnectionError):
         return exc
     if isinstance(exc, websocket.WebSocketBadStatusException):
-        reason = _status_reason(exc)
+        reason = _with_body_text(_status_reason(exc), int(exc.status_code), getattr(exc, "resp_body", None))
         return error_for_status(int(exc.status_code), redact_url(reason))
     if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout)):
         return RelayTimeoutError(f"timed out during {what} to {where}")
@@ -305,6 +306,26 @@ def _status_reason(exc: websocket.WebSocketBadStatusException) -> str:
     if isinstance(reason, bytes):
         reason = reason.decode("latin-1")
     return str(reason)
+
+
+#: At most this much of a refusal's body goes into an error message.
+_BODY_TEXT_LIMIT = 200
+
+
+def _with_body_text(reason: str, status: int, body: Optional[bytes]) -> str:
+    """``reason``, or, when it is only the standard phrase, the phrase and the body's first line.
+
+    The service puts its description in the reason phrase; servers that do not (the emulator's
+    per-client cap: ``503 Service Unavailable`` with "Too many connections from this client" in the
+    body, a proxy, a load balancer) would otherwise leave only the bare phrase in the error.
+    """
+    if not body or (reason and reason != standard_phrase(status)):
+        return reason
+    lines = body[:_BODY_TEXT_LIMIT].decode("utf-8", "replace").strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if not first or not first.isprintable() or first.startswith(("<", "{")):  # not HTML, not JSON
+        return reason
+    return f"{reason}: {first}" if reason else first
 
 
 def _redirect_refused(ws: websocket.WebSocket, url: str, what: str) -> Optional[HybridConnectionError]:

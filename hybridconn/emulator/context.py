@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, unquote
 
 from ..addresses import HC_PREFIX
 from .access import KeyRing
+from .close_watch import CloseWatch
 from .limits import ClientCounter, ClientLimits
 from .fidelity import Fidelity
 from .registry import Registry
@@ -43,6 +44,7 @@ class EmulatorContext:
     fidelity: Fidelity = field(default_factory=Fidelity)
     stop: threading.Event = field(default_factory=threading.Event)
     connections: Set[ServedConnection] = field(default_factory=set)
+    close_watch: CloseWatch = field(default_factory=CloseWatch)  # unanswered closes (close_watch.py)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -324,7 +324,9 @@ class HttpConnection:
 
     def new_websocket(self, name: str, max_message_size: Optional[int] = None) -> WsChannel:
         """The WebSocket this connection becomes once :meth:`admit_websocket` sends its 101."""
-        return WsChannel(self.sock, b"", name=name, max_message_size=max_message_size)
+        ws = WsChannel(self.sock, b"", name=name, max_message_size=max_message_size)
+        ws.close_watch = self.ctx.close_watch
+        return ws
 
     def accept_websocket(self, incoming: Incoming, subprotocol: Optional[str], name: str) -> WsChannel:
         """Send 101 (declining every extension) and wrap the socket."""

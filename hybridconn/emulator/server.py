@@ -194,6 +194,7 @@ class RelayEmulator:
         self._registry.fail_everything("the emulator is stopping")
         for conn in ctx.tracked():
             conn.abort()
+        ctx.close_watch.close(max(0.0, deadline - time.monotonic()))
         threads: List[threading.Thread] = [thread] if thread is not None else []
         threads.extend(conn.thread for conn in ctx.tracked())
         for worker in threads:

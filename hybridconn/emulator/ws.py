@@ -58,6 +58,7 @@ from .._frames import (
 )
 from .._messages import MessageAssembler
 from .._wait import recv_some, send_all
+from .close_watch import CloseWatch
 
 __all__ = [
     "WsChannel", "PeerClosed", "CloseAnswered", "ConnectionLost", "DataEvent", "ChannelEvent", "TextMessage",
@@ -137,6 +138,9 @@ class WsChannel:
         self._peer_closed = False  # the peer's close arrived and is not answered yet (relay_close)
         self._last_traffic = time.monotonic()
         self._last_pong = time.monotonic()
+        #: Ends this channel when a close sent by another thread goes unanswered; without one the
+        #: reader wakes every :data:`CLOSE_ANSWER_TIMEOUT` to look for itself.
+        self.close_watch: Optional[CloseWatch] = None
         self.feed(trailing_data)
 
     def feed(self, data: bytes) -> None:
@@ -244,7 +248,22 @@ class WsChannel:
                 return written
             wait = RELAYED_CLOSE_IDLE if self.relay_close else CLOSE_ANSWER_TIMEOUT
             self._close_deadline = time.monotonic() + wait
+            if self.close_watch is not None:
+                self.close_watch.watch(self, self._close_deadline)
             return self._write_locked(wire)
+
+    def close_overdue(self, now: float) -> Optional[float]:
+        """For :class:`CloseWatch`: drop the channel if its close went unanswered past the deadline.
+
+        Returns the deadline when it has moved past ``now`` (look again then), else None.
+        """
+        deadline = self._close_deadline
+        if deadline is None or self._terminated or self._down.is_set():
+            return None
+        if now < deadline:
+            return deadline
+        self.abort()  # wakes the reader, which reports the unanswered close
+        return None
 
     def _answer_locked(self, opcode: int, payload: bytes) -> None:
         """A pong or the close that answers the peer's, unless we are closing or down already."""
@@ -269,9 +288,13 @@ class WsChannel:
             early = self._collect()
             if early:
                 return early
-        # Never block unbounded: a close sent by another thread sets a deadline we must notice.
-        wait = CLOSE_ANSWER_TIMEOUT if timeout is None else min(timeout, CLOSE_ANSWER_TIMEOUT)
-        wait = min(wait, self._timers_due_in())
+        # Without a close watch, never block unbounded: a close sent by another thread sets a
+        # deadline we must notice. With one, the watch wakes us (see close_watch.py for why).
+        wait = self._timers_due_in()
+        if timeout is not None:
+            wait = min(wait, timeout)
+        if self.close_watch is None:
+            wait = min(wait, CLOSE_ANSWER_TIMEOUT)
         if self._close_deadline is not None:
             wait = min(wait, max(0.0, self._close_deadline - time.monotonic()))
         data = recv_some(self.sock, wait, min(max(READ_SIZE, self._parser.wanted), _MAX_READ))
@@ -280,6 +303,8 @@ class WsChannel:
                 return self._terminate([ConnectionLost("the peer did not answer the close frame in time")])
             return self._run_timers()
         if not data:
+            if self._close_deadline is not None and time.monotonic() >= self._close_deadline:
+                return self._terminate([ConnectionLost("the peer did not answer the close frame in time")])
             return self._terminate([ConnectionLost("connection lost")])
         self._last_traffic = time.monotonic()
         if self.relay_close and self._close_deadline is not None:  # a half-closed peer still sending
@@ -367,4 +392,6 @@ class WsChannel:
     def _terminate(self, events: List[ChannelEvent]) -> List[ChannelEvent]:
         self._terminated = True
         self.abort()
+        if self.close_watch is not None and self._close_deadline is not None:
+            self.close_watch.forget(self)
         return events

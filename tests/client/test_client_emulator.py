@@ -407,3 +407,24 @@ def test_tls_without_the_ca_fails_clearly(tls_relay: RelayEmulator) -> None:
 def _provider(key_name: str) -> SharedAccessKeyTokenProvider:
     return SharedAccessKeyTokenProvider(key_name, KEYS[key_name][0])
 
+
+
+def test_a_refusal_with_only_a_standard_phrase_names_the_body_text() -> None:
+    """The emulator's per-client cap answers ``503 Service Unavailable`` with its reason in the body
+    (as proxies and load balancers do); the error carries that text, not just the bare phrase."""
+    import socket
+
+    from hybridconn import HybridConnectionError
+    from hybridconn.emulator import ClientLimits
+
+    limits = ClientLimits(max_connections_per_client=1)
+    with RelayEmulator(hybrid_connections=("hc1",), keys=KEYS, limits=limits) as relay:
+        host, port = relay.bound_address.rsplit(":", 1)
+        # The first connection from 127.0.0.1 takes the cap; the sender's handshake is the one over it.
+        with socket.create_connection((host, int(port)), timeout=10), sender(relay) as client:
+            with pytest.raises(HybridConnectionError) as error:
+                client.connect(timeout=30)
+            assert relay.refused_connections == 1
+    text = str(error.value)
+    assert "503" in text and "Too many connections from this client" in text, text
+    assert getattr(error.value, "status_code", None) == 503
