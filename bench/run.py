@@ -170,13 +170,16 @@ class Bench:
         self.systems["http"]["hybridconn"] = self._relayed_http("hybridconn", emulator, cs["py"],
                                                                 {"emulator": emulator, "listener": listener})
         self.systems["emucpu"]["hybridconn"] = self.systems["http"]["hybridconn"]
-        # The "many" rows: a multiplexed listener (on_message, 16 threads) on a hybrid connection of its own.
-        mux = self._add(python_role("listener-mux", "listener", "--cs", cs["pymux"], "--multiplexed",
+        # The "many" rows: a multiplexed listener (on_message, 16 threads) behind an emulator of their
+        # own (roles.py emulator --many), so its settings for 10,000 threads touch no other row.
+        many_emulator = self._add(python_role("emulator-many", "emulator", "--many"))
+        many_cs = many_emulator.info["cs"]["pymux"]
+        mux = self._add(python_role("listener-mux", "listener", "--cs", many_cs, "--multiplexed",
                                     "--max-workers", "16"))
-        mux_client = self._client(cs["pymux"])
+        mux_client = self._client(many_cs)
         self.systems["many"]["hybridconn"] = System(
             "hybridconn", ws_connect=lambda route: mux_client.connect(suffix=route, timeout=120),
-            procs={"emulator": emulator, "listener": mux}, memory_proc=mux)
+            procs={"emulator": many_emulator, "listener": mux}, memory_proc=mux)
         self.systems["ws"]["hybridconn"] = System(
             "hybridconn", ws_connect=lambda route: py_client.connect(suffix=route, timeout=30),
             procs={"emulator": emulator, "listener": listener}, memory_proc=listener)
