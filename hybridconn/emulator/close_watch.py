@@ -19,14 +19,18 @@ import itertools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional, Set, Tuple
+from typing import List, Optional, Protocol, Set, Tuple
 
-if TYPE_CHECKING:
-    from .ws import WsChannel
-
-__all__ = ["CloseWatch"]
+__all__ = ["CloseWatch", "Closing"]
 
 log: logging.Logger = logging.getLogger(__name__)
+
+
+class Closing(Protocol):
+    """What the watch needs of a channel (:class:`~hybridconn.emulator.ws.WsChannel` has it)."""
+
+    def close_overdue(self, now: float) -> Optional[float]:
+        """Drop the channel if its close is unanswered past its deadline; the deadline if it moved past ``now``."""
 
 
 class CloseWatch:
@@ -35,13 +39,13 @@ class CloseWatch:
     def __init__(self, name: str = "hybridconn-emulator-close-watch") -> None:
         self._name = name
         self._cond = threading.Condition()
-        self._heap: List[Tuple[float, int, "WsChannel"]] = []
+        self._heap: List[Tuple[float, int, Closing]] = []
         self._order = itertools.count()  # ties: channels are not comparable
-        self._watched: Set["WsChannel"] = set()  # channels whose close is unanswered
+        self._watched: Set[Closing] = set()  # channels whose close is unanswered
         self._thread: Optional[threading.Thread] = None
         self._closed = False
 
-    def watch(self, channel: "WsChannel", deadline: float) -> None:
+    def watch(self, channel: Closing, deadline: float) -> None:
         """Drop ``channel`` at ``deadline`` (``time.monotonic()``) unless its close was answered by then."""
         with self._cond:
             if self._closed:
@@ -55,7 +59,7 @@ class CloseWatch:
             elif first:
                 self._cond.notify()
 
-    def forget(self, channel: "WsChannel") -> None:
+    def forget(self, channel: Closing) -> None:
         """``channel`` ended (its close was answered, or it was dropped): nothing to watch any more."""
         with self._cond:
             if channel in self._watched:
