@@ -117,6 +117,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--senders", default="1,16")
     parser.add_argument("--profile", default=None, help="py-spy output prefix")
+    parser.add_argument("--floor", action="store_true",
+                        help="serve with bench/floor_listener.py (the least any CPython listener does per request) "
+                             "instead of HybridConnectionListener")
     parser.add_argument("--cli-emulator", action="store_true",
                         help="measure `python -m hybridconn emulator` (it logs a line per request) instead of "
                              "bench/roles.py's emulator (no per-request log: what bench/run.py measures)")
@@ -134,6 +137,16 @@ def main() -> int:
             cs = first.split("=", 1)[1].strip().strip("'")  # export HYBRIDCONN_CONNECTION_STRING='...'
         else:
             cs = json.loads(first)["cs"]["py"]
+        if args.floor:
+            from floor_listener import FloorListener  # bench/ is this script's directory
+
+            floor = FloorListener(cs)
+            try:
+                for senders in (int(s) for s in args.senders.split(",")):
+                    print("floor " + measure(cs, emulator.pid, args.count, senders, args.profile), flush=True)
+            finally:
+                floor.close()
+            return 0
         listener = HybridConnectionListener.from_connection_string(cs, max_workers=16)
         listener.on_request = lambda request: RelayedResponse(body=b"hello, world!")
         with listener:

@@ -26,9 +26,11 @@ class HeaderMap(MutableMapping[str, str]):
     __slots__ = ("_store",)
 
     def __init__(self, data: HeaderSource = None, **kwargs: str) -> None:
+        self._store: Dict[str, Tuple[str, str]]
         if isinstance(data, HeaderMap):
-            self._store: Dict[str, Tuple[str, str]] = dict(data._store)
-        elif isinstance(data, Mapping):
+            self._store = dict(data._store)
+        # type() first: a dict (what a parsed message carries) skips typing.Mapping's isinstance
+        elif type(data) is dict or isinstance(data, Mapping):
             self._store = {key.lower(): (key, value) for key, value in data.items()}
         else:
             self._store = {key.lower(): (key, value) for key, value in (data or ())}

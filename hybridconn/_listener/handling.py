@@ -10,6 +10,7 @@ responses the listener answers with itself (:func:`error_response`).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import IO, Any, Callable, Optional
 
@@ -66,6 +67,10 @@ def relayed_request(message: Request, body: bytes, path: str, via_rendezvous: bo
                           remote_port=remote_port(message.extra), stream=stream)
 
 
+#: What an address may hold: letters, digits (``\w`` is ``str.isalnum()`` plus ``_``) and ``.:[]%-``.
+_ADDRESS = re.compile(r"[\w.:\[\]%\-]+")
+
+
 def remote_address(extra: Any) -> Optional[str]:
     """The sender's address from a message's ``remoteEndpoint`` (``{"address": ..., "port": ...}``), if any.
 
@@ -76,7 +81,7 @@ def remote_address(extra: Any) -> Optional[str]:
     address = endpoint.get("address") if isinstance(endpoint, dict) else None
     if not isinstance(address, str) or not address or len(address) > 64:
         return None
-    return address if all(ch.isalnum() or ch in ".:[]%-_" for ch in address) else None
+    return address if _ADDRESS.fullmatch(address) is not None else None
 
 
 def remote_port(extra: Any) -> Optional[int]:

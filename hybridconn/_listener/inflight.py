@@ -23,7 +23,7 @@ import threading
 from typing import Any, List, Set
 
 from .._deadline import Deadline
-from ..relayed import RelayedResponse, ResponseRecord
+from ..relayed import RelayedResponse
 from .hooks import Hooks
 from .pool import WorkPool
 from .responder import Reply
@@ -64,15 +64,21 @@ class InFlight:
 
     # ------------------------------------------------------------------ ReplyObserver
 
+    # Only leave_control_channel waits on _cond, and only once _leaving is set (under the lock):
+    # before that, a reply's change wakes nobody, so it does not pay for a notify.
+
     def reply_changed(self, reply: Reply) -> None:
         with self._cond:
-            self._cond.notify_all()
+            if self._leaving:
+                self._cond.notify_all()
 
-    def reply_done(self, reply: Reply, record: ResponseRecord) -> None:
+    def reply_done(self, reply: Reply, delivered: bool) -> None:
         with self._cond:
             self._replies.discard(reply)
-            self._cond.notify_all()
-        self._hooks.notify("on_response", record)
+            if self._leaving:
+                self._cond.notify_all()
+        if self._hooks.on_response is not None:
+            self._hooks.notify("on_response", reply.record(delivered))
 
     # ------------------------------------------------------------------ leaving
 

@@ -48,10 +48,13 @@ class MessageReader:
         """Events completed by the next frame (often none). Raises ConnectionClosed, RelayTimeoutError."""
         opcode, payload, fin = self.conn.recv_frame(timeout)
         if opcode == _TEXT or (opcode == _CONT and self._decoder is not None):
-            if self._decoder is None:
-                self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
             try:
-                text = self._decoder.decode(payload, final=fin)
+                if fin and self._decoder is None:
+                    text = payload.decode("utf-8")  # a whole message in one frame: the usual case
+                else:
+                    if self._decoder is None:
+                        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+                    text = self._decoder.decode(payload, final=fin)
             except UnicodeDecodeError as exc:
                 # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection with 1007. The
                 # relay never sends it; guessing with U+FFFD could change a request's headers or id.

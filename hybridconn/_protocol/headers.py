@@ -20,7 +20,8 @@ def is_stripped_header(name: str) -> bool:
 
 def strip_hop_headers(headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]]) -> Headers:
     """Drop the RFC 7230 headers the service strips (case-insensitive); keep Via."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # type() first: a dict (nearly always) skips typing.Mapping's isinstance, several Python calls deep
+    items = headers.items() if type(headers) is dict or isinstance(headers, Mapping) else headers
     return {name: value for name, value in items if name.lower() not in STRIPPED_HEADERS}
 
 

@@ -44,10 +44,11 @@ def status_problem(status: int) -> Optional[str]:
 
 def standard_phrase(status: int, default: str = "") -> str:
     """The standard reason phrase of ``status`` (``default`` for a code without one)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return default
+    return _PHRASES.get(status, default)
+
+
+# A dict, not ``HTTPStatus(status)``: the enum's lookup is several Python calls, on every response.
+_PHRASES = {member.value: member.phrase for member in HTTPStatus}
 
 
 def is_printable_reason(text: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Protocol, Set, Tuple
@@ -93,6 +94,7 @@ class Target:
         return None
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of the target, asked once per request
 def parse_target(target: str) -> Target:
     raw_path, _, query = target.partition("?")
     if raw_path.startswith("http://") or raw_path.startswith("https://"):  # absolute-form
