@@ -36,6 +36,14 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 WRITE_TIMEOUT = 30.0
 #: An idle keep-alive connection is closed after this long.
 IDLE_TIMEOUT = 240.0
+#: After an answer that closes the connection (an early 413 or 503, a 401, a 400), the client may
+#: still be sending the request it answers. Closing a socket with unread bytes sends a TCP reset,
+#: which may discard the answer before the client reads it (RFC 7230 section 6.6: close in stages).
+#: So the emulator shuts its writing side (the client sees the answer, then the end) and reads and
+#: drops what still comes, until the client stops or closes: at most LINGER_TIME seconds in all,
+#: LINGER_IDLE seconds without a byte (the figures Apache's lingering close uses).
+LINGER_TIME = 2.0
+LINGER_IDLE = 2.0
 
 #: What :meth:`HttpConnection.next_event` gives: an h11 event, or the ``h11.PAUSED`` sentinel.
 H11Event = Union[h11.Event, type]
@@ -96,6 +104,7 @@ class HttpConnection:
         self._link: Optional[RendezvousLink] = None  # the rendezvous socket persisting for this sender
         self._link_lock = threading.Lock()
         self._ended = False  # _finish ran: a link attached now would never be closed
+        self._linger = False  # an answer that closes the connection went out: close in stages
         self.drop_requested: threading.Event = threading.Event()
         self.thread: threading.Thread = threading.Thread(
             target=self.run, name=f"hybridconn-emulator-conn-{number}", daemon=True
@@ -168,6 +177,8 @@ class HttpConnection:
             link = self._link
         if link is not None:
             link.sender_gone()
+        if self._linger and not self.drop_requested.is_set() and not self.ctx.stop.is_set():
+            self._linger_close()
         shutdown_socket(self.sock)
         try:
             self.sock.close()
@@ -175,6 +186,24 @@ class HttpConnection:
             pass
         self.ctx.untrack(self)
         self.ctx.clients.release(self.peer[0])
+
+    def _linger_close(self) -> None:
+        """Shut the writing side and drop what the client still sends (see ``LINGER_TIME``).
+
+        Bounded: it ends at the client's EOF, after ``LINGER_IDLE`` quiet seconds, at
+        ``LINGER_TIME``, or at once when the emulator stops (``abort`` shuts the socket).
+        """
+        shutdown_socket(self.sock, socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_TIME
+        dropped = 0
+        while True:
+            wait = min(LINGER_IDLE, deadline - time.monotonic())
+            data = recv_some(self.sock, wait, 65536) if wait > 0 else None
+            if not data:  # EOF, a dead socket, or the client went quiet or took too long
+                break
+            dropped += len(data)
+        if dropped:
+            log.debug("connection from %s: dropped %d bytes sent after its answer", self.peer[0], dropped)
 
     # ------------------------------------------------------------------ h11 plumbing
 
@@ -247,6 +276,7 @@ class HttpConnection:
         ]
         if close:
             headers.append(("Connection", "close"))
+            self._linger = True
         head = h11.Response(status_code=refusal.status, headers=headers, reason=printable_reason(refusal.description))
         try:
             self.send(head, h11.Data(data=body), h11.EndOfMessage())
