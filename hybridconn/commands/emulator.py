@@ -8,13 +8,14 @@ then logs requests and listeners on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import signal
 import threading
 from typing import Any, Dict, List, Optional
 
-from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, RelayEmulator
+from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, ClientLimits, RelayEmulator
 from ..emulator.fidelity import PROFILE_VARIABLE, PROFILES, Fidelity, from_environment, profile
 from ..exceptions import ConfigurationError
 from ._common import ENV_CA_CERT, export_line, listen_error, port_number
@@ -66,7 +67,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a listener has to accept a connection (default: 30)",
     )
+    _add_limit_arguments(parser)
     _add_fidelity_arguments(parser)
+
+
+def _count(text: str) -> int:
+    """argparse ``type=`` for a cap: a whole number, 0 meaning no cap."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: use 0 for no cap")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ClientLimits()
+    group = parser.add_argument_group("limits", "what one client address may hold (hybridconn.emulator.ClientLimits)")
+    group.add_argument(
+        "--max-connections-per-client", type=_count, default=None, metavar="N",
+        help="connections open at once from one address, the next answered 503; 0: no cap (needed for "
+             "thousands of relayed WebSockets from one machine, where every socket comes from 127.0.0.1; "
+             f"default: half the descriptor limit, {defaults.max_connections_per_client} here)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-uploads-per-client", type=_count, default=None, metavar="N",
+        help="request bodies from one address streaming to listeners at once, the next answered 503; "
+             f"0: no cap (default: {defaults.max_uploads_per_client})",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-request-body", type=_count, default=None, metavar="BYTES",
+        help="answer a declared Content-Length over BYTES with 413 at the request's head (default: no limit)",
+    )
+    group.add_argument(
+        "--head-timeout", type=_seconds, default=None, metavar="S",
+        help=f"seconds a request head may take to arrive (default: {defaults.head_timeout:g})",
+    )
+    group.add_argument(
+        "--body-idle-timeout", type=_seconds, default=None, metavar="S",
+        help=f"seconds a request body may go without a byte (default: {defaults.body_idle_timeout:g})",
+    )
+
+
+def limits_from(args: argparse.Namespace) -> ClientLimits:
+    """The defaults, with the limits given on the command line."""
+    changes: Dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("max_connections_per_client", "max_uploads_per_client", "max_request_body", "head_timeout",
+                     "body_idle_timeout")
+        if getattr(args, name) is not None
+    }
+    return dataclasses.replace(ClientLimits(), **changes)
 
 
 def _add_fidelity_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         accept_timeout=args.accept_timeout,
         anonymous_senders=args.allow_anonymous_senders,
         fidelity=fidelity_from(args),
+        limits=limits_from(args),
     )
     # The emulator's INFO lines are its output, even without -v.
     emulator_log = logging.getLogger("hybridconn.emulator")

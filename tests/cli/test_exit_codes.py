@@ -66,6 +66,9 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         (["request", "GET", "--no-such-option"], "unrecognized arguments: --no-such-option"),
         (["emulator", "--port", "80000"], "--port: 80000 is not a TCP port"),
         (["emulator", "--port", "http"], "--port: 'http' is not a TCP port number"),
+        (["emulator", "--max-connections-per-client", "-1"], "-1 is negative: use 0 for no cap"),
+        (["emulator", "--max-uploads-per-client", "many"], "'many' is not a whole number"),
+        (["emulator", "--head-timeout", "0"], "0 is not a positive number of seconds"),
         (["nonsense"], "invalid choice: 'nonsense'"),
     ],
 )
