@@ -95,8 +95,11 @@ def main() -> int:
     parser.add_argument("--kinds", default="binary,text")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--profile", default=None, help="py-spy output prefix")
+    parser.add_argument("--ws-relay", choices=("threads", "poll"), default="threads",
+                        help="the emulator's RelayEmulator(ws_relay=...)")
     args = parser.parse_args()
-    command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "roles.py"), "emulator"]
+    command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "roles.py"), "emulator",
+               "--ws-relay", args.ws_relay]
     emulator = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True)
     try:

@@ -47,15 +47,15 @@ def run_emulator(args: argparse.Namespace) -> None:
     # Two threads per relayed WebSocket: 256 KiB stacks (as tests/support/big_emulator.py) let the
     # "many" rows hold 5,000 of them without reserving 80 GB of address space.
     threading.stack_size(256 * 1024)
-    limits = None
+    limits, ws_relay = None, args.ws_relay
     if args.many:
-        # The "many" rows' emulator, set up as tests/support/big_emulator.py: a 50 ms GIL switch
-        # interval (at 5 ms, thousands of runnable pump threads spend the cores on GIL futex traffic:
-        # 49 ms of emulator CPU per connection against 4.8 ms, measured) and no per-client cap
-        # (every socket of the benchmark comes from 127.0.0.1). The other rows keep the defaults.
-        sys.setswitchinterval(0.05)
-        limits = ClientLimits(max_connections_per_client=0)
-    with RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=HYBRID_CONNECTIONS, limits=limits) as relay:
+        # The "many" rows' emulator, set up as tests/support/big_emulator.py: one thread relays every
+        # WebSocket's frames (with a pump thread per side, thousands of them runnable at once spent
+        # the cores on GIL futex traffic and an echo round stalled) and no per-client cap (every
+        # socket of the benchmark comes from 127.0.0.1). The other rows keep the defaults.
+        limits, ws_relay = ClientLimits(max_connections_per_client=0), "poll"
+    with RelayEmulator(host="127.0.0.1", port=0, hybrid_connections=HYBRID_CONNECTIONS, limits=limits,
+                       ws_relay=ws_relay) as relay:
         _ready({"port": relay.port, "cs": {name: relay.connection_string(name) for name in HYBRID_CONNECTIONS}})
         _wait_for_eof()
 
@@ -151,6 +151,8 @@ def main() -> int:
     sub = parser.add_subparsers(dest="role", required=True)
     emulator = sub.add_parser("emulator")
     emulator.add_argument("--many", action="store_true", help="the emulator of the many-WebSocket rows")
+    emulator.add_argument("--ws-relay", choices=("threads", "poll"), default="threads",
+                          help="RelayEmulator(ws_relay=...) (the many rows always use poll)")
     listener = sub.add_parser("listener")
     listener.add_argument("--cs", required=True)
     listener.add_argument("--max-workers", type=int, default=16)

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from ..emulator import DEFAULT_KEY, DEFAULT_KEY_NAME, ClientLimits, RelayEmulator
 from ..emulator.fidelity import PROFILE_VARIABLE, PROFILES, Fidelity, from_environment, profile
+from ..emulator.frame_relay import WS_RELAYS
 from ..exceptions import ConfigurationError
 from ._common import ENV_CA_CERT, export_line, listen_error, port_number
 
@@ -67,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a listener has to accept a connection (default: 30)",
     )
+    parser.add_argument(
+        "--ws-relay", choices=WS_RELAYS, default="threads",
+        help="how relayed WebSockets' frames are pumped: a thread per side (threads, the default) or one "
+             "thread for all (poll: for thousands at once; a peer that stops reading then stalls every "
+             "relayed WebSocket for up to 30 s)",
+    )  # fmt: skip
     _add_limit_arguments(parser)
     _add_fidelity_arguments(parser)
 
@@ -265,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
         anonymous_senders=args.allow_anonymous_senders,
         fidelity=fidelity_from(args),
         limits=limits_from(args),
+        ws_relay=args.ws_relay,
     )
     # The emulator's INFO lines are its output, even without -v.
     emulator_log = logging.getLogger("hybridconn.emulator")

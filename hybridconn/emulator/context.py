@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote
 from ..addresses import HC_PREFIX
 from .access import KeyRing
 from .close_watch import CloseWatch
+from .frame_relay import FrameRelay
 from .limits import ClientCounter, ClientLimits
 from .fidelity import Fidelity
 from .registry import Registry
@@ -46,6 +47,7 @@ class EmulatorContext:
     stop: threading.Event = field(default_factory=threading.Event)
     connections: Set[ServedConnection] = field(default_factory=set)
     close_watch: CloseWatch = field(default_factory=CloseWatch)  # unanswered closes (close_watch.py)
+    frame_relay: Optional[FrameRelay] = None  # ws_relay="poll": one thread relays WebSocket frames
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from wsproto.events import BytesMessage, TextMessage
 
@@ -27,9 +27,10 @@ from .http_conn import Incoming
 from .keys import keyed_id, mint_secret, secret_matches, split_keyed_id
 from .registry import PendingAccept
 from .status import NO_LISTENERS, Refusal, close_reason
-from .ws import CloseAnswered, ConnectionLost, PeerClosed, WsChannel
+from .frame_relay import FrameRelay
+from .ws import ChannelEvent, CloseAnswered, ConnectionLost, PeerClosed, WsChannel
 
-__all__ = ["serve_connect", "serve_accept", "pump"]
+__all__ = ["serve_connect", "serve_accept", "pump", "Direction"]
 
 log: logging.Logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def serve_connect(incoming: Incoming) -> Optional[Refusal]:
     pending.sender_ready.set()
     log.info("connection %s accepted on %s (listener %s)", pending.id, entity.name, channel.listener_id)
     assert pending.listener_ws is not None  # accepted
-    pump(sender_ws, pending.listener_ws, "The sender client shut down the connection")
+    pump(sender_ws, pending.listener_ws, "The sender client shut down the connection", incoming.ctx.frame_relay)
     log.info("connection %s on %s closed", pending.id, entity.name)
     return None
 
@@ -141,10 +142,10 @@ def serve_accept(incoming: Incoming) -> Optional[Refusal]:
     pending.accepted(listener_ws, subprotocol)
     if not pending.sender_ready.wait(ctx.accept_timeout + 5) or pending.sender_ws is None:
         listener_ws.send_close(1001, close_reason("The sender client shut down the connection"))
-        pump(listener_ws, None, "")
+        pump(listener_ws, None, "", ctx.frame_relay)
         return None
     listener_ws.relay_close = True
-    pump(listener_ws, pending.sender_ws, "The listener shut down the connection")
+    pump(listener_ws, pending.sender_ws, "The listener shut down the connection", ctx.frame_relay)
     return None
 
 
@@ -162,19 +163,29 @@ def _reject(incoming: Incoming, pending: PendingAccept, status_text: str) -> Ref
     return incoming.refusal(410, "Gone: the connection was rejected")
 
 
-def pump(src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:
-    """Forward ``src``'s frames into ``dst`` until ``src`` closes; closes are relayed end to end.
+class Direction:
+    """One direction of a relayed WebSocket: what ``src``'s peer sends goes on to ``dst``.
 
     A close ``src``'s peer started goes on to ``dst`` and ``src`` keeps
     sending (``relay_close``) until ``dst``'s peer answers: that answer reaches
-    ``src`` as ``dst``'s :class:`CloseAnswered`, relayed by the other pump. A
+    ``src`` as ``dst``'s :class:`CloseAnswered`, relayed by the other direction. A
     socket lost without a close frame drops ``dst`` too (its peer sees a
     transport error, not a clean close); a peer that broke the protocol is
     reported to ``dst`` with 1001.
     """
-    closing = False  # src's peer closed first and its close went on to dst
-    while True:
-        for event in src.read_events(None):
+
+    __slots__ = ("src", "dst", "lost_reason", "closing")
+
+    def __init__(self, src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:
+        self.src = src
+        self.dst = dst
+        self.lost_reason = lost_reason
+        self.closing = False  # src's peer closed first and its close went on to dst
+
+    def step(self, events: List[ChannelEvent]) -> bool:
+        """Forward what ``src`` delivered; False once this direction has ended."""
+        src, dst = self.src, self.dst
+        for event in events:
             if isinstance(event, (TextMessage, BytesMessage)):
                 if dst is not None:
                     dst.send_message(event.data, event.message_finished)
@@ -182,16 +193,28 @@ def pump(src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:
                 if dst is not None:
                     dst.send_close(event.code, event.reason)
                 if dst is None or not src.relay_close:
-                    return
-                closing = True
+                    return False
+                self.closing = True
             elif isinstance(event, CloseAnswered):
                 if dst is not None:  # dst's peer closed first: this is its answer
                     dst.send_close(event.code, event.reason)
-                return
+                return False
             elif isinstance(event, ConnectionLost):
-                if dst is not None and not closing:
+                if dst is not None and not self.closing:
                     if event.code is None:
                         dst.abort()
                     else:
-                        dst.send_close(1001, close_reason(lost_reason))
-                return
+                        dst.send_close(1001, close_reason(self.lost_reason))
+                return False
+        return True
+
+
+def pump(src: WsChannel, dst: Optional[WsChannel], lost_reason: str, frames: Optional[FrameRelay] = None) -> None:
+    """Forward ``src``'s frames into ``dst`` until ``src`` closes (:class:`Direction`); closes are
+    relayed end to end. On ``frames`` (the emulator's :class:`~.frame_relay.FrameRelay`) when
+    given and able, else on this thread."""
+    direction = Direction(src, dst, lost_reason)
+    if frames is not None and frames.can_relay(src) and frames.pump(direction):
+        return
+    while direction.step(src.read_events(None)):
+        pass

@@ -17,6 +17,7 @@ from .entra import EntraVerifier
 from .control import restart_channel
 from .entities import Entity
 from .fidelity import Fidelity, as_fidelity
+from .frame_relay import WS_RELAYS, FrameRelay
 from .http_conn import HttpConnection
 from .limits import ClientCounter, ClientLimits
 from .registry import Registry
@@ -68,6 +69,12 @@ class RelayEmulator:
     :param fidelity: which service behaviours to imitate where Azure's are unknown or slow to
         meet (ping handling, idle drop, periodic restarts...): a :class:`~.fidelity.Fidelity`
         or a profile name (``"default"``, ``"pessimistic"``); see :mod:`.fidelity`.
+    :param ws_relay: how relayed WebSockets' frames are pumped: ``"threads"`` (the default: each
+        side's connection thread reads its own socket) or ``"poll"`` (one thread waits on every
+        relayed socket; for thousands of WebSockets at once, where thousands of runnable pump
+        threads spend the cores fighting for the GIL, at the cost that a peer which stops
+        reading stalls every relayed WebSocket for up to 30 s instead of only its own; see
+        :mod:`.frame_relay`).
     """
 
     def __init__(
@@ -86,7 +93,12 @@ class RelayEmulator:
         limits: Optional[ClientLimits] = None,
         hostnames: Iterable[str] = (),
         fidelity: Union[None, str, Fidelity] = None,
+        ws_relay: str = "threads",
     ) -> None:
+        if ws_relay not in WS_RELAYS:
+            raise ValueError(f"ws_relay must be one of {', '.join(map(repr, WS_RELAYS))}, not {ws_relay!r}")
+        #: How relayed WebSockets' frames are pumped (``"threads"`` or ``"poll"``).
+        self.ws_relay: str = ws_relay
         self.host = host
         #: The service behaviours imitated (read when the emulator starts).
         self.fidelity = as_fidelity(fidelity)
@@ -161,6 +173,7 @@ class RelayEmulator:
                 clients=ClientCounter(self.limits.max_connections_per_client),
                 uploads=ClientCounter(self.limits.max_uploads_per_client),
                 fidelity=self.fidelity,
+                frame_relay=FrameRelay() if self.ws_relay == "poll" else None,
             )
             self._accept_loop = self._new_accept_loop(self._ctx, server)
             self._accept_thread = threading.Thread(
@@ -195,6 +208,8 @@ class RelayEmulator:
         for conn in ctx.tracked():
             conn.abort()
         ctx.close_watch.close(max(0.0, deadline - time.monotonic()))
+        if ctx.frame_relay is not None:  # ends what the aborts above did not, and its thread
+            ctx.frame_relay.close(max(0.0, deadline - time.monotonic()))
         threads: List[threading.Thread] = [thread] if thread is not None else []
         threads.extend(conn.thread for conn in ctx.tracked())
         for worker in threads:

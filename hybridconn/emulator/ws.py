@@ -157,6 +157,11 @@ class WsChannel:
         return self._down.is_set()
 
     @property
+    def close_deadline(self) -> Optional[float]:
+        """When an unanswered close of ours ends the channel (``time.monotonic()``), if one was sent."""
+        return self._close_deadline
+
+    @property
     def can_send(self) -> bool:
         return not self._down.is_set() and not self._close_sent
 
@@ -290,7 +295,7 @@ class WsChannel:
                 return early
         # Without a close watch, never block unbounded: a close sent by another thread sets a
         # deadline we must notice. With one, the watch wakes us (see close_watch.py for why).
-        wait = self._timers_due_in()
+        wait = self.timers_due_in()
         if timeout is not None:
             wait = min(wait, timeout)
         if self.close_watch is None:
@@ -314,7 +319,7 @@ class WsChannel:
 
     # ------------------------------------------------------------------ service timers
 
-    def _timers_due_in(self) -> float:
+    def timers_due_in(self) -> float:
         """Seconds until the idle drop or the next pong is due (a large number when neither is set)."""
         now = time.monotonic()
         due = [3600.0]

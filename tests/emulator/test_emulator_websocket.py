@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections import Counter
+from typing import Any, Dict
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -12,6 +13,13 @@ import websocket
 
 from hybridconn.emulator import RelayEmulator
 from tests.support.plain_clients import BackgroundCall, Control, hc_url, open_ws, refused, shut, status_message, token
+
+
+@pytest.fixture(params=["threads", "poll"])
+def relay_emulator_options(request: pytest.FixtureRequest) -> Dict[str, Any]:
+    """Every test here runs on both ways of pumping a relayed WebSocket's frames (``ws_relay``)."""
+    return {"hybrid_connections": ["hc1"], "response_timeout": 10.0, "accept_timeout": 10.0,
+            "ws_relay": request.param}
 
 
 def _connect(relay: RelayEmulator, suffix: str = "", query: str = "", **options: object) -> BackgroundCall:

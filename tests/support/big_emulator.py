@@ -1,9 +1,10 @@
 """An emulator in a process of its own, for the tests and benchmarks with thousands of WebSockets.
 
 ``python -m tests.support.big_emulator [STACK_KIB]`` raises RLIMIT_NOFILE to its hard limit,
-sets the stack size of every thread it will start (the emulator runs two threads per relayed
-WebSocket: the default 8 MiB of reserved stack each is what made 5,000 connections costly) and a
-50 ms GIL switch interval (see ``main``), has no per-client connection cap,
+sets the stack size of every thread it will start (the emulator keeps a connection thread per
+side of a relayed WebSocket: the default 8 MiB of reserved stack each is what made 5,000
+connections costly), relays frames from one thread (``ws_relay="poll"``, see ``main``), has no
+per-client connection cap,
 prints the paste-ready ``export HYBRIDCONN_CONNECTION_STRING='...'`` line for ``hc1``, and answers each ``stats`` line
 on stdin with ``STATS threads=N rss=BYTES cpu=SECONDS``. EOF on stdin stops it.
 
@@ -21,7 +22,6 @@ import time
 from hybridconn.emulator import ClientLimits, RelayEmulator
 
 ENV_CS = "HYBRIDCONN_CONNECTION_STRING"
-SWITCH_INTERVAL = 0.05
 
 
 def rss_bytes() -> int:
@@ -37,17 +37,17 @@ def main(argv: list) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if argv:
         threading.stack_size(int(argv[0]) * 1024)
-    # Thousands of pump threads made runnable at once (5,000 echoes in flight) all wait for the
-    # GIL, and each waiter wakes every switch interval to ask for it: at the default 5 ms the
-    # futex traffic took both cores (98 % system time) and the echo round never finished. At
-    # 50 ms a 5,000-connection echo round took 5-7 s. The relay is I/O-bound: its threads give the
-    # GIL up at every poll, so a longer interval costs no fairness here.
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    # One thread relays every WebSocket's frames. With a pump thread per side (ws_relay="threads"),
+    # 5,000 echoes in flight made thousands of threads runnable at once, all waiting for the GIL:
+    # the futex traffic took both cores (94-98 % system time) and the echo round never finished
+    # (this test failed after 286 s; it passed only with a 50 ms GIL switch interval, a process-wide
+    # setting no embedded emulator may change). With the poll relay it passes at the default
+    # interval in about 35 s.
     # No per-client connection cap: every socket here comes from 127.0.0.1 (N senders, N listener
     # accepts and the control channel), so the default cap, half the descriptor limit, refused the
     # 5,000th accept with 503 "Too many connections from this client".
     relay = RelayEmulator(port=0, hybrid_connections=["hc1"], accept_timeout=120, response_timeout=120,
-                          limits=ClientLimits(max_connections_per_client=0))
+                          limits=ClientLimits(max_connections_per_client=0), ws_relay="poll")
     relay.start()
     try:
         print(f"export {ENV_CS}='{relay.connection_string('hc1')}'", flush=True)
