@@ -175,6 +175,10 @@ class Direction:
     """
 
     __slots__ = ("src", "dst", "lost_reason", "closing")
+    src: WsChannel
+    dst: Optional[WsChannel]
+    lost_reason: str
+    closing: bool
 
     def __init__(self, src: WsChannel, dst: Optional[WsChannel], lost_reason: str) -> None:
         self.src = src
