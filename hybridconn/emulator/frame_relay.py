@@ -142,8 +142,13 @@ class FrameRelay:
                         handover.done.set()
                     return
                 for handover in arrived:
+                    try:
+                        selector.register(handover.fd, selectors.EVENT_READ, handover)
+                    except (ValueError, KeyError, OSError):  # a socket dropped meanwhile: only it ends
+                        handover.direction.src.abort()
+                        handover.done.set()
+                        continue
                     live[handover.fd] = handover
-                    selector.register(handover.fd, selectors.EVENT_READ, handover)
                     self._step(handover, live, selector)  # bytes that came with the handshake
                     if handover.fd in live:
                         heapq.heappush(timers, (self._due(handover), next(order), handover))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Tuple
+from typing import Any, Dict, Tuple
 
 import pytest
 
@@ -19,6 +19,12 @@ from hybridconn.emulator import http_conn
 
 DECLARED = 10_000_000
 FIRST = 100_000  # past the 64 kB the emulator reads of a refused body before it closes instead
+
+
+@pytest.fixture
+def relay_emulator_options() -> Dict[str, Any]:
+    """A 1,000-byte body limit: the 10 MB uploads below are refused 413 at their head."""
+    return {"hybrid_connections": ["hc1"], "limits": ClientLimits(max_request_body=1000)}
 
 
 def _address(relay: RelayEmulator) -> Tuple[str, int]:
@@ -47,8 +53,6 @@ def _upload_refused(relay: RelayEmulator) -> Tuple[socket.socket, bytes]:
     return sock, head_part + b"\r\n\r\n" + body
 
 
-@pytest.mark.parametrize("relay_emulator_options", [{"hybrid_connections": ["hc1"],
-                                                      "limits": ClientLimits(max_request_body=1000)}])
 def test_an_early_413_is_followed_by_a_clean_end_and_the_rest_of_the_body_is_dropped(
     relay: RelayEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,8 +72,6 @@ def test_an_early_413_is_followed_by_a_clean_end_and_the_rest_of_the_body_is_dro
         sock.close()
 
 
-@pytest.mark.parametrize("relay_emulator_options", [{"hybrid_connections": ["hc1"],
-                                                      "limits": ClientLimits(max_request_body=1000)}])
 def test_the_linger_is_bounded_for_a_client_that_never_stops_sending(
     relay: RelayEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
